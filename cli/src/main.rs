@@ -1,0 +1,2 @@
+//! The `tapemu` command line.
+fn main() {}

@@ -1,0 +1,1 @@
+//! JNI bridge for tapemu.
