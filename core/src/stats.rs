@@ -1,0 +1,114 @@
+//! Counters: one per outcome and one per drop reason, plain `u64` increments on the
+//! hot path.
+
+/// Declares [`Stats`] with one documented `u64` field per counter and a way to list them.
+macro_rules! counters {
+    ($( $(#[doc = $doc:literal])+ $name:ident, )+) => {
+        /// What a [`crate::Tap`] has done and dropped since it was created.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct Stats {
+            $( $(#[doc = $doc])+ pub $name: u64, )+
+        }
+
+        impl Stats {
+            /// Every counter as `(name, value)`, in declaration order.
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![$( (stringify!($name), self.$name), )+]
+            }
+
+            /// Sum of all `drop_*` counters.
+            pub fn drops_total(&self) -> u64 {
+                self.fields()
+                    .iter()
+                    .filter(|(name, _)| name.starts_with("drop_"))
+                    .map(|(_, v)| v)
+                    .sum()
+            }
+        }
+    };
+}
+
+counters! {
+    /// IP packets taken from the TUN.
+    tun_packets_in,
+    /// Ethernet frames handed to the link (data, ARP, NDP, DHCP).
+    link_frames_out,
+    /// Ethernet frames taken from the link.
+    link_frames_in,
+    /// IP packets handed to the TUN (delivered data and ICMP errors).
+    tun_packets_out,
+    /// ARP requests received.
+    arp_requests_in,
+    /// ARP replies received.
+    arp_replies_in,
+    /// ARP requests sent (resolution, probes, announcements).
+    arp_requests_out,
+    /// ARP replies sent for our address.
+    arp_replies_out,
+    /// ICMP errors handed to the TUN (unreachable, fragmentation needed).
+    icmp_errors_to_tun,
+    /// Packets queued while their neighbour resolved.
+    neighbour_queued,
+    /// Neighbours resolved.
+    neighbour_resolved,
+    /// Neighbour resolutions that failed.
+    neighbour_failed,
+    /// Neighbour entries evicted to make room.
+    neighbour_evictions,
+    /// Another host claimed our address.
+    address_conflicts,
+    /// TUN packets shorter than an IP header or with a bad header.
+    drop_tun_malformed,
+    /// TUN packets of an IP version we do not route.
+    drop_tun_unsupported_version,
+    /// TUN packets sent while we have no address.
+    drop_tun_no_address,
+    /// TUN packets with no route (an ICMP network-unreachable went back).
+    drop_no_route,
+    /// TUN packets over the MTU (with DF an ICMP fragmentation-needed went back).
+    drop_too_big,
+    /// Packets dropped by neighbour queue limits.
+    drop_neighbour_queue_full,
+    /// Packets dropped because the neighbour table was full of unresolved entries.
+    drop_neighbour_table_full,
+    /// Packets dropped because their neighbour never answered.
+    drop_neighbour_unreachable,
+    /// Frames shorter than an Ethernet header.
+    drop_link_truncated,
+    /// Frames for another host's MAC, or a multicast group we do not take.
+    drop_link_not_for_us,
+    /// Frames with our own source MAC (reflected back by the link).
+    drop_link_own_frame,
+    /// 802.1Q / 802.1ad tagged frames.
+    drop_link_vlan,
+    /// Frames of an EtherType we do not handle.
+    drop_link_unknown_ether_type,
+    /// IPv4 frames with a malformed, truncated or corrupt header.
+    drop_link_ipv4_malformed,
+    /// ARP frames that are malformed or not Ethernet/IPv4.
+    drop_link_arp_malformed,
+    /// Outputs dropped because the caller did not drain `poll_transmit` in time.
+    drop_transmit_queue_full,
+    /// Events dropped because the caller did not drain `poll_event` in time.
+    drop_event_queue_full,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_list_every_counter_and_drops_sum_only_drops() {
+        let stats = Stats {
+            drop_no_route: 2,
+            drop_link_vlan: 3,
+            link_frames_in: 10,
+            ..Stats::default()
+        };
+        assert_eq!(stats.drops_total(), 5);
+        let names: Vec<_> = stats.fields().into_iter().map(|(n, _)| n).collect();
+        assert!(names.contains(&"tun_packets_in"));
+        assert!(names.contains(&"drop_event_queue_full"));
+    }
+}

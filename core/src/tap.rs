@@ -1,0 +1,533 @@
+//! [`Tap`]: the sans-IO emulated Ethernet host that ties framing, ARP, the neighbour
+//! cache and routing together.
+//!
+//! The caller owns all IO and the clock. It feeds IP packets read from the TUN to
+//! [`Tap::handle_tun_packet`] and Ethernet frames from the link to
+//! [`Tap::handle_link_frame`], calls [`Tap::handle_timeout`] at [`Tap::poll_timeout`],
+//! and carries out what [`Tap::poll_transmit`] and [`Tap::poll_event`] return.
+//!
+//! The hot paths do not allocate or copy: egress writes the Ethernet header into 14
+//! bytes of headroom in the caller's buffer, ingress returns the range of the frame that
+//! is the IP packet.
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use etherparse::Ipv4HeaderSlice;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::arp::{ArpPacket, Operation};
+use crate::ethernet::{self, ether_type, MacAddr, HEADER_LEN};
+use crate::icmp::{self, Unreachable};
+use crate::neighbour::{Action, Lookup, NeighbourCache, NeighbourConfig};
+use crate::route::{Ipv4Interface, NextHop};
+use crate::stats::Stats;
+
+/// Bytes of headroom [`Tap::handle_tun_packet`] needs in front of the IP packet.
+pub const HEADROOM: usize = HEADER_LEN;
+
+/// Announcements sent when an address comes up (RFC 5227 `ANNOUNCE_NUM`).
+const ANNOUNCE_COUNT: u8 = 2;
+/// Time between announcements (RFC 5227 `ANNOUNCE_INTERVAL`).
+const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(2);
+/// Least time between two defences of our address (RFC 5227 `DEFEND_INTERVAL`).
+const DEFEND_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How the IPv4 address is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ipv4Mode {
+    /// No IPv4 address: IPv4 from the TUN is dropped, ARP for us is not answered.
+    Disabled,
+    /// A fixed address, subnet and routes.
+    Static(Ipv4Interface),
+}
+
+/// Configuration of a [`Tap`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Our MAC; `None` picks a random locally administered one from the RNG.
+    pub mac: Option<MacAddr>,
+    /// IPv4 addressing.
+    pub ipv4: Ipv4Mode,
+    /// Largest IP packet the link carries (the Ethernet payload), normally 1500.
+    pub mtu: u16,
+    /// Neighbour cache timing and limits.
+    pub neighbour: NeighbourConfig,
+    /// Seed of the random source (MAC, reachable-time jitter, DHCP xids and backoff).
+    pub rng_seed: u64,
+    /// Most outputs held for [`Tap::poll_transmit`] before new ones are dropped.
+    pub max_pending_transmits: usize,
+    /// Most events held for [`Tap::poll_event`] before new ones are dropped.
+    pub max_pending_events: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mac: None,
+            ipv4: Ipv4Mode::Disabled,
+            mtu: 1500,
+            neighbour: NeighbourConfig::default(),
+            rng_seed: 0,
+            max_pending_transmits: 4096,
+            max_pending_events: 256,
+        }
+    }
+}
+
+/// Something the caller must send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// An Ethernet frame for the link.
+    Link(Vec<u8>),
+    /// An IP packet for the TUN.
+    Tun(Vec<u8>),
+}
+
+/// Something the caller may want to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// An IPv4 address was configured and announced.
+    Ipv4Up(Ipv4Interface),
+    /// Another host on the link claims our IPv4 address.
+    AddressConflict {
+        /// The contested address.
+        address: Ipv4Addr,
+        /// The MAC of the host that claims it.
+        mac: MacAddr,
+    },
+    /// A neighbour did not answer; packets queued for it were dropped.
+    NeighbourUnreachable(Ipv4Addr),
+}
+
+/// What to do with a packet given to [`Tap::handle_tun_packet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Egress {
+    /// The buffer now holds a complete Ethernet frame: send all of it to the link.
+    Send,
+    /// Nothing to send now: the packet was queued, answered or dropped (see
+    /// [`Tap::poll_transmit`] and [`Tap::stats`]).
+    Consumed,
+}
+
+/// What to do with a frame given to [`Tap::handle_link_frame`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Ingress {
+    /// Write `frame[range]`, an IP packet, to the TUN.
+    Deliver(Range<usize>),
+    /// Nothing for the TUN: the frame was handled (ARP, DHCP) or dropped.
+    Consumed,
+}
+
+/// The emulated Ethernet host. See the [module documentation](self).
+#[derive(Debug)]
+pub struct Tap {
+    mac: MacAddr,
+    mtu: u16,
+    ipv4: Option<Ipv4Interface>,
+    arp_cache: NeighbourCache<Ipv4Addr>,
+    rng: StdRng,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    max_transmits: usize,
+    max_events: usize,
+    /// Next announcement of our address and how many remain.
+    announce: Option<(Instant, u8)>,
+    last_defence: Option<Instant>,
+    stats: Stats,
+}
+
+impl Tap {
+    /// A new host; a static address is announced at `now`.
+    pub fn new(config: Config, now: Instant) -> Tap {
+        let mut rng = StdRng::seed_from_u64(config.rng_seed);
+        let mac = config
+            .mac
+            .unwrap_or_else(|| MacAddr::random_local(&mut rng));
+        let mut tap = Tap {
+            mac,
+            mtu: config.mtu,
+            ipv4: None,
+            arp_cache: NeighbourCache::new(config.neighbour),
+            rng,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            max_transmits: config.max_pending_transmits.max(1),
+            max_events: config.max_pending_events.max(1),
+            announce: None,
+            last_defence: None,
+            stats: Stats::default(),
+        };
+        match config.ipv4 {
+            Ipv4Mode::Disabled => {}
+            Ipv4Mode::Static(iface) => tap.set_ipv4(now, Some(iface)),
+        }
+        tap
+    }
+
+    /// Our MAC address.
+    pub fn mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    /// The link MTU (largest IP packet).
+    pub fn mtu(&self) -> u16 {
+        self.mtu
+    }
+
+    /// The IPv4 configuration in force, if any.
+    pub fn ipv4(&self) -> Option<&Ipv4Interface> {
+        self.ipv4.as_ref()
+    }
+
+    /// The IPv4 neighbour (ARP) cache.
+    pub fn arp_cache(&self) -> &NeighbourCache<Ipv4Addr> {
+        &self.arp_cache
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.stats;
+        let n = &self.arp_cache.counters;
+        stats.neighbour_resolved = n.resolved;
+        stats.neighbour_failed = n.failed;
+        stats.neighbour_evictions = n.evictions;
+        stats.drop_neighbour_queue_full = n.queue_overflow_drops;
+        stats.drop_neighbour_table_full = n.table_full_drops;
+        stats
+    }
+
+    /// Replaces the IPv4 configuration. A new address clears the ARP cache and is
+    /// announced twice, 2 s apart; the same address with new routes keeps the cache.
+    pub fn set_ipv4(&mut self, now: Instant, iface: Option<Ipv4Interface>) {
+        let old_address = self.ipv4.as_ref().map(|i| i.address);
+        let new_address = iface.as_ref().map(|i| i.address);
+        self.ipv4 = iface;
+        if old_address != new_address {
+            self.arp_cache.clear();
+            self.run_neighbour_actions();
+            self.announce = new_address.map(|_| (now, ANNOUNCE_COUNT));
+            self.last_defence = None;
+            self.handle_timeout(now);
+        }
+        if let (Some(iface), true) = (&self.ipv4, old_address != new_address) {
+            let iface = iface.clone();
+            self.push_event(Event::Ipv4Up(iface));
+        }
+    }
+
+    /// Takes an IP packet read from the TUN.
+    ///
+    /// `frame` is [`HEADROOM`] bytes of space followed by exactly one IP packet. On
+    /// [`Egress::Send`] the Ethernet header has been written into the headroom and the
+    /// whole buffer is the frame to send; the payload is never copied on that path.
+    pub fn handle_tun_packet(&mut self, now: Instant, frame: &mut [u8]) -> Egress {
+        self.stats.tun_packets_in += 1;
+        self.egress(now, frame)
+    }
+
+    fn egress(&mut self, now: Instant, frame: &mut [u8]) -> Egress {
+        let Some(packet) = frame.get(HEADROOM..) else {
+            self.stats.drop_tun_malformed += 1;
+            return Egress::Consumed;
+        };
+        match packet.first().map(|b| b >> 4) {
+            Some(4) => self.egress_ipv4(now, frame),
+            Some(_) => {
+                self.stats.drop_tun_unsupported_version += 1;
+                Egress::Consumed
+            }
+            None => {
+                self.stats.drop_tun_malformed += 1;
+                Egress::Consumed
+            }
+        }
+    }
+
+    /// Like [`Tap::handle_tun_packet`] for a packet without headroom; the frame, if
+    /// any, is queued for [`Tap::poll_transmit`]. Costs one copy.
+    pub fn handle_tun_packet_owned(&mut self, now: Instant, packet: &[u8]) {
+        self.stats.tun_packets_in += 1;
+        self.egress_owned(now, packet);
+    }
+
+    fn egress_owned(&mut self, now: Instant, packet: &[u8]) {
+        let mut frame = vec![0u8; HEADROOM + packet.len()];
+        frame[HEADROOM..].copy_from_slice(packet);
+        if self.egress(now, &mut frame) == Egress::Send {
+            self.push_transmit(Transmit::Link(frame));
+        }
+    }
+
+    fn egress_ipv4(&mut self, now: Instant, frame: &mut [u8]) -> Egress {
+        let packet = &frame[HEADROOM..];
+        let Ok(header) = Ipv4HeaderSlice::from_slice(packet) else {
+            self.stats.drop_tun_malformed += 1;
+            return Egress::Consumed;
+        };
+        let dst = header.destination_addr();
+        let dont_fragment = header.dont_fragment();
+        if usize::from(header.total_len()) != packet.len() {
+            self.stats.drop_tun_malformed += 1;
+            return Egress::Consumed;
+        }
+        if packet.len() > usize::from(self.mtu) {
+            self.stats.drop_too_big += 1;
+            if dont_fragment {
+                let mtu = self.mtu;
+                self.icmp_to_tun(
+                    &frame[HEADROOM..],
+                    dst,
+                    Unreachable::FragmentationNeeded { mtu },
+                );
+            }
+            return Egress::Consumed;
+        }
+        let Some(iface) = &self.ipv4 else {
+            self.stats.drop_tun_no_address += 1;
+            return Egress::Consumed;
+        };
+        let dst_mac = match iface.next_hop(dst) {
+            NextHop::Broadcast => MacAddr::BROADCAST,
+            NextHop::Multicast(mac) => mac,
+            NextHop::NoRoute => {
+                self.stats.drop_no_route += 1;
+                self.icmp_to_tun(&frame[HEADROOM..], dst, Unreachable::Network);
+                return Egress::Consumed;
+            }
+            NextHop::Neighbour(next) => match self.arp_cache.lookup(now, next) {
+                Some(mac) => mac,
+                None => {
+                    self.enqueue_for_neighbour(now, next, frame.to_vec());
+                    return Egress::Consumed;
+                }
+            },
+        };
+        ethernet::write_header(frame, dst_mac, self.mac, ether_type::IPV4);
+        self.stats.link_frames_out += 1;
+        Egress::Send
+    }
+
+    /// Routes an IPv4 packet that tapemu itself originates (for example a DHCP renewal)
+    /// through the same path as TUN traffic, queueing the frame for `poll_transmit`.
+    pub fn send_ipv4_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.egress_owned(now, packet);
+    }
+
+    fn enqueue_for_neighbour(&mut self, now: Instant, next: Ipv4Addr, frame: Vec<u8>) {
+        match self.arp_cache.enqueue(now, next, frame) {
+            Lookup::Queued => self.stats.neighbour_queued += 1,
+            Lookup::Hit(_) | Lookup::Dropped => {}
+        }
+        self.run_neighbour_actions();
+    }
+
+    /// Takes an Ethernet frame from the link.
+    ///
+    /// On [`Ingress::Deliver`] the range of `frame` is an IP packet for the TUN,
+    /// with any Ethernet padding trimmed.
+    pub fn handle_link_frame(&mut self, now: Instant, frame: &[u8]) -> Ingress {
+        self.stats.link_frames_in += 1;
+        let Some(header) = ethernet::Header::parse(frame) else {
+            self.stats.drop_link_truncated += 1;
+            return Ingress::Consumed;
+        };
+        if header.dst != self.mac && !header.dst.is_broadcast() && !header.dst.is_ipv4_multicast() {
+            self.stats.drop_link_not_for_us += 1;
+            return Ingress::Consumed;
+        }
+        if header.src == self.mac {
+            self.stats.drop_link_own_frame += 1;
+            return Ingress::Consumed;
+        }
+        match header.ether_type {
+            ether_type::IPV4 => self.ingress_ipv4(frame),
+            ether_type::ARP => {
+                self.handle_arp(now, &header, &frame[HEADER_LEN..]);
+                Ingress::Consumed
+            }
+            ether_type::VLAN | ether_type::QINQ => {
+                self.stats.drop_link_vlan += 1;
+                Ingress::Consumed
+            }
+            _ => {
+                self.stats.drop_link_unknown_ether_type += 1;
+                Ingress::Consumed
+            }
+        }
+    }
+
+    fn ingress_ipv4(&mut self, frame: &[u8]) -> Ingress {
+        let payload = &frame[HEADER_LEN..];
+        let Ok(header) = Ipv4HeaderSlice::from_slice(payload) else {
+            self.stats.drop_link_ipv4_malformed += 1;
+            return Ingress::Consumed;
+        };
+        let total_len = usize::from(header.total_len());
+        let header_sum = etherparse::checksum::Sum16BitWords::new().add_slice(header.slice());
+        if total_len > payload.len() || header_sum.ones_complement() != 0 {
+            self.stats.drop_link_ipv4_malformed += 1;
+            return Ingress::Consumed;
+        }
+        self.stats.tun_packets_out += 1;
+        Ingress::Deliver(HEADER_LEN..HEADER_LEN + total_len)
+    }
+
+    fn handle_arp(&mut self, now: Instant, eth: &ethernet::Header, payload: &[u8]) {
+        let Ok(arp) = ArpPacket::parse(payload) else {
+            self.stats.drop_link_arp_malformed += 1;
+            return;
+        };
+        if !arp.sender_mac.is_unicast() {
+            self.stats.drop_link_arp_malformed += 1;
+            return;
+        }
+        match arp.operation {
+            Operation::Request => self.stats.arp_requests_in += 1,
+            Operation::Reply => self.stats.arp_replies_in += 1,
+        }
+        let Some(our_ip) = self.ipv4.as_ref().map(|i| i.address) else {
+            return;
+        };
+        if arp.sender_ip == our_ip && arp.sender_mac != self.mac {
+            self.address_conflict(now, our_ip, arp.sender_mac);
+            return;
+        }
+        if arp.operation == Operation::Request && arp.target_ip == our_ip {
+            let reply = ArpPacket::reply_to(&arp, self.mac, our_ip);
+            self.stats.arp_replies_out += 1;
+            self.push_link(reply.to_frame(arp.sender_mac));
+        }
+        if arp.is_probe() {
+            return;
+        }
+        let for_us = arp.target_ip == our_ip;
+        if arp.operation == Operation::Reply && for_us && eth.dst == self.mac {
+            self.arp_cache
+                .confirm(now, arp.sender_ip, arp.sender_mac, &mut self.rng);
+        } else {
+            let create = arp.operation == Operation::Request && for_us;
+            self.arp_cache
+                .learn(now, arp.sender_ip, arp.sender_mac, create);
+        }
+        self.run_neighbour_actions();
+    }
+
+    fn address_conflict(&mut self, now: Instant, address: Ipv4Addr, mac: MacAddr) {
+        self.stats.address_conflicts += 1;
+        self.push_event(Event::AddressConflict { address, mac });
+        // RFC 5227 §2.4 (b): defend once, unless we defended within DEFEND_INTERVAL.
+        let may_defend = self.last_defence.is_none_or(|t| now >= t + DEFEND_INTERVAL);
+        if may_defend {
+            self.last_defence = Some(now);
+            self.stats.arp_requests_out += 1;
+            self.push_link(ArpPacket::announcement(self.mac, address).to_frame(MacAddr::BROADCAST));
+        }
+    }
+
+    /// When [`Tap::handle_timeout`] must next be called, or `None` if no timer runs.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let announce = self.announce.map(|(t, _)| t);
+        [self.arp_cache.poll_timeout(), announce]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.arp_cache.handle_timeout(now);
+        self.run_neighbour_actions();
+        if let Some((at, remaining)) = self.announce {
+            if at <= now {
+                if let Some(iface) = &self.ipv4 {
+                    let frame = ArpPacket::announcement(self.mac, iface.address)
+                        .to_frame(MacAddr::BROADCAST);
+                    self.stats.arp_requests_out += 1;
+                    self.push_link(frame);
+                }
+                self.announce = (remaining > 1).then(|| (now + ANNOUNCE_INTERVAL, remaining - 1));
+            }
+        }
+    }
+
+    /// The next output to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn run_neighbour_actions(&mut self) {
+        while let Some(action) = self.arp_cache.poll_action() {
+            match action {
+                Action::Solicit { target, unicast } => {
+                    let Some(iface) = &self.ipv4 else { continue };
+                    let request = ArpPacket::request(self.mac, iface.address, target);
+                    self.stats.arp_requests_out += 1;
+                    self.push_link(request.to_frame(unicast.unwrap_or(MacAddr::BROADCAST)));
+                }
+                Action::Flush { mac, frames, .. } => {
+                    for mut frame in frames {
+                        ethernet::write_header(&mut frame, mac, self.mac, ether_type::IPV4);
+                        self.stats.link_frames_out += 1;
+                        self.push_transmit(Transmit::Link(frame));
+                    }
+                }
+                Action::Unreachable { target, frames } => {
+                    self.push_event(Event::NeighbourUnreachable(target));
+                    for frame in frames {
+                        self.stats.drop_neighbour_unreachable += 1;
+                        // Reported from the neighbour's address: the kernel discards
+                        // packets arriving with one of its own addresses as the source.
+                        if let Some(packet) = frame.get(HEADROOM..) {
+                            self.icmp_to_tun(packet, target, Unreachable::Host);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn icmp_to_tun(&mut self, original: &[u8], reporter: Ipv4Addr, kind: Unreachable) {
+        if let Some(packet) = icmp::ipv4_unreachable(original, reporter, kind) {
+            self.stats.icmp_errors_to_tun += 1;
+            self.stats.tun_packets_out += 1;
+            self.push_transmit(Transmit::Tun(packet));
+        }
+    }
+
+    fn push_link(&mut self, frame: Vec<u8>) {
+        self.stats.link_frames_out += 1;
+        self.push_transmit(Transmit::Link(frame));
+    }
+
+    fn push_transmit(&mut self, transmit: Transmit) {
+        if self.transmits.len() >= self.max_transmits {
+            self.stats.drop_transmit_queue_full += 1;
+            return;
+        }
+        self.transmits.push_back(transmit);
+    }
+
+    fn push_event(&mut self, event: Event) {
+        if self.events.len() >= self.max_events {
+            self.stats.drop_event_queue_full += 1;
+            return;
+        }
+        self.events.push_back(event);
+    }
+}
+
+#[cfg(test)]
+#[path = "tap_tests.rs"]
+mod tests;

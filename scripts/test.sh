@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit, replay and end-to-end tests.
+# Installs the Debian packages the end-to-end tests need when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg_bin in dnsmasq-base:dnsmasq tcpdump:tcpdump iproute2:ip iputils-ping:ping iperf3:iperf3 radvd:radvd socat:socat; do
+  pkg=${pkg_bin%%:*} bin=${pkg_bin##*:}
+  command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+  echo "installing: ${need[*]}"
+  for attempt in 1 2 3 4 5; do
+    if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; then
+      break
+    fi
+    echo "apt-get failed (attempt $attempt), retrying" >&2
+    sleep $((attempt * 10))
+  done
+fi
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
