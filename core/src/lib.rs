@@ -25,6 +25,8 @@
 //! ```
 
 pub mod arp;
+#[cfg(feature = "tokio")]
+pub mod driver;
 pub mod ethernet;
 pub mod icmp;
 pub mod neighbour;
