@@ -98,7 +98,7 @@ async fn answers_arp_and_forwards_both_ways() {
         .expect("read");
     assert_eq!(n, 1);
     let got = &bufs[0][..lens[0]];
-    assert_eq!(got, ingress[14..]);
+    assert_eq!(got, &ingress[14..]);
 
     let stats = handle.stats().await.expect("stats");
     assert!(stats.tun_attached);
