@@ -25,6 +25,7 @@
 //! ```
 
 pub mod arp;
+pub mod dhcp;
 pub mod ethernet;
 pub mod icmp;
 pub mod neighbour;
@@ -32,6 +33,7 @@ pub mod route;
 pub mod stats;
 pub mod tap;
 
+pub use dhcp::{DhcpConfig, DhcpState, Lease, LeaseLostReason};
 pub use ethernet::MacAddr;
 pub use neighbour::NeighbourConfig;
 pub use route::{Ipv4Interface, Ipv4Route, NextHop};
