@@ -27,12 +27,14 @@
 pub mod arp;
 pub mod ethernet;
 pub mod icmp;
+pub mod ipv6;
 pub mod neighbour;
 pub mod route;
 pub mod stats;
 pub mod tap;
 
 pub use ethernet::MacAddr;
+pub use ipv6::{Ipv6Config, Ipv6Info, Ipv6Mode, Ipv6Route, LinkLocalMode};
 pub use neighbour::NeighbourConfig;
 pub use route::{Ipv4Interface, Ipv4Route, NextHop};
 pub use stats::Stats;
