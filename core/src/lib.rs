@@ -28,6 +28,7 @@ pub mod arp;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv6;
+pub mod ndp;
 pub mod neighbour;
 pub mod route;
 pub mod stats;

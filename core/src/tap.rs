@@ -219,7 +219,9 @@ impl Tap {
 
     /// The IPv6 neighbour (NDP) cache (always empty when IPv6 is disabled).
     pub fn ndp_cache(&self) -> &NeighbourCache<Ipv6Addr> {
-        self.ipv6.as_ref().map_or(&self.ndp_disabled, Ipv6Host::cache)
+        self.ipv6
+            .as_ref()
+            .map_or(&self.ndp_disabled, Ipv6Host::cache)
     }
 
     /// Counters since creation.
