@@ -11,7 +11,7 @@
 //! is the IP packet.
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use crate::arp::{ArpPacket, Operation};
 use crate::dhcp::{self, DhcpClient, DhcpConfig, DhcpState, Lease, LeaseLostReason};
 use crate::ethernet::{self, ether_type, MacAddr, HEADER_LEN};
 use crate::icmp::{self, Unreachable};
+use crate::ipv6::{Ipv6Host, Ipv6Info, Ipv6Mode};
 use crate::neighbour::{Action, Lookup, NeighbourCache, NeighbourConfig};
 use crate::route::{Ipv4Interface, NextHop};
 use crate::stats::Stats;
@@ -55,6 +56,8 @@ pub struct Config {
     pub mac: Option<MacAddr>,
     /// IPv4 addressing.
     pub ipv4: Ipv4Mode,
+    /// IPv6 addressing: by default a link-local address and SLAAC.
+    pub ipv6: Ipv6Mode,
     /// Largest IP packet the link carries (the Ethernet payload), normally 1500.
     pub mtu: u16,
     /// Neighbour cache timing and limits.
@@ -72,6 +75,7 @@ impl Default for Config {
         Config {
             mac: None,
             ipv4: Ipv4Mode::Disabled,
+            ipv6: Ipv6Mode::default(),
             mtu: 1500,
             neighbour: NeighbourConfig::default(),
             rng_seed: 0,
@@ -133,6 +137,13 @@ pub enum Event {
         /// The MAC of the host that uses it.
         mac: MacAddr,
     },
+    /// The usable IPv6 addresses, routes, DNS servers, search domains or MTU changed;
+    /// carries the complete new set.
+    Ipv6Changed(Ipv6Info),
+    /// Duplicate address detection failed: another host uses this address, so we do not.
+    Ipv6AddressConflict(Ipv6Addr),
+    /// An IPv6 neighbour did not answer; packets queued for it were dropped.
+    Ipv6NeighbourUnreachable(Ipv6Addr),
 }
 
 /// What to do with a packet given to [`Tap::handle_tun_packet`].
@@ -163,6 +174,8 @@ pub struct Tap {
     mtu: u16,
     ipv4: Option<Ipv4Interface>,
     arp_cache: NeighbourCache<Ipv4Addr>,
+    ipv6: Option<Ipv6Host>,
+    ndp_disabled: NeighbourCache<Ipv6Addr>,
     rng: StdRng,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -186,7 +199,15 @@ impl Tap {
             mac,
             mtu: config.mtu,
             ipv4: None,
-            arp_cache: NeighbourCache::new(config.neighbour),
+            arp_cache: NeighbourCache::new(config.neighbour.clone()),
+            ipv6: match config.ipv6 {
+                Ipv6Mode::Disabled => None,
+                Ipv6Mode::Slaac(v6) => Some(Ipv6Host::new(v6, config.neighbour.clone())),
+            },
+            ndp_disabled: NeighbourCache::new(NeighbourConfig {
+                max_entries: 0,
+                ..config.neighbour
+            }),
             rng,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -227,6 +248,18 @@ impl Tap {
     /// The IPv4 neighbour (ARP) cache.
     pub fn arp_cache(&self) -> &NeighbourCache<Ipv4Addr> {
         &self.arp_cache
+    }
+
+    /// The usable IPv6 configuration (empty when IPv6 is disabled).
+    pub fn ipv6_info(&self) -> Ipv6Info {
+        self.ipv6.as_ref().map(Ipv6Host::info).unwrap_or_default()
+    }
+
+    /// The IPv6 neighbour (NDP) cache (always empty when IPv6 is disabled).
+    pub fn ndp_cache(&self) -> &NeighbourCache<Ipv6Addr> {
+        self.ipv6
+            .as_ref()
+            .map_or(&self.ndp_disabled, Ipv6Host::cache)
     }
 
     /// Counters since creation.
