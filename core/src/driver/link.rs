@@ -430,7 +430,8 @@ impl Link {
             }
             #[cfg(target_os = "linux")]
             LinkSpec::Tap { name } => {
-                let (fd, _) = super::fd::open_tun_device(&name, super::fd::DeviceKind::Tap)?;
+                let (fd, actual) = super::fd::open_tun_device(&name, super::fd::DeviceKind::Tap)?;
+                super::fd::set_link_up(&actual)?;
                 Io::Tap(PacketFd::new(fd)?)
             }
             #[cfg(not(target_os = "linux"))]
