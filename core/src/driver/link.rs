@@ -286,6 +286,8 @@ pub enum LinkStatus {
 
 type ConnectFuture = Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>> + Send>>;
 
+// One per link, never moved on the data path: size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum TcpState {
     Connected {
         read: FramedRead<tokio::net::tcp::OwnedReadHalf, LengthDelimitedCodec>,
@@ -295,6 +297,7 @@ enum TcpState {
     Waiting(Pin<Box<tokio::time::Sleep>>),
 }
 
+#[allow(clippy::large_enum_variant)]
 enum Io {
     Udp(UdpSocket),
     Vxlan {

@@ -91,6 +91,8 @@ impl std::fmt::Debug for DriverConfig {
 /// What the driver reports, in order, on the receiver [`Driver::start`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+// Events are rare (leases, link changes): matching on them by value beats boxing.
+#[allow(clippy::large_enum_variant)]
 pub enum DriverEvent {
     /// An event of the emulated host (lease acquired, renewed, lost, conflicts, …).
     Tap(Event),
