@@ -254,7 +254,7 @@ pub(crate) enum Action {
     /// Configure (or remove) the IPv4 interface.
     Configure(Option<Ipv4Interface>),
     /// Report an event.
-    Event(Event),
+    Event(Box<Event>),
 }
 
 /// A DHCPRELEASE to send before the address goes away.
@@ -300,8 +300,10 @@ pub(crate) struct DhcpClient {
     state: State,
     /// Transaction id of the exchange in progress.
     xid: u32,
-    /// When the exchange in progress began (for `secs`) and its first request went out.
+    /// When the exchange in progress began (for `secs`).
     started: Instant,
+    /// When the first DHCPREQUEST of the exchange went out: the lease counts from here.
+    requested_at: Instant,
     /// Transmissions in the exchange in progress.
     attempts: u32,
     /// The next timer: a retransmission, the next probe, T1, T2 or expiry.
@@ -338,6 +340,7 @@ impl DhcpClient {
             state,
             xid: 0,
             started: now,
+            requested_at: now,
             attempts: 0,
             timer: Some(now),
             lease: None,
@@ -460,6 +463,7 @@ impl DhcpClient {
     fn new_exchange(&mut self, now: Instant, rng: &mut StdRng) {
         self.xid = rng.next_u32();
         self.started = now;
+        self.requested_at = now;
         self.attempts = 0;
     }
 
@@ -480,10 +484,10 @@ impl DhcpClient {
     fn lose(&mut self, now: Instant, reason: LeaseLostReason) {
         if let Some(lease) = self.lease.take() {
             self.actions.push(Action::Configure(None));
-            self.actions.push(Action::Event(Event::LeaseLost {
+            self.actions.push(Action::Event(Box::new(Event::LeaseLost {
                 address: lease.address,
                 reason,
-            }));
+            })));
         }
         self.restart(now, Duration::ZERO);
     }
@@ -498,12 +502,13 @@ impl DhcpClient {
             Some(old) if old.address == lease.address => Event::LeaseRenewed(lease),
             Some(old) => Event::LeaseChanged { old, new: lease },
         };
-        self.actions.push(Action::Event(event));
-        self.timer = Some(now);
-        // Computes the T1 timer (or none for an infinite lease).
-        if let Some(lease) = self.lease.clone() {
-            self.timer = lease.t1.map(|t1| lease.acquired_at + t1);
-        }
+        self.actions.push(Action::Event(Box::new(event)));
+        // The T1 timer; an infinite lease has none. If T1 is already past (a slow
+        // probe, a late ACK), the timer runs at once and renews.
+        self.timer = self
+            .lease
+            .as_ref()
+            .and_then(|l| l.t1.map(|t1| (l.acquired_at + t1).max(now)));
     }
 
     /// Takes an ARP packet seen on the link: a conflict while probing declines.
@@ -534,10 +539,11 @@ impl DhcpClient {
         ];
         let payload = self.encode(now, Ipv4Addr::UNSPECIFIED, options);
         self.broadcast(Ipv4Addr::UNSPECIFIED, payload, stats);
-        self.actions.push(Action::Event(Event::LeaseDeclined {
-            address: candidate,
-            mac: arp.sender_mac,
-        }));
+        self.actions
+            .push(Action::Event(Box::new(Event::LeaseDeclined {
+                address: candidate,
+                mac: arp.sender_mac,
+            })));
         self.restart(now, DECLINE_RESTART);
     }
 
@@ -561,10 +567,10 @@ impl DhcpClient {
         let payload = self.encode(now, lease.address, options);
         stats.dhcp_messages_out += 1;
         self.actions.push(Action::Configure(None));
-        self.actions.push(Action::Event(Event::LeaseLost {
+        self.actions.push(Action::Event(Box::new(Event::LeaseLost {
             address: lease.address,
             reason: LeaseLostReason::Released,
-        }));
+        })));
         Some(Release {
             packet: udp_packet(lease.address, lease.server, &payload),
             server: lease.server,
@@ -601,7 +607,7 @@ impl DhcpClient {
                 };
                 stats.dhcp_messages_in += 1;
                 // Same xid, new request: the lease counts from this request.
-                self.started = now;
+                self.requested_at = now;
                 self.attempts = 0;
                 self.state = State::Requesting {
                     address: reply.yiaddr,
@@ -666,7 +672,7 @@ impl DhcpClient {
         let server = reply
             .server_id
             .or(fallback_server.filter(|s| usable_unicast(*s)));
-        let Some(lease) = server.and_then(|server| reply.lease(server, self.started)) else {
+        let Some(lease) = server.and_then(|server| reply.lease(server, self.requested_at)) else {
             stats.drop_dhcp_invalid += 1;
             return;
         };

@@ -604,7 +604,7 @@ impl Tap {
                     self.push_link(probe.to_frame(MacAddr::BROADCAST));
                 }
                 dhcp::Action::Configure(iface) => self.set_ipv4(now, iface),
-                dhcp::Action::Event(event) => self.push_event(event),
+                dhcp::Action::Event(event) => self.push_event(*event),
             }
         }
     }
