@@ -573,29 +573,29 @@ pub fn mld_report(src: Ipv6Addr, records: &[(u8, Ipv6Addr)]) -> Vec<u8> {
     icmpv6_packet(src, ALL_MLDV2_ROUTERS, 1, true, msg)
 }
 
-/// Builds a router advertisement (for tests and examples): `prefixes`, an MTU, one
-/// RDNSS and one DNSSL option when given.
-pub fn router_advertisement(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    router_lifetime: u16,
-    source_mac: Option<MacAddr>,
-    prefixes: &[PrefixInfo],
-    mtu: Option<u32>,
-    rdnss: Option<(u32, &[Ipv6Addr])>,
-    dnssl: Option<(u32, &[&str])>,
-) -> Vec<u8> {
-    let mut msg = vec![icmpv6_type::ROUTER_ADVERTISEMENT, 0, 0, 0, 64, 0];
-    msg.extend_from_slice(&router_lifetime.to_be_bytes());
-    msg.extend_from_slice(&[0; 8]);
-    if let Some(mac) = source_mac {
+/// Builds a router advertisement carrying `ra` (for tests and examples): the header
+/// fields, then the source link-layer, MTU, prefix, RDNSS and DNSSL options.
+pub fn router_advertisement(src: Ipv6Addr, dst: Ipv6Addr, ra: &RouterAdvert) -> Vec<u8> {
+    let flags = u8::from(ra.managed) << 7 | u8::from(ra.other) << 6;
+    let mut msg = vec![
+        icmpv6_type::ROUTER_ADVERTISEMENT,
+        0,
+        0,
+        0,
+        ra.cur_hop_limit,
+        flags,
+    ];
+    msg.extend_from_slice(&ra.router_lifetime.to_be_bytes());
+    msg.extend_from_slice(&ra.reachable_time.to_be_bytes());
+    msg.extend_from_slice(&ra.retrans_timer.to_be_bytes());
+    if let Some(mac) = ra.source_mac {
         msg.extend_from_slice(&link_layer_option(option::SOURCE_LINK_LAYER, mac));
     }
-    if let Some(mtu) = mtu {
+    if let Some(mtu) = ra.mtu {
         msg.extend_from_slice(&[option::MTU, 1, 0, 0]);
         msg.extend_from_slice(&mtu.to_be_bytes());
     }
-    for p in prefixes {
+    for p in &ra.prefixes {
         let flags = u8::from(p.on_link) << 7 | u8::from(p.autonomous) << 6;
         msg.extend_from_slice(&[option::PREFIX_INFORMATION, 4, p.prefix_len, flags]);
         msg.extend_from_slice(&p.valid_lifetime.to_be_bytes());
@@ -603,7 +603,7 @@ pub fn router_advertisement(
         msg.extend_from_slice(&[0; 4]);
         msg.extend_from_slice(&p.prefix.octets());
     }
-    if let Some((lifetime, servers)) = rdnss {
+    for (lifetime, servers) in &ra.rdnss {
         let units = u8::try_from(1 + 2 * servers.len()).unwrap_or(u8::MAX);
         msg.extend_from_slice(&[option::RDNSS, units, 0, 0]);
         msg.extend_from_slice(&lifetime.to_be_bytes());
@@ -611,7 +611,7 @@ pub fn router_advertisement(
             msg.extend_from_slice(&s.octets());
         }
     }
-    if let Some((lifetime, names)) = dnssl {
+    for (lifetime, names) in &ra.dnssl {
         let mut encoded = Vec::new();
         for name in names {
             for label in name.split('.').filter(|l| !l.is_empty()) {
@@ -620,7 +620,7 @@ pub fn router_advertisement(
             }
             encoded.push(0);
         }
-        while (encoded.len() + 8) % 8 != 0 {
+        while encoded.len() % 8 != 0 {
             encoded.push(0);
         }
         let units = u8::try_from((encoded.len() + 8) / 8).unwrap_or(u8::MAX);
@@ -748,16 +748,17 @@ mod tests {
             preferred_lifetime: 14400,
         };
         let dns = [a("2001:db8:1::53")];
-        let p = router_advertisement(
-            a("fe80::1"),
-            ALL_NODES,
-            1800,
-            Some(MAC),
-            &[prefix],
-            Some(1400),
-            Some((600, &dns)),
-            Some((600, &["lab.example", "b.example"])),
-        );
+        let sent = RouterAdvert {
+            cur_hop_limit: 64,
+            router_lifetime: 1800,
+            source_mac: Some(MAC),
+            prefixes: vec![prefix],
+            mtu: Some(1400),
+            rdnss: vec![(600, dns.to_vec())],
+            dnssl: vec![(600, vec!["lab.example".into(), "b.example".into()])],
+            ..RouterAdvert::default()
+        };
+        let p = router_advertisement(a("fe80::1"), ALL_NODES, &sent);
         let (s, d, h, m) = split(&p);
         let Ok(NdpMessage::RouterAdvertisement(ra)) = parse(s, d, h, m) else {
             panic!()
@@ -767,24 +768,9 @@ mod tests {
         assert_eq!(ra.mtu, Some(1400));
         assert_eq!(ra.prefixes, vec![prefix]);
         assert_eq!(ra.rdnss, vec![(600, dns.to_vec())]);
-        assert_eq!(
-            ra.dnssl,
-            vec![(
-                600,
-                vec!["lab.example".to_string(), "b.example".to_string()]
-            )]
-        );
+        assert_eq!(ra, sent);
         // From a global address: invalid.
-        let p = router_advertisement(
-            a("2001:db8::1"),
-            ALL_NODES,
-            1800,
-            None,
-            &[],
-            None,
-            None,
-            None,
-        );
+        let p = router_advertisement(a("2001:db8::1"), ALL_NODES, &sent);
         let (s, d, h, m) = split(&p);
         assert_eq!(parse(s, d, h, m), Err(NdpError::Invalid));
     }

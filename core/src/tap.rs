@@ -175,6 +175,7 @@ pub struct Tap {
     ipv4: Option<Ipv4Interface>,
     arp_cache: NeighbourCache<Ipv4Addr>,
     ipv6: Option<Ipv6Host>,
+    /// Stands in for the NDP cache when IPv6 is disabled.
     ndp_disabled: NeighbourCache<Ipv6Addr>,
     rng: StdRng,
     transmits: VecDeque<Transmit>,
@@ -195,15 +196,25 @@ impl Tap {
         let mac = config
             .mac
             .unwrap_or_else(|| MacAddr::random_local(&mut rng));
+        let mut stats = Stats::default();
+        let ipv6 = match config.ipv6 {
+            Ipv6Mode::Disabled => None,
+            Ipv6Mode::Slaac(v6) => Some(Ipv6Host::new(
+                v6,
+                config.neighbour.clone(),
+                mac,
+                config.mtu,
+                now,
+                &mut rng,
+                &mut stats,
+            )),
+        };
         let mut tap = Tap {
             mac,
             mtu: config.mtu,
             ipv4: None,
             arp_cache: NeighbourCache::new(config.neighbour.clone()),
-            ipv6: match config.ipv6 {
-                Ipv6Mode::Disabled => None,
-                Ipv6Mode::Slaac(v6) => Some(Ipv6Host::new(v6, config.neighbour.clone())),
-            },
+            ipv6,
             ndp_disabled: NeighbourCache::new(NeighbourConfig {
                 max_entries: 0,
                 ..config.neighbour
@@ -216,7 +227,7 @@ impl Tap {
             announce: None,
             last_defence: None,
             dhcp: None,
-            stats: Stats::default(),
+            stats,
         };
         match config.ipv4 {
             Ipv4Mode::Disabled => {}
@@ -271,6 +282,9 @@ impl Tap {
         stats.neighbour_evictions = n.evictions;
         stats.drop_neighbour_queue_full = n.queue_overflow_drops;
         stats.drop_neighbour_table_full = n.table_full_drops;
+        if let Some(host) = &self.ipv6 {
+            host.fill_stats(&mut stats);
+        }
         stats
     }
 
@@ -310,6 +324,17 @@ impl Tap {
         };
         match packet.first().map(|b| b >> 4) {
             Some(4) => self.egress_ipv4(now, frame),
+            Some(6) => match self.ipv6.as_mut() {
+                Some(host) => {
+                    let egress = host.egress(now, frame, &mut self.stats);
+                    self.drain_ipv6();
+                    egress
+                }
+                None => {
+                    self.stats.drop_tun_ipv6_disabled += 1;
+                    Egress::Consumed
+                }
+            },
             Some(_) => {
                 self.stats.drop_tun_unsupported_version += 1;
                 Egress::Consumed
@@ -409,7 +434,16 @@ impl Tap {
             self.stats.drop_link_truncated += 1;
             return Ingress::Consumed;
         };
-        if header.dst != self.mac && !header.dst.is_broadcast() && !header.dst.is_ipv4_multicast() {
+        let ipv6_group = header.dst.is_ipv6_multicast()
+            && self
+                .ipv6
+                .as_ref()
+                .is_some_and(|h| h.accepts_mac(header.dst));
+        if header.dst != self.mac
+            && !header.dst.is_broadcast()
+            && !header.dst.is_ipv4_multicast()
+            && !ipv6_group
+        {
             self.stats.drop_link_not_for_us += 1;
             return Ingress::Consumed;
         }
@@ -419,6 +453,17 @@ impl Tap {
         }
         match header.ether_type {
             ether_type::IPV4 => self.ingress_ipv4(now, &header, frame),
+            ether_type::IPV6 => match self.ipv6.as_mut() {
+                Some(host) => {
+                    let ingress = host.ingress(now, &header, frame, &mut self.rng, &mut self.stats);
+                    self.drain_ipv6();
+                    ingress
+                }
+                None => {
+                    self.stats.drop_link_ipv6_disabled += 1;
+                    Ingress::Consumed
+                }
+            },
             ether_type::ARP => {
                 self.handle_arp(now, &header, &frame[HEADER_LEN..]);
                 Ingress::Consumed
@@ -516,7 +561,8 @@ impl Tap {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let announce = self.announce.map(|(t, _)| t);
         let dhcp = self.dhcp.as_ref().and_then(DhcpClient::poll_timeout);
-        [self.arp_cache.poll_timeout(), announce, dhcp]
+        let ipv6 = self.ipv6.as_ref().and_then(Ipv6Host::poll_timeout);
+        [self.arp_cache.poll_timeout(), announce, dhcp, ipv6]
             .into_iter()
             .flatten()
             .min()
@@ -526,6 +572,10 @@ impl Tap {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.arp_cache.handle_timeout(now);
         self.run_neighbour_actions();
+        if let Some(host) = self.ipv6.as_mut() {
+            host.handle_timeout(now, &mut self.rng, &mut self.stats);
+            self.drain_ipv6();
+        }
         if let Some((at, remaining)) = self.announce {
             if at <= now {
                 if let Some(iface) = &self.ipv4 {
@@ -655,6 +705,24 @@ impl Tap {
             self.stats.icmp_errors_to_tun += 1;
             self.stats.tun_packets_out += 1;
             self.push_transmit(Transmit::Tun(packet));
+        }
+    }
+
+    /// Moves the IPv6 host's outputs into the bounded queues.
+    fn drain_ipv6(&mut self) {
+        let Some(host) = self.ipv6.as_mut() else {
+            return;
+        };
+        if host.transmits.is_empty() && host.events.is_empty() {
+            return;
+        }
+        let transmits = std::mem::take(&mut host.transmits);
+        let events = std::mem::take(&mut host.events);
+        for transmit in transmits {
+            self.push_transmit(transmit);
+        }
+        for event in events {
+            self.push_event(event);
         }
     }
 
