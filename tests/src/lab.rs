@@ -18,6 +18,35 @@
 //! `Drop`: processes are killed first, then the namespaces are deleted, which destroys
 //! every interface in them. Nothing here ever deletes a namespace it did not create.
 //!
+//! An end-to-end test reads like this (the `tapemu` arguments are illustrative):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tapemu_tests::lab::*;
+//!
+//! # fn main() -> Result<(), LabError> {
+//! if !require_root("dhcp_over_vxlan") {
+//!     return Ok(());
+//! }
+//! let Some(tapemu) = require_bin("dhcp_over_vxlan", "tapemu") else { return Ok(()) };
+//! let lab = Lab::builder(LabLink::Vxlan)
+//!     .lease_time(Duration::from_secs(120))
+//!     .build()?;
+//! let tapemu = tapemu.to_string_lossy().into_owned();
+//! let sut = lab
+//!     .phone()
+//!     .spawn("tapemu", &[&tapemu, "--link", &lab.link_url(), "--tun", "tun0"])?;
+//! sut.wait_stdout_line("lease", Duration::from_secs(15))?;
+//! let ack = lab.wait_dnsmasq_log("DHCPACK(br0)", Duration::from_secs(15))?;
+//! let mac = ack.split_whitespace().last().unwrap_or_default();
+//! let addr = lab.wait_lease_for_mac(mac, Duration::from_secs(5))?;
+//! lab.ping_from_host(addr)?;
+//! tcp_transfer(lab.phone(), lab.host(), (LAN_HOST, 5001).into(), 1 << 20,
+//!              Flow::ClientToServer, Duration::from_secs(10))?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Only documentation address ranges are used (192.0.2.0/24, 198.51.100.0/24,
 //! 203.0.113.0/24, 2001:db8::/32), and only inside the namespaces.
 
@@ -206,6 +235,30 @@ pub fn require_root(test_name: &str) -> bool {
             false
         }
     }
+}
+
+/// Finds the workspace binary `name` (see [`find_bin`]; `$TAPEMU_BIN_<NAME>` overrides,
+/// upper case, `-` as `_`). If it is missing, prints `SKIP <test_name>: ...` and returns
+/// `None`, or panics under `CI=true`, like [`require_root`].
+///
+/// Binaries of other packages (the `tapemu` CLI) are not built by
+/// `cargo test -p tapemu-tests`: build them first (`cargo build -p tapemu-cli`).
+pub fn require_bin(test_name: &str, name: &str) -> Option<PathBuf> {
+    let var = format!("TAPEMU_BIN_{}", name.to_ascii_uppercase().replace('-', "_"));
+    if let Some(p) = std::env::var_os(&var) {
+        return Some(PathBuf::from(p));
+    }
+    if let Some(p) = find_bin(name) {
+        return Some(p);
+    }
+    let reason = format!(
+        "binary {name:?} not found next to the test executable (build it first, or set {var})"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test_name}: {reason}");
+    }
+    let _ = writeln!(io::stderr(), "SKIP {test_name}: {reason}");
+    None
 }
 
 fn probe_lab_support() -> Result<(), String> {
