@@ -57,6 +57,21 @@ fn json_event(proc: &Proc, event: &str, skip: usize, timeout: Duration) -> Value
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
 }
 
+/// Waits for the first JSON event line on `proc`'s stdout that satisfies `pred`.
+fn json_event_where(
+    proc: &Proc,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_for(timeout, what, || {
+        proc.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| pred(v))
+    })
+}
+
 fn check_lease(lab: &Lab, lease: &Value, mac: &str) -> Ipv4Addr {
     let address: Ipv4Addr = lease["address"]
         .as_str()
@@ -137,13 +152,13 @@ fn end_to_end(link: LabLink, mac: &str) {
     let lease = json_event(&tapemu, "lease", 0, T);
     let address = check_lease(&lab, &lease, mac);
     phone.wait_link("tapemu0", T).expect("TUN exists");
-    let addrs = phone.addrs_of("tapemu0").expect("addresses");
-    assert!(
-        addrs
-            .iter()
-            .any(|a| a.addr == IpAddr::V4(address) && a.prefix_len == 24),
-        "{addrs:?}"
-    );
+    wait_until(T, "the leased address on the TUN", || {
+        phone.addrs_of("tapemu0").is_ok_and(|addrs| {
+            addrs
+                .iter()
+                .any(|a| a.addr == IpAddr::V4(address) && a.prefix_len == 24)
+        })
+    });
 
     // The host has never seen us: it must ARP for our address through the emulator.
     lab.host()
@@ -160,6 +175,26 @@ fn end_to_end(link: LabLink, mac: &str) {
     lab.ping_from_phone(LAN_HOST).expect("phone → host");
     lab.ping_from_phone(OFFLINK_SERVER)
         .expect("phone → off-link via the gateway");
+
+    // IPv6 from the router's RA (SLAAC), configured on the TUN from the ipv6 event.
+    let v6 = json_event_where(&tapemu, "a global IPv6 address", T, |v| {
+        v["event"] == "ipv6" && v["addresses"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    let our6: std::net::Ipv6Addr = v6["addresses"][0]
+        .as_str()
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("bad ipv6 event {v6}"));
+    wait_until(T, "the IPv6 address on the TUN", || {
+        phone
+            .addrs_of("tapemu0")
+            .is_ok_and(|a| a.iter().any(|a| a.addr == IpAddr::V6(our6)))
+    });
+    lab.host()
+        .wait_ping(our6.into(), T)
+        .expect("host → phone over IPv6");
+    lab.ping_from_phone(OFFLINK_SERVER6)
+        .expect("phone → off-link over IPv6 via the router");
 
     let mb = 4 * 1024 * 1024;
     tcp_transfer(
