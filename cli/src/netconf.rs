@@ -50,6 +50,9 @@ impl NetConf {
     /// Prepares `dev`: no kernel-made IPv6 link-local address (tapemu has its own).
     pub fn new(dev: &str, default_route: bool, max_mtu: Option<u16>) -> NetConf {
         let _ = ip(&["link", "set", "dev", dev, "addrgenmode", "none"]);
+        // A TAP's default queue: bursts from the kernel wait for tapemu instead of being
+        // dropped (a TUN's default is 500).
+        let _ = ip(&["link", "set", "dev", dev, "txqueuelen", "1000"]);
         NetConf {
             dev: dev.to_owned(),
             added: Vec::new(),
