@@ -136,6 +136,8 @@ const MLD_ROBUSTNESS: u8 = 2;
 const TWO_HOURS: Duration = Duration::from_secs(2 * 60 * 60);
 /// The smallest IPv6 MTU.
 const MIN_MTU: u32 = 1280;
+/// Most records in one MLDv2 report: what fits in 1280 bytes.
+const MAX_MLD_RECORDS: usize = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -511,6 +513,11 @@ impl Ipv6Host {
 
     fn mld_change(&mut self, now: Instant, kind: u8, group: Ipv6Addr) {
         self.mld.changes.retain(|(_, g)| *g != group);
+        if self.mld.changes.len() >= MAX_MLD_RECORDS {
+            // Address churn faster than reports go out: the oldest change is dropped
+            // (a later query or change reports the state again).
+            self.mld.changes.remove(0);
+        }
         self.mld.changes.push((kind, group));
         self.mld.next = Some((now, MLD_ROBUSTNESS));
     }

@@ -891,6 +891,99 @@ fn siphash_matches_the_reference_vector() {
     let _ = StdRng::seed_from_u64(0);
 }
 
+#[test]
+fn stale_neighbour_is_used_then_probed_by_unicast_ns_and_confirmed() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    let peer = a("fe80::a");
+    let mut p = udp6_from_tun(ll(), peer, b"x");
+    let _ = tap.handle_tun_packet(t0, &mut p);
+    let solicited = NaFlags {
+        solicited: true,
+        override_flag: true,
+        router: false,
+    };
+    let na = na_frame(peer, ll(), solicited, Some(PEER_MAC), PEER_MAC, OUR_MAC);
+    let _ = tap.handle_link_frame(t0, &na);
+    drain(&mut tap);
+    // Reachable time is 15..45 s: at 50 s the use sends at once and starts DELAY.
+    let t1 = t0 + Duration::from_secs(50);
+    run_until(&mut tap, t1);
+    let mut p = udp6_from_tun(ll(), peer, b"y");
+    assert_eq!(tap.handle_tun_packet(t1, &mut p), Egress::Send);
+    assert_eq!(tap.ndp_cache().get(peer).unwrap().0, State::Delay);
+    // 5 s later: PROBE with a unicast NS to the known MAC.
+    let out = run_until(&mut tap, t1 + Duration::from_secs(5));
+    let ns = of_type(&out, 135);
+    assert_eq!(ns.len(), 1);
+    assert_eq!(
+        (ns[0].dst_mac, ns[0].src, ns[0].dst),
+        (PEER_MAC, ll(), peer)
+    );
+    assert_eq!(tap.ndp_cache().get(peer).unwrap().0, State::Probe);
+    let na = na_frame(
+        peer,
+        ll(),
+        NaFlags {
+            override_flag: false,
+            ..solicited
+        },
+        None,
+        PEER_MAC,
+        OUR_MAC,
+    );
+    let _ = tap.handle_link_frame(t1 + Duration::from_secs(5), &na);
+    assert_eq!(
+        tap.ndp_cache().get(peer),
+        Some((State::Reachable, PEER_MAC))
+    );
+    // Silent in PROBE: three unicast probes, then the entry goes.
+    let t2 = t1 + Duration::from_secs(51);
+    run_until(&mut tap, t2);
+    let mut p = udp6_from_tun(ll(), peer, b"z");
+    assert_eq!(tap.handle_tun_packet(t2, &mut p), Egress::Send);
+    let out = run_until(&mut tap, t2 + Duration::from_secs(9));
+    let probes = of_type(&out, 135);
+    assert_eq!(probes.len(), 3);
+    assert!(probes
+        .iter()
+        .all(|p| p.dst == peer && p.dst_mac == PEER_MAC));
+    assert!(tap.ndp_cache().get(peer).is_none());
+    assert_eq!(tap.stats().ndp_neighbour_failed, 1);
+}
+
+#[test]
+fn without_dad_addresses_are_usable_at_once() {
+    let t0 = Instant::now();
+    let v6 = Ipv6Config {
+        dad_transmits: 0,
+        ..Ipv6Config::default()
+    };
+    let mut tap = Tap::new(config(v6), t0);
+    assert_eq!(tap.ipv6_info().link_local, Some(ll()));
+    let out = run_until(&mut tap, t0);
+    assert!(of_type(&out, 135).is_empty(), "no DAD probe");
+    assert_eq!(of_type(&out, 133).len(), 1, "RS at once");
+    let _ = tap.handle_link_frame(t0, &radvd_ra(1800, 86400, 14400));
+    assert_eq!(tap.ipv6_info().addresses, vec![(global(), 64)]);
+}
+
+#[test]
+fn accept_ra_off_sends_no_rs_and_ignores_ras() {
+    let t0 = Instant::now();
+    let v6 = Ipv6Config {
+        accept_ra: false,
+        ..Ipv6Config::default()
+    };
+    let mut tap = Tap::new(config(v6), t0);
+    let out = run_until(&mut tap, t0 + Duration::from_secs(20));
+    assert!(of_type(&out, 133).is_empty());
+    let _ = tap.handle_link_frame(t0, &radvd_ra(1800, 86400, 14400));
+    let info = tap.ipv6_info();
+    assert!(info.addresses.is_empty() && info.routes.is_empty());
+    assert_eq!(tap.stats().ndp_ignored, 1);
+}
+
 mod prop {
     use super::*;
     use proptest::prelude::*;
