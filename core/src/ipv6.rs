@@ -613,6 +613,16 @@ impl Ipv6Host {
             stats.drop_tun_ipv6_malformed += 1;
             return Egress::Consumed;
         }
+        // We are the only NDP speaker on the link: the kernel's own RS/RA/NS/NA/redirects
+        // from the TUN (it runs NDP on no real link) would only confuse the neighbours.
+        if packet[6] == PROTO_ICMPV6
+            && packet.get(IPV6_HEADER_LEN).is_some_and(|t| {
+                (icmpv6_type::ROUTER_SOLICITATION..=icmpv6_type::REDIRECT).contains(t)
+            })
+        {
+            stats.drop_tun_ipv6_ndp += 1;
+            return Egress::Consumed;
+        }
         if packet.len() > usize::from(self.mtu()) {
             stats.drop_tun_ipv6_too_big += 1;
             let mtu = u32::from(self.mtu());

@@ -984,6 +984,26 @@ fn accept_ra_off_sends_no_rs_and_ignores_ras() {
     assert_eq!(tap.stats().ndp_ignored, 1);
 }
 
+#[test]
+fn the_kernels_own_ndp_from_the_tun_is_not_forwarded() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    let rs = ndp::router_solicitation(a("fe80::1234"), PEER_MAC);
+    let mut frame = vec![0u8; HEADROOM];
+    frame.extend_from_slice(&rs);
+    assert_eq!(tap.handle_tun_packet(t0, &mut frame), Egress::Consumed);
+    assert!(drain(&mut tap).is_empty());
+    assert_eq!(tap.stats().drop_tun_ipv6_ndp, 1);
+    // MLD reports (the kernel's groups, for snooping bridges) do go out.
+    let report = ndp::mld_report(
+        a("fe80::1234"),
+        &[(record_type::CHANGE_TO_EXCLUDE, a("ff02::fb"))],
+    );
+    let mut frame = vec![0u8; HEADROOM];
+    frame.extend_from_slice(&report);
+    assert_eq!(tap.handle_tun_packet(t0, &mut frame), Egress::Send);
+}
+
 mod prop {
     use super::*;
     use proptest::prelude::*;

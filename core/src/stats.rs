@@ -154,6 +154,8 @@ counters! {
     drop_tun_ipv6_no_route,
     /// IPv6 TUN packets over the link MTU (an ICMPv6 packet too big went back).
     drop_tun_ipv6_too_big,
+    /// NDP messages (RS, RA, NS, NA, redirect) from the TUN: tapemu speaks NDP itself.
+    drop_tun_ipv6_ndp,
     /// Outputs dropped because the caller did not drain `poll_transmit` in time.
     drop_transmit_queue_full,
     /// Events dropped because the caller did not drain `poll_event` in time.
