@@ -25,6 +25,7 @@
 //! ```
 
 pub mod arp;
+pub mod dhcpv6;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv6;

@@ -166,12 +166,18 @@ pub struct MldQuery {
 /// The ICMPv6 checksum of `msg` (with its checksum field as it stands) over the
 /// pseudo-header; a received message is intact when this is 0.
 pub fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
+    pseudo_checksum(src, dst, PROTO_ICMPV6, msg)
+}
+
+/// The checksum of an upper-layer message `msg` of protocol `proto` over the IPv6
+/// pseudo-header (RFC 8200 §8.1), with the message's checksum field as it stands.
+pub fn pseudo_checksum(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, msg: &[u8]) -> u16 {
     let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
     Sum16BitWords::new()
         .add_16bytes(src.octets())
         .add_16bytes(dst.octets())
         .add_4bytes(len.to_be_bytes())
-        .add_4bytes([0, 0, 0, PROTO_ICMPV6])
+        .add_4bytes([0, 0, 0, proto])
         .add_slice(msg)
         .ones_complement()
         .to_be()
@@ -225,7 +231,13 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b))
 }
 
-/// Decodes a DNSSL domain list (RFC 1035 labels, no compression, zero padding).
+/// Decodes a list of domain names in RFC 1035 label form without compression, as in
+/// DNSSL options (RFC 8106) and DHCPv6 domain lists (RFC 3646); trailing zero padding
+/// ends the list.
+pub fn parse_domain_list(data: &[u8]) -> Result<Vec<String>, NdpError> {
+    parse_domains(data)
+}
+
 fn parse_domains(mut data: &[u8]) -> Result<Vec<String>, NdpError> {
     let mut names = Vec::new();
     // Names follow each other; zero padding after the last one ends the list.

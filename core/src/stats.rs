@@ -124,6 +124,10 @@ counters! {
     mld_queries_in,
     /// ICMPv6 errors handed to the TUN (unreachable, packet too big).
     icmpv6_errors_to_tun,
+    /// DHCPv6 Information-Requests sent.
+    dhcpv6_requests_out,
+    /// DHCPv6 Replies accepted.
+    dhcpv6_replies_in,
     /// NDP messages with a hop limit other than 255 (MLD: other than 1).
     drop_ndp_bad_hop_limit,
     /// NDP and MLD messages with a wrong ICMPv6 checksum.
@@ -156,6 +160,9 @@ counters! {
     drop_tun_ipv6_too_big,
     /// NDP messages (RS, RA, NS, NA, redirect) from the TUN: tapemu speaks NDP itself.
     drop_tun_ipv6_ndp,
+    /// DHCPv6 messages to our client port that are malformed, unexpected or for another
+    /// transaction.
+    drop_dhcpv6_invalid,
     /// Outputs dropped because the caller did not drain `poll_transmit` in time.
     drop_transmit_queue_full,
     /// Events dropped because the caller did not drain `poll_event` in time.
