@@ -904,8 +904,8 @@ struct Options {
 impl Reply {
     /// Parses a BOOTREPLY. The fixed header goes through dhcproto; the options are
     /// walked here with bounds checks, because dhcproto 0.15's option decoder stops at
-    /// the first option it dislikes and has `debug_assert!`s and unchecked
-    /// subtractions on option lengths that a hostile server controls.
+    /// the first option it dislikes and has `debug_assert!`s on the lengths of options
+    /// 80, 94 and 152–155, which a hostile server controls (a panic in debug builds).
     fn parse(bytes: &[u8], stats: &mut Stats) -> Option<Reply> {
         let header = bytes.get(..HEADER_LEN)?;
         if header[236..240] != MAGIC {
