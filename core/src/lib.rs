@@ -5,7 +5,8 @@
 //! Ethernet frames from the link, each with the current time, and carries out the
 //! frames, packets and events it hands back. It adds and strips Ethernet headers,
 //! answers and sends ARP like a Linux host, resolves neighbours while queueing the
-//! packets waiting for them, and reports what it drops.
+//! packets waiting for them, gets its IPv4 address from a DHCP server and keeps it
+//! renewed ([`dhcp`]), and reports what it drops.
 //!
 //! ```
 //! use std::time::Instant;
@@ -25,6 +26,7 @@
 //! ```
 
 pub mod arp;
+pub mod dhcp;
 pub mod ethernet;
 pub mod icmp;
 pub mod neighbour;
@@ -32,6 +34,7 @@ pub mod route;
 pub mod stats;
 pub mod tap;
 
+pub use dhcp::{DhcpConfig, DhcpState, Lease, LeaseLostReason};
 pub use ethernet::MacAddr;
 pub use neighbour::NeighbourConfig;
 pub use route::{Ipv4Interface, Ipv4Route, NextHop};
