@@ -8,37 +8,19 @@
 //! tapemu's own request before it is fed in (the UDP checksum is then set to 0, "none").
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pcap_file::pcap::PcapReader;
 use tapemu::{
     Config, DhcpConfig, DhcpState, Event, Ingress, Ipv4Mode, Ipv4Route, Lease, MacAddr, Tap,
     Transmit,
 };
+use tapemu_tests::recorded::{data_path as data, frames};
 
 /// dhclient's MAC in the recording.
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x64]);
 /// Ethernet + IPv4 (no options in these captures) + UDP.
 const UDP_PAYLOAD: usize = 14 + 20 + 8;
-
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join(name)
-}
-
-fn frames(name: &str) -> Vec<Vec<u8>> {
-    let file = File::open(data(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let mut reader = PcapReader::new(file).expect("a pcap file");
-    let mut frames = Vec::new();
-    while let Some(packet) = reader.next_packet() {
-        frames.push(packet.expect("a readable packet").data.into_owned());
-    }
-    frames
-}
 
 /// A DHCP message in a frame: (UDP source port, xid, message type, all options).
 struct Dhcp {
