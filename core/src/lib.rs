@@ -5,7 +5,8 @@
 //! Ethernet frames from the link, each with the current time, and carries out the
 //! frames, packets and events it hands back. It adds and strips Ethernet headers,
 //! answers and sends ARP like a Linux host, resolves neighbours while queueing the
-//! packets waiting for them, and reports what it drops.
+//! packets waiting for them, gets its IPv4 address from a DHCP server and keeps it
+//! renewed ([`dhcp`]), and reports what it drops.
 //!
 //! ```
 //! use std::time::Instant;
@@ -25,6 +26,7 @@
 //! ```
 
 pub mod arp;
+pub mod dhcp;
 pub mod dhcpv6;
 pub mod ethernet;
 pub mod icmp;
@@ -35,6 +37,7 @@ pub mod route;
 pub mod stats;
 pub mod tap;
 
+pub use dhcp::{DhcpConfig, DhcpState, Lease, LeaseLostReason};
 pub use ethernet::MacAddr;
 pub use ipv6::{Ipv6Config, Ipv6Info, Ipv6Mode, Ipv6Route, LinkLocalMode};
 pub use neighbour::NeighbourConfig;

@@ -62,12 +62,8 @@ fn a(s: &str) -> Ipv6Addr {
 }
 
 fn load() -> Vec<Frame> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/ipv6-radvd.pcap");
-    let file = std::fs::File::open(path).expect("tests/data/ipv6-radvd.pcap");
-    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("pcap");
     let mut frames = Vec::new();
-    while let Some(packet) = reader.next_packet() {
-        let data = packet.expect("packet").data.into_owned();
+    for data in tapemu_tests::recorded::frames("ipv6-radvd.pcap") {
         if data.len() < ICMP || data[12..14] != [0x86, 0xdd] {
             continue;
         }
