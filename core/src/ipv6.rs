@@ -545,6 +545,13 @@ impl Ipv6Host {
     }
 
     fn address_ready(&mut self, now: Instant, kind: Kind) {
+        if kind == Kind::LinkLocal {
+            // Reports sent from :: during DAD are not learnt by every snooping switch;
+            // like Linux, report every group again from the new link-local address.
+            for group in self.groups() {
+                self.mld_change(now, record_type::CHANGE_TO_EXCLUDE, group);
+            }
+        }
         if kind == Kind::LinkLocal && self.config.accept_ra && !self.rs_started {
             self.rs_started = true;
             self.rs = (self.config.router_solicitations > 0).then_some((now, 0));

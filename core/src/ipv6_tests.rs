@@ -56,10 +56,11 @@ fn run_until(tap: &mut Tap, until: Instant) -> Vec<Transmit> {
     out
 }
 
-/// A tap whose link-local address passed DAD at `t0 + 2 s` (outputs drained).
+/// A tap whose link-local address passed DAD by `t0 + 2 s` and whose MLD reports are
+/// out by `t0 + 3 s` (outputs drained).
 fn ready_tap(t0: Instant) -> Tap {
     let mut tap = Tap::new(config(Ipv6Config::default()), t0);
-    run_until(&mut tap, t0 + Duration::from_secs(2));
+    run_until(&mut tap, t0 + Duration::from_secs(3));
     events(&mut tap);
     assert_eq!(tap.ipv6_info().link_local, Some(ll()));
     tap
@@ -180,7 +181,15 @@ fn startup_joins_probes_solicits_and_goes_idle() {
     let out = run_until(&mut tap, t0 + Duration::from_secs(30));
     // MLDv2 report from :: joining our solicited-node group, hop limit 1, router alert.
     let mld = of_type(&out, 143);
-    assert_eq!(mld.len(), 2, "robustness: two copies");
+    assert_eq!(
+        mld.len(),
+        4,
+        "robustness: two copies from ::, two from the link-local"
+    );
+    for m in &mld[2..] {
+        assert_eq!(m.src, ll());
+        assert_eq!(&m.msg[4..], &mld[0].msg[4..], "the same join record");
+    }
     assert_eq!(mld[0].src, Ipv6Addr::UNSPECIFIED);
     assert_eq!(mld[0].dst, a("ff02::16"));
     assert_eq!(mld[0].dst_mac, MacAddr([0x33, 0x33, 0, 0, 0, 0x16]));
@@ -226,7 +235,7 @@ fn startup_joins_probes_solicits_and_goes_idle() {
             s.ndp_rs_out,
             s.mld_reports_out
         ),
-        (1, 1, 3, 2)
+        (1, 1, 3, 4)
     );
 }
 
