@@ -142,6 +142,8 @@ const MLD_ROBUSTNESS: u8 = 2;
 const TWO_HOURS: Duration = Duration::from_secs(2 * 60 * 60);
 /// The smallest IPv6 MTU.
 const MIN_MTU: u32 = 1280;
+/// Largest reachable time an RA may set (RFC 4861 `MAX_REACHABLE_TIME`).
+const MAX_REACHABLE_TIME_MS: u32 = 3_600_000;
 /// Most records in one MLDv2 report: what fits in 1280 bytes.
 const MAX_MLD_RECORDS: usize = 60;
 /// DHCPv6 Information-Request timing (RFC 8415 §7.6: `INF_MAX_DELAY`, `INF_TIMEOUT`,
@@ -1060,6 +1062,15 @@ impl Ipv6Host {
             }
             (None, _) => stats.drop_ndp_table_limit += 1,
         }
+        // Like Linux: values below 100 ms are raised to it; RFC 4861 caps reachable time
+        // at one hour.
+        let ms = |v: u32, max: u32| {
+            (v != 0).then(|| Duration::from_millis(u64::from(v.clamp(100, max))))
+        };
+        self.cache.set_timing(
+            ms(ra.reachable_time, MAX_REACHABLE_TIME_MS),
+            ms(ra.retrans_timer, u32::MAX),
+        );
         if let Some(mtu) = ra.mtu {
             if (MIN_MTU..=u32::from(self.link_mtu)).contains(&mtu) {
                 self.ra_mtu = u16::try_from(mtu).ok();

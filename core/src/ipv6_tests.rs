@@ -1090,6 +1090,38 @@ fn without_o_or_m_flag_no_dhcpv6() {
     assert_eq!(tap.stats().dhcpv6_requests_out, 0);
 }
 
+#[test]
+fn ra_retrans_timer_and_reachable_time_drive_the_ndp_cache() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    let ra = RouterAdvert {
+        router_lifetime: 1800,
+        reachable_time: 10_000,
+        retrans_timer: 1, // raised to 100 ms
+        ..RouterAdvert::default()
+    };
+    let packet = ndp::router_advertisement(a("fe80::1"), ALL_NODES, &ra);
+    let _ = tap.handle_link_frame(
+        t0 + Duration::from_secs(3),
+        &frame_to(MacAddr::ipv6_multicast(ALL_NODES), ROUTER_MAC, &packet),
+    );
+    assert_eq!(
+        tap.ndp_cache().config().retransmit_time,
+        Duration::from_millis(100)
+    );
+    assert_eq!(
+        tap.ndp_cache().config().base_reachable_time,
+        Duration::from_secs(10)
+    );
+    // Resolution now retries every 100 ms.
+    let now = t0 + Duration::from_secs(4);
+    let mut p = udp6_from_tun(ll(), a("fe80::77"), b"x");
+    let _ = tap.handle_tun_packet(now, &mut p);
+    let mut out = drain(&mut tap);
+    out.extend(run_until(&mut tap, now + Duration::from_millis(250)));
+    assert_eq!(of_type(&out, 135).len(), 3);
+}
+
 mod prop {
     use super::*;
     use proptest::prelude::*;
