@@ -25,6 +25,18 @@
 //!   `ANNOUNCE_WAIT` (up to ~7 s). Any ARP from another MAC that claims the address,
 //!   or probes for it, is a conflict: DHCPDECLINE, wait 10 s (RFC 2131 §3.1), start
 //!   over. Once bound, [`crate::Tap::set_ipv4`] announces the address twice.
+//! * Discovery starts at once: the RFC 2131 §4.4.1 random 1–10 s wait before the first
+//!   DHCPDISCOVER is left out (a single VPN client has nobody to desynchronise from).
+//! * A renewal or rebinding ACK for a different address is used at once (no probe) and
+//!   reported as [`crate::Event::LeaseChanged`].
+//! * Everything runs with no TUN attached: the lease events carry what a
+//!   `VpnService.Builder` or `ip addr`/`ip route` needs, and ARP for the leased address
+//!   is answered as soon as it is bound.
+//!
+//! Replies are accepted only from UDP port 67 to port 68, with a correct UDP checksum
+//! (or none), op BOOTREPLY, our chaddr and the current xid; everything else is dropped
+//! and counted in the `drop_dhcp_*` counters of [`crate::Stats`]. DHCP traffic is never
+//! delivered to the TUN while the IPv4 mode is DHCP.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -904,8 +916,8 @@ struct Options {
 impl Reply {
     /// Parses a BOOTREPLY. The fixed header goes through dhcproto; the options are
     /// walked here with bounds checks, because dhcproto 0.15's option decoder stops at
-    /// the first option it dislikes and has `debug_assert!`s and unchecked
-    /// subtractions on option lengths that a hostile server controls.
+    /// the first option it dislikes and has `debug_assert!`s on the lengths of options
+    /// 80, 94 and 152–155, which a hostile server controls (a panic in debug builds).
     fn parse(bytes: &[u8], stats: &mut Stats) -> Option<Reply> {
         let header = bytes.get(..HEADER_LEN)?;
         if header[236..240] != MAGIC {
