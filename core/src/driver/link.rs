@@ -685,8 +685,8 @@ impl Link {
             Io::Tap(dev) => {
                 self.lens.resize(bufs.len(), 0);
                 let n = dev.read_batch(bufs, 0, &mut self.lens).await?;
-                for i in 0..n {
-                    spans[i] = (0, self.lens[i]);
+                for (span, len) in spans.iter_mut().zip(&self.lens).take(n) {
+                    *span = (0, *len);
                 }
                 Ok(n)
             }
