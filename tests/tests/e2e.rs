@@ -363,3 +363,40 @@ fn e2e_dhcp_renewal() {
     lab.wait_dnsmasq_log(&format!("DHCPRELEASE(br0) {address}"), T)
         .expect("DHCPRELEASE logged");
 }
+
+/// A static address (no DHCP) with a gateway, on the udp link.
+#[test]
+fn e2e_static_address() {
+    if !require_root("e2e_static_address") {
+        return;
+    }
+    let lab = lab(LabLink::Udp, Duration::from_secs(3600));
+    let address = Ipv4Addr::new(192, 0, 2, 77);
+    let tapemu = lab
+        .phone()
+        .spawn(
+            "tapemu",
+            &[
+                &tapemu_bin().to_string_lossy(),
+                "run",
+                "--link",
+                &lab.link_url(),
+                "--static",
+                "192.0.2.77/24",
+                "--gateway",
+                &LAN_ROUTER.to_string(),
+                "--no-ipv6",
+                "--json",
+            ],
+        )
+        .expect("spawn tapemu");
+    json_event(&tapemu, "ipv4", 0, T);
+    lab.host()
+        .wait_ping(address.into(), T)
+        .expect("host → phone");
+    lab.ping_from_phone(OFFLINK_SERVER)
+        .expect("phone → off-link via the static gateway");
+    tapemu.signal(libc::SIGTERM);
+    assert!(tapemu.wait_exit(T).expect("exit").success());
+    assert!(lab.leases().is_empty(), "no DHCP in static mode");
+}

@@ -274,3 +274,38 @@ async fn tcp_link_reconnects_and_reports_it() {
     assert_eq!(reply[21], 2, "ARP reply opcode");
     handle.stop().await;
 }
+
+/// The Android order: the host runs on the link alone, the TUN comes later.
+#[tokio::test]
+async fn tun_attached_after_start_gets_traffic() {
+    let (link, mut peer) = channel(64);
+    let (handle, _events) = Driver::start(config(), link, None).await.expect("start");
+    let mut ingress = Vec::new();
+    etherparse::PacketBuilder::ethernet2(PEER_MAC.0, [0x02, 0, 0, 0, 0, 0x7b])
+        .ipv4([192, 0, 2, 1], [192, 0, 2, 123], 64)
+        .udp(7, 7)
+        .write(&mut ingress, b"early")
+        .expect("build");
+    peer.to_driver.send(ingress.clone()).await.expect("send");
+    // ARP still works without a TUN.
+    let request = ArpPacket::request(PEER_MAC, [192, 0, 2, 1].into(), [192, 0, 2, 123].into());
+    peer.to_driver
+        .send(request.to_frame(MacAddr::BROADCAST))
+        .await
+        .expect("send");
+    next_frame(&mut peer, |f| f[..6] == PEER_MAC.0 && f[12..14] == [8, 6]).await;
+    assert_eq!(handle.stats().await.expect("stats").dropped_no_tun, 1);
+
+    let (tun_ours, tun_kernel) = seqpacket_pair();
+    assert!(handle.attach_tun(tun_ours).await.expect("attach").is_none());
+    peer.to_driver.send(ingress.clone()).await.expect("send");
+    let kernel = PacketFd::new(tun_kernel).expect("register");
+    let mut bufs = vec![vec![0u8; 2048]];
+    let mut lens = [0usize];
+    timeout(WAIT, kernel.read_batch(&mut bufs, 0, &mut lens))
+        .await
+        .expect("packet in time")
+        .expect("read");
+    assert_eq!(&bufs[0][..lens[0]], &ingress[14..]);
+    handle.stop().await;
+}
