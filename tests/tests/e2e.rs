@@ -9,10 +9,10 @@
 //!
 //! Needs root and `ip netns`; without them each test prints SKIP and passes, except
 //! under `CI=true`. Needs the `tapemu` binary: `cargo test --workspace` builds it
-//! (or set `TAPEMU_BIN`).
+//! (or set `TAPEMU_BIN_TAPEMU`); without it they skip, or fail under `CI=true`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,16 +20,6 @@ use tapemu_tests::lab::*;
 
 const T: Duration = Duration::from_secs(20);
 const L2PEER: &str = env!("CARGO_BIN_EXE_l2peer");
-
-fn tapemu_bin() -> PathBuf {
-    std::env::var_os("TAPEMU_BIN")
-        .map(PathBuf::from)
-        .or_else(|| find_bin("tapemu"))
-        .expect(
-            "the tapemu binary was not found next to the tests: run `cargo build -p tapemu-cli` \
-             (cargo test --workspace builds it) or set TAPEMU_BIN",
-        )
-}
 
 fn lab(link: LabLink, lease_time: Duration) -> Lab {
     Lab::builder(link)
@@ -121,10 +111,12 @@ fn end_to_end(link: LabLink, mac: &str) {
     if !require_root(&name) {
         return;
     }
+    let Some(bin) = require_bin(&name, "tapemu") else {
+        return;
+    };
     let lab = lab(link, Duration::from_secs(3600));
     let phone = lab.phone();
     let pcap = phone.dir().join("tapemu.pcap");
-    let bin = tapemu_bin();
     let url = lab.link_url();
     let pcap_arg = pcap.to_string_lossy().into_owned();
     let tapemu = phone
@@ -282,13 +274,16 @@ fn e2e_lease_without_tun_then_release() {
     if !require_root("e2e_lease_without_tun_then_release") {
         return;
     }
+    let Some(bin) = require_bin("e2e_lease_without_tun_then_release", "tapemu") else {
+        return;
+    };
     let lab = lab(LabLink::Vxlan, Duration::from_secs(3600));
     let mac = "02:00:00:00:e2:06";
     let out = lab
         .phone()
         .run_timeout(
             &[
-                &tapemu_bin().to_string_lossy(),
+                &bin.to_string_lossy(),
                 "lease",
                 "--link",
                 &lab.link_url(),
@@ -327,6 +322,9 @@ fn e2e_dhcp_renewal() {
     if !require_root("e2e_dhcp_renewal") {
         return;
     }
+    let Some(bin) = require_bin("e2e_dhcp_renewal", "tapemu") else {
+        return;
+    };
     let lab = lab(LabLink::Vxlan, Duration::from_secs(120));
     let mac = "02:00:00:00:e2:07";
     let tapemu = lab
@@ -334,7 +332,7 @@ fn e2e_dhcp_renewal() {
         .spawn(
             "tapemu",
             &[
-                &tapemu_bin().to_string_lossy(),
+                &bin.to_string_lossy(),
                 "run",
                 "--link",
                 &lab.link_url(),
@@ -370,6 +368,9 @@ fn e2e_static_address() {
     if !require_root("e2e_static_address") {
         return;
     }
+    let Some(bin) = require_bin("e2e_static_address", "tapemu") else {
+        return;
+    };
     let lab = lab(LabLink::Udp, Duration::from_secs(3600));
     let address = Ipv4Addr::new(192, 0, 2, 77);
     let tapemu = lab
@@ -377,7 +378,7 @@ fn e2e_static_address() {
         .spawn(
             "tapemu",
             &[
-                &tapemu_bin().to_string_lossy(),
+                &bin.to_string_lossy(),
                 "run",
                 "--link",
                 &lab.link_url(),
