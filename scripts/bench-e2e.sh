@@ -33,6 +33,8 @@ cargo build --release -q -p tapemu-cli -p tapemu-tests --bins
 BIN="$CARGO_TARGET_DIR/release"
 export LAB_L2PEER="$BIN/l2peer"
 
+# Its own namespace names, so a demo running at the same time does not collide.
+export LAB_NAME="${LAB_NAME:-tpbench}"
 # shellcheck source=scripts/lab.sh
 source scripts/lab.sh
 PIDS=()

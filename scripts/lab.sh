@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tapemu namespace lab for shell use: the same topology as tests/src/lab.rs, with
-# fixed namespace names (tpdemo-lan, tpdemo-host, tpdemo-phone), for the README demo and
+# fixed namespace names (LAB_NAME-lan, -host, -phone; LAB_NAME=tpdemo by default), for the README demo and
 # the throughput benchmark. Needs root, iproute2, ethtool and dnsmasq.
 #
 #   source scripts/lab.sh
@@ -19,14 +19,16 @@
 #        udp    l2peer in lan, 198.51.100.1:7000      LAB_LINK_URL=udp://198.51.100.1:7000
 #        tcp2/4 l2peer in lan, 198.51.100.1:7001      LAB_LINK_URL=tcp://198.51.100.1:7001?len=2|4
 #
-# Knobs (environment): LAB_DIR (logs, leases; default /tmp/tpdemo), LAB_LEASE_TIME
+# Knobs (environment): LAB_NAME (namespace prefix; default tpdemo, so two labs with
+# different names can run side by side), LAB_DIR (logs, leases; default /tmp/LAB_NAME), LAB_LEASE_TIME
 # (seconds, >= 120; default 3600), LAB_DHCP_MTU (default 1500), LAB_L2PEER (path of the
 # l2peer binary; default: found in the target directory, built if missing).
 
-export LAB_LAN=tpdemo-lan
-export LAB_HOST=tpdemo-host
-export LAB_PHONE=tpdemo-phone
-export LAB_DIR="${LAB_DIR:-/tmp/tpdemo}"
+export LAB_NAME="${LAB_NAME:-tpdemo}"
+export LAB_LAN="$LAB_NAME-lan"
+export LAB_HOST="$LAB_NAME-host"
+export LAB_PHONE="$LAB_NAME-phone"
+export LAB_DIR="${LAB_DIR:-/tmp/$LAB_NAME}"
 export LAB_DNSMASQ_LOG="$LAB_DIR/dnsmasq.log"
 export LAB_LEASES="$LAB_DIR/dnsmasq.leases"
 export LAB_LAN_ROUTER=192.0.2.1
