@@ -25,6 +25,9 @@
 //! ```
 
 pub mod arp;
+pub mod dhcp;
+#[cfg(feature = "tokio")]
+pub mod driver;
 pub mod ethernet;
 pub mod icmp;
 pub mod neighbour;
@@ -32,6 +35,7 @@ pub mod route;
 pub mod stats;
 pub mod tap;
 
+pub use dhcp::{DhcpConfig, DhcpState, Lease, LeaseLostReason};
 pub use ethernet::MacAddr;
 pub use neighbour::NeighbourConfig;
 pub use route::{Ipv4Interface, Ipv4Route, NextHop};

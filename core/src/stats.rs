@@ -58,6 +58,14 @@ counters! {
     neighbour_evictions,
     /// Another host claimed our address.
     address_conflicts,
+    /// DHCP messages sent (DISCOVER, REQUEST, DECLINE, RELEASE).
+    dhcp_messages_out,
+    /// DHCP replies accepted (OFFER, ACK, NAK for our transaction in a state that wants them).
+    dhcp_messages_in,
+    /// DHCPDECLINEs sent because the probed address was in use.
+    dhcp_declines,
+    /// DHCP options that were malformed and ignored (the rest of the reply was used).
+    dhcp_options_ignored,
     /// TUN packets shorter than an IP header or with a bad header.
     drop_tun_malformed,
     /// TUN packets of an IP version we do not route.
@@ -88,6 +96,15 @@ counters! {
     drop_link_ipv4_malformed,
     /// ARP frames that are malformed or not Ethernet/IPv4.
     drop_link_arp_malformed,
+    /// DHCP replies that do not parse (truncated, bad cookie, no message type, bad UDP checksum).
+    drop_dhcp_malformed,
+    /// DHCP replies for another client: wrong op, xid or chaddr.
+    drop_dhcp_not_ours,
+    /// DHCP replies of a type the current state does not expect.
+    drop_dhcp_unexpected,
+    /// DHCP offers or ACKs that cannot be used: no yiaddr, no server identifier, no lease
+    /// time, a bad subnet mask.
+    drop_dhcp_invalid,
     /// Outputs dropped because the caller did not drain `poll_transmit` in time.
     drop_transmit_queue_full,
     /// Events dropped because the caller did not drain `poll_event` in time.

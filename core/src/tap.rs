@@ -20,6 +20,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::arp::{ArpPacket, Operation};
+use crate::dhcp::{self, DhcpClient, DhcpConfig, DhcpState, Lease, LeaseLostReason};
 use crate::ethernet::{self, ether_type, MacAddr, HEADER_LEN};
 use crate::icmp::{self, Unreachable};
 use crate::neighbour::{Action, Lookup, NeighbourCache, NeighbourConfig};
@@ -43,6 +44,8 @@ pub enum Ipv4Mode {
     Disabled,
     /// A fixed address, subnet and routes.
     Static(Ipv4Interface),
+    /// An address from a DHCP server (see [`crate::dhcp`]).
+    Dhcp(DhcpConfig),
 }
 
 /// Configuration of a [`Tap`].
@@ -102,6 +105,34 @@ pub enum Event {
     },
     /// A neighbour did not answer; packets queued for it were dropped.
     NeighbourUnreachable(Ipv4Addr),
+    /// DHCP gave us our first lease; the interface is configured and the TUN can be
+    /// created with it.
+    LeaseAcquired(Lease),
+    /// The lease was renewed with the same address: nothing to rebuild, though routes,
+    /// DNS or times may have changed.
+    LeaseRenewed(Lease),
+    /// A renewal or rebinding gave a different address: the TUN must be rebuilt.
+    LeaseChanged {
+        /// The lease that was in force.
+        old: Lease,
+        /// The lease now in force.
+        new: Lease,
+    },
+    /// The lease is gone and the address removed; DHCP starts over (unless released).
+    LeaseLost {
+        /// The address we no longer have.
+        address: Ipv4Addr,
+        /// Why.
+        reason: LeaseLostReason,
+    },
+    /// An acknowledged address was in use by another host (RFC 5227 probe); it was
+    /// declined and DHCP starts over.
+    LeaseDeclined {
+        /// The address we declined.
+        address: Ipv4Addr,
+        /// The MAC of the host that uses it.
+        mac: MacAddr,
+    },
 }
 
 /// What to do with a packet given to [`Tap::handle_tun_packet`].
@@ -140,6 +171,7 @@ pub struct Tap {
     /// Next announcement of our address and how many remain.
     announce: Option<(Instant, u8)>,
     last_defence: Option<Instant>,
+    dhcp: Option<DhcpClient>,
     stats: Stats,
 }
 
@@ -162,11 +194,17 @@ impl Tap {
             max_events: config.max_pending_events.max(1),
             announce: None,
             last_defence: None,
+            dhcp: None,
             stats: Stats::default(),
         };
         match config.ipv4 {
             Ipv4Mode::Disabled => {}
             Ipv4Mode::Static(iface) => tap.set_ipv4(now, Some(iface)),
+            Ipv4Mode::Dhcp(dhcp_config) => {
+                let max_size = tap.mtu;
+                tap.dhcp = Some(DhcpClient::new(dhcp_config, mac, max_size, now));
+                tap.handle_timeout(now);
+            }
         }
         tap
     }
@@ -347,7 +385,7 @@ impl Tap {
             return Ingress::Consumed;
         }
         match header.ether_type {
-            ether_type::IPV4 => self.ingress_ipv4(frame),
+            ether_type::IPV4 => self.ingress_ipv4(now, &header, frame),
             ether_type::ARP => {
                 self.handle_arp(now, &header, &frame[HEADER_LEN..]);
                 Ingress::Consumed
@@ -363,7 +401,7 @@ impl Tap {
         }
     }
 
-    fn ingress_ipv4(&mut self, frame: &[u8]) -> Ingress {
+    fn ingress_ipv4(&mut self, now: Instant, eth: &ethernet::Header, frame: &[u8]) -> Ingress {
         let payload = &frame[HEADER_LEN..];
         let Ok(header) = Ipv4HeaderSlice::from_slice(payload) else {
             self.stats.drop_link_ipv4_malformed += 1;
@@ -374,6 +412,12 @@ impl Tap {
         if total_len > payload.len() || header_sum.ones_complement() != 0 {
             self.stats.drop_link_ipv4_malformed += 1;
             return Ingress::Consumed;
+        }
+        if self.dhcp.is_some() {
+            if let Some(udp) = dhcp::client_port_payload(&payload[..total_len]) {
+                self.handle_dhcp(now, eth.src, udp);
+                return Ingress::Consumed;
+            }
         }
         self.stats.tun_packets_out += 1;
         Ingress::Deliver(HEADER_LEN..HEADER_LEN + total_len)
@@ -391,6 +435,10 @@ impl Tap {
         match arp.operation {
             Operation::Request => self.stats.arp_requests_in += 1,
             Operation::Reply => self.stats.arp_replies_in += 1,
+        }
+        if let Some(client) = self.dhcp.as_mut() {
+            client.handle_arp(now, &arp, &mut self.rng, &mut self.stats);
+            self.run_dhcp_actions(now);
         }
         let Some(our_ip) = self.ipv4.as_ref().map(|i| i.address) else {
             return;
@@ -434,7 +482,8 @@ impl Tap {
     /// When [`Tap::handle_timeout`] must next be called, or `None` if no timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let announce = self.announce.map(|(t, _)| t);
-        [self.arp_cache.poll_timeout(), announce]
+        let dhcp = self.dhcp.as_ref().and_then(DhcpClient::poll_timeout);
+        [self.arp_cache.poll_timeout(), announce, dhcp]
             .into_iter()
             .flatten()
             .min()
@@ -453,6 +502,76 @@ impl Tap {
                     self.push_link(frame);
                 }
                 self.announce = (remaining > 1).then(|| (now + ANNOUNCE_INTERVAL, remaining - 1));
+            }
+        }
+        // Runs after the ARP timers: set_ipv4 (which the DHCP client may ask for) calls
+        // back into handle_timeout, and by then no DHCP timer is due any more.
+        if let Some(client) = self.dhcp.as_mut() {
+            if client.poll_timeout().is_some_and(|t| t <= now) {
+                client.handle_timeout(now, &mut self.rng, &mut self.stats);
+                self.run_dhcp_actions(now);
+            }
+        }
+    }
+
+    /// The DHCP lease in force, if any.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.dhcp.as_ref().and_then(DhcpClient::lease)
+    }
+
+    /// The DHCP client's state, or `None` unless the IPv4 mode is DHCP.
+    pub fn dhcp_state(&self) -> Option<DhcpState> {
+        self.dhcp.as_ref().map(DhcpClient::state)
+    }
+
+    /// Orderly shutdown of DHCP: sends DHCPRELEASE for the lease in force (unicast to
+    /// the server), removes the address (a [`Event::LeaseLost`] with
+    /// [`LeaseLostReason::Released`] follows) and stops the client. Does nothing
+    /// unless the IPv4 mode is DHCP.
+    pub fn release(&mut self, now: Instant) {
+        let Some(client) = self.dhcp.as_mut() else {
+            return;
+        };
+        if let Some(release) = client.release(now, &mut self.rng, &mut self.stats) {
+            // The frame must leave before the address and the ARP cache are gone, so
+            // it cannot wait for resolution: use the cached next hop, else the MAC the
+            // server's last ACK came from, else broadcast.
+            let next = self.ipv4.as_ref().map(|i| i.next_hop(release.server));
+            let cached = match next {
+                Some(NextHop::Neighbour(n)) => self.arp_cache.get(n).map(|(_, mac)| mac),
+                _ => None,
+            };
+            let dst = cached.or(release.server_mac).unwrap_or(MacAddr::BROADCAST);
+            let mut frame = vec![0u8; HEADROOM];
+            frame.extend_from_slice(&release.packet);
+            ethernet::write_header(&mut frame, dst, self.mac, ether_type::IPV4);
+            self.push_link(frame);
+        }
+        self.run_dhcp_actions(now);
+    }
+
+    fn handle_dhcp(&mut self, now: Instant, src_mac: MacAddr, datagram: dhcp::UdpDatagram<'_>) {
+        if let Some(client) = self.dhcp.as_mut() {
+            client.handle_message(now, src_mac, datagram, &mut self.rng, &mut self.stats);
+            self.run_dhcp_actions(now);
+        }
+    }
+
+    fn run_dhcp_actions(&mut self, now: Instant) {
+        let Some(client) = self.dhcp.as_mut() else {
+            return;
+        };
+        for action in client.take_actions() {
+            match action {
+                dhcp::Action::Link(frame) => self.push_link(frame),
+                dhcp::Action::Route(packet) => self.send_ipv4_packet(now, &packet),
+                dhcp::Action::Probe(candidate) => {
+                    self.stats.arp_requests_out += 1;
+                    let probe = ArpPacket::probe(self.mac, candidate);
+                    self.push_link(probe.to_frame(MacAddr::BROADCAST));
+                }
+                dhcp::Action::Configure(iface) => self.set_ipv4(now, iface),
+                dhcp::Action::Event(event) => self.push_event(event),
             }
         }
     }

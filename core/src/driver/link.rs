@@ -1,0 +1,778 @@
+//! Links: where the emulated host's Ethernet frames go, one frame per unit on the wire.
+//!
+//! | URL | wire format |
+//! |---|---|
+//! | `udp://HOST:PORT[?bind=ADDR:PORT]` | one frame per datagram, no header |
+//! | `tcp://HOST:PORT[?len=2\|4]` | big-endian length prefix (2 bytes by default) then the frame |
+//! | `vxlan://HOST:PORT?vni=N[&bind=ADDR:PORT]` | RFC 7348: 8-byte header in UDP, bound to PORT |
+//! | `tap://NAME` | a local kernel TAP device (Linux) |
+//! | [`channel`] | frames handed to and taken from the embedding application |
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+
+use super::fd::PacketFd;
+use super::SocketHook;
+
+/// Largest frame a link accepts: a 64 KiB IP packet plus its Ethernet header.
+pub const MAX_FRAME: usize = 65535 + 14;
+/// Bytes a link may write in front of a frame (the VXLAN header is the largest).
+pub const LINK_HEADROOM: usize = VXLAN_HEADER_LEN;
+const VXLAN_HEADER_LEN: usize = 8;
+/// The IANA VXLAN port, the default of `vxlan://HOST`.
+pub const VXLAN_PORT: u16 = 4789;
+
+/// Length prefix of the `tcp://` link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LengthPrefix {
+    /// 2 bytes, big-endian: simpletun-style tunnels (`?len=2`, the default).
+    U16,
+    /// 4 bytes, big-endian: QEMU `-netdev stream`/`socket` (`?len=4`).
+    U32,
+}
+
+/// Which link to open: parsed from a URL (see the [module documentation](self)) or
+/// made by [`channel`].
+pub enum LinkSpec {
+    /// `udp://HOST:PORT`: one frame per datagram.
+    Udp {
+        /// `HOST:PORT` of the peer, resolved when the link opens.
+        remote: String,
+        /// Local address to bind; an ephemeral port when `None`.
+        bind: Option<SocketAddr>,
+    },
+    /// `tcp://HOST:PORT`: length-prefixed frames over one TCP connection, reconnected
+    /// with backoff when it drops.
+    Tcp {
+        /// `HOST:PORT` of the peer.
+        remote: String,
+        /// Length prefix size.
+        len: LengthPrefix,
+    },
+    /// `vxlan://HOST:PORT?vni=N`: RFC 7348, as the Linux kernel's `vxlan` device.
+    Vxlan {
+        /// `HOST:PORT` of the peer VTEP; frames are accepted from its IP only.
+        remote: String,
+        /// The VXLAN network identifier (24 bits).
+        vni: u32,
+        /// Local address to bind; the remote's port on every address when `None`.
+        bind: Option<SocketAddr>,
+    },
+    /// `tap://NAME`: a local kernel TAP device (Linux).
+    Tap {
+        /// Interface name, created if missing.
+        name: String,
+    },
+    /// Frames exchanged with the application through channels (see [`channel`]).
+    Channel(ChannelLink),
+}
+
+impl fmt::Display for LinkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkSpec::Udp { remote, bind: None } => write!(f, "udp://{remote}"),
+            LinkSpec::Udp {
+                remote,
+                bind: Some(b),
+            } => write!(f, "udp://{remote}?bind={b}"),
+            LinkSpec::Tcp { remote, len } => {
+                let n = match len {
+                    LengthPrefix::U16 => 2,
+                    LengthPrefix::U32 => 4,
+                };
+                write!(f, "tcp://{remote}?len={n}")
+            }
+            LinkSpec::Vxlan { remote, vni, bind } => {
+                write!(f, "vxlan://{remote}?vni={vni}")?;
+                if let Some(b) = bind {
+                    write!(f, "&bind={b}")?;
+                }
+                Ok(())
+            }
+            LinkSpec::Tap { name } => write!(f, "tap://{name}"),
+            LinkSpec::Channel(_) => write!(f, "channel:"),
+        }
+    }
+}
+
+impl fmt::Debug for LinkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A link URL that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid link URL {url:?}: {reason}")]
+pub struct ParseLinkError {
+    /// The URL as given.
+    pub url: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl FromStr for LinkSpec {
+    type Err = ParseLinkError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let err = |reason: &str| ParseLinkError {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| err("expected SCHEME://…, SCHEME one of udp, tcp, vxlan, tap"))?;
+        let (target, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut params = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| err(&format!("query parameter {pair:?} is not KEY=VALUE")))?;
+            params.push((k, v));
+        }
+        let take = |params: &mut Vec<(&str, &str)>, key: &str| {
+            params
+                .iter()
+                .position(|(k, _)| *k == key)
+                .map(|i| params.remove(i).1.to_owned())
+        };
+        let parse_bind = |v: Option<String>| -> Result<Option<SocketAddr>, ParseLinkError> {
+            v.map(|v| {
+                v.parse::<SocketAddr>()
+                    .or_else(|_| {
+                        v.parse::<u16>()
+                            .map(|p| SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), p))
+                    })
+                    .map_err(|_| err(&format!("bind={v}: expected ADDR:PORT or PORT")))
+            })
+            .transpose()
+        };
+        let host_port = |target: &str, default_port: Option<u16>| {
+            if target.is_empty() {
+                return Err(err("missing HOST:PORT"));
+            }
+            let has_port = match target.rsplit_once(':') {
+                Some((host, port)) => {
+                    (!host.contains(':') || host.ends_with(']')) && port.parse::<u16>().is_ok()
+                }
+                None => false,
+            };
+            match (has_port, default_port) {
+                (true, _) => Ok(target.to_owned()),
+                (false, Some(p)) if target.contains(':') && !target.starts_with('[') => {
+                    Ok(format!("[{target}]:{p}"))
+                }
+                (false, Some(p)) => Ok(format!("{target}:{p}")),
+                (false, None) => Err(err("missing :PORT")),
+            }
+        };
+        let spec = match scheme {
+            "udp" => LinkSpec::Udp {
+                remote: host_port(target, None)?,
+                bind: parse_bind(take(&mut params, "bind"))?,
+            },
+            "tcp" => LinkSpec::Tcp {
+                remote: host_port(target, None)?,
+                len: match take(&mut params, "len").as_deref() {
+                    None | Some("2") => LengthPrefix::U16,
+                    Some("4") => LengthPrefix::U32,
+                    Some(other) => return Err(err(&format!("len={other}: expected 2 or 4"))),
+                },
+            },
+            "vxlan" => {
+                let vni = take(&mut params, "vni").ok_or_else(|| err("missing ?vni=N"))?;
+                let vni = vni
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|v| *v < (1 << 24))
+                    .ok_or_else(|| err(&format!("vni={vni}: expected 0..16777215")))?;
+                LinkSpec::Vxlan {
+                    remote: host_port(target, Some(VXLAN_PORT))?,
+                    vni,
+                    bind: parse_bind(take(&mut params, "bind"))?,
+                }
+            }
+            "tap" => {
+                if target.is_empty() || target.len() > 15 || target.contains('/') {
+                    return Err(err("expected tap://NAME, NAME at most 15 bytes"));
+                }
+                LinkSpec::Tap {
+                    name: target.to_owned(),
+                }
+            }
+            other => {
+                return Err(err(&format!(
+                    "unknown scheme {other:?}: expected udp, tcp, vxlan or tap"
+                )))
+            }
+        };
+        if let Some((k, _)) = params.first() {
+            return Err(err(&format!("unknown query parameter {k:?}")));
+        }
+        Ok(spec)
+    }
+}
+
+/// The application's side of a [`channel`] link.
+#[derive(Debug)]
+pub struct ChannelPeer {
+    /// Ethernet frames the emulated host sends: carry them to the network.
+    pub from_driver: mpsc::Receiver<Vec<u8>>,
+    /// Ethernet frames from the network: send them here. A full channel means the
+    /// driver is behind; `try_send` and drop is the Ethernet way.
+    pub to_driver: mpsc::Sender<Vec<u8>>,
+}
+
+/// The driver's side of a [`channel`] link; wrapped in [`LinkSpec::Channel`].
+#[derive(Debug)]
+pub struct ChannelLink {
+    rx: mpsc::Receiver<Vec<u8>>,
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+/// A link whose frames go through channels, for applications whose own VPN protocol
+/// carries the frames. Each direction holds up to `capacity` frames; frames the
+/// application does not take in time are dropped (and counted), never blocking the
+/// driver.
+pub fn channel(capacity: usize) -> (LinkSpec, ChannelPeer) {
+    let (to_app, from_driver) = mpsc::channel(capacity.max(1));
+    let (to_driver, from_app) = mpsc::channel(capacity.max(1));
+    (
+        LinkSpec::Channel(ChannelLink {
+            rx: from_app,
+            tx: to_app,
+        }),
+        ChannelPeer {
+            from_driver,
+            to_driver,
+        },
+    )
+}
+
+/// A link that could not be opened or failed: names the URL and the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("link {url}: {source}")]
+pub struct LinkError {
+    /// The link's URL.
+    pub url: String,
+    /// The cause.
+    #[source]
+    pub source: io::Error,
+}
+
+/// Something that happened to a link, reported as a driver event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkStatus {
+    /// A connection-oriented link (re)connected.
+    Up,
+    /// The link failed; a TCP link retries after `retry_in`.
+    Down {
+        /// Why, naming the URL.
+        error: String,
+        /// When the next attempt is made, if any.
+        retry_in: Option<Duration>,
+    },
+}
+
+type ConnectFuture = Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>> + Send>>;
+
+enum TcpState {
+    Connected {
+        read: FramedRead<tokio::net::tcp::OwnedReadHalf, LengthDelimitedCodec>,
+        write: FramedWrite<tokio::net::tcp::OwnedWriteHalf, LengthDelimitedCodec>,
+    },
+    Connecting(ConnectFuture),
+    Waiting(Pin<Box<tokio::time::Sleep>>),
+}
+
+enum Io {
+    Udp(UdpSocket),
+    Vxlan {
+        socket: UdpSocket,
+        remote: SocketAddr,
+        vni: u32,
+        scratch: Vec<u8>,
+    },
+    Tcp {
+        remote: String,
+        codec: LengthPrefix,
+        state: TcpState,
+        backoff: Duration,
+        hook: Option<SocketHook>,
+    },
+    Tap(PacketFd),
+    Channel(ChannelLink),
+}
+
+/// An open link.
+pub(crate) struct Link {
+    url: String,
+    io: Io,
+    status: Vec<LinkStatus>,
+    /// Frames dropped because the link could not take them (down, full).
+    pub(crate) dropped_out: u64,
+    /// Times a connection-oriented link reconnected.
+    pub(crate) reconnects: u64,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+fn codec(len: LengthPrefix) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_length(match len {
+            LengthPrefix::U16 => 2,
+            LengthPrefix::U32 => 4,
+        })
+        .max_frame_length(MAX_FRAME)
+        .big_endian()
+        .new_codec()
+}
+
+async fn resolve(remote: &str) -> io::Result<SocketAddr> {
+    tokio::net::lookup_host(remote)
+        .await?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{remote}: no address")))
+}
+
+fn unspecified_like(addr: &SocketAddr, port: u16) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
+        IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port),
+    }
+}
+
+fn udp_socket(bind: SocketAddr, hook: Option<&SocketHook>) -> io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind(bind)?;
+    if let Some(hook) = hook {
+        hook(socket.as_raw_fd())?;
+    }
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
+}
+
+async fn tcp_connect(remote: String, hook: Option<SocketHook>) -> io::Result<TcpStream> {
+    let addr = resolve(&remote).await?;
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(hook) = &hook {
+        hook(socket.as_raw_fd())?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+impl Link {
+    /// Opens the link; the first TCP connection must succeed.
+    pub(crate) async fn open(spec: LinkSpec, hook: Option<SocketHook>) -> Result<Link, LinkError> {
+        let url = spec.to_string();
+        let io = Self::open_io(spec, hook)
+            .await
+            .map_err(|source| LinkError {
+                url: url.clone(),
+                source,
+            })?;
+        Ok(Link {
+            url,
+            io,
+            status: Vec::new(),
+            dropped_out: 0,
+            reconnects: 0,
+        })
+    }
+
+    async fn open_io(spec: LinkSpec, hook: Option<SocketHook>) -> io::Result<Io> {
+        Ok(match spec {
+            LinkSpec::Udp { remote, bind } => {
+                let addr = resolve(&remote).await?;
+                let socket = udp_socket(bind.unwrap_or(unspecified_like(&addr, 0)), hook.as_ref())?;
+                socket.connect(addr).await?;
+                Io::Udp(socket)
+            }
+            LinkSpec::Vxlan { remote, vni, bind } => {
+                let addr = resolve(&remote).await?;
+                let bind = bind.unwrap_or(unspecified_like(&addr, addr.port()));
+                let socket = udp_socket(bind, hook.as_ref())?;
+                Io::Vxlan {
+                    socket,
+                    remote: addr,
+                    vni,
+                    scratch: vec![0; VXLAN_HEADER_LEN + MAX_FRAME],
+                }
+            }
+            LinkSpec::Tcp { remote, len } => {
+                let stream = tcp_connect(remote.clone(), hook.clone()).await?;
+                let (r, w) = stream.into_split();
+                Io::Tcp {
+                    remote,
+                    codec: len,
+                    state: TcpState::Connected {
+                        read: FramedRead::new(r, codec(len)),
+                        write: FramedWrite::new(w, codec(len)),
+                    },
+                    backoff: BACKOFF_MIN,
+                    hook,
+                }
+            }
+            #[cfg(target_os = "linux")]
+            LinkSpec::Tap { name } => {
+                let (fd, _) = super::fd::open_tun_device(&name, super::fd::DeviceKind::Tap)?;
+                Io::Tap(PacketFd::new(fd)?)
+            }
+            #[cfg(not(target_os = "linux"))]
+            LinkSpec::Tap { .. } => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "tap:// links exist on Linux only",
+                ))
+            }
+            LinkSpec::Channel(c) => Io::Channel(c),
+        })
+    }
+
+    /// The URL the link was opened from.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Status changes since the last call.
+    pub(crate) fn take_status(&mut self) -> Vec<LinkStatus> {
+        std::mem::take(&mut self.status)
+    }
+
+    /// Waits for frames and reads up to `bufs.len()` of them, frame `i` into
+    /// `bufs[i][..lens[i]]`. Returns 0 when only the link's state changed (see
+    /// [`Link::take_status`]). Cancel-safe. An error is fatal for the link.
+    pub(crate) async fn recv_batch(
+        &mut self,
+        bufs: &mut [Vec<u8>],
+        lens: &mut [usize],
+    ) -> io::Result<usize> {
+        match &mut self.io {
+            Io::Udp(socket) => loop {
+                socket.readable().await?;
+                let mut n = 0;
+                while n < bufs.len() {
+                    match socket.try_recv(&mut bufs[n]) {
+                        Ok(len) => {
+                            lens[n] = len;
+                            n += 1;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        // ICMP port unreachable from a peer not yet listening.
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
+                        Err(e) if n == 0 => return Err(e),
+                        Err(_) => break,
+                    }
+                }
+                if n > 0 {
+                    return Ok(n);
+                }
+            },
+            Io::Vxlan {
+                socket,
+                remote,
+                vni,
+                scratch,
+            } => loop {
+                socket.readable().await?;
+                let mut n = 0;
+                while n < bufs.len() {
+                    match socket.try_recv_from(scratch) {
+                        Ok((len, from)) => {
+                            if from.ip() != remote.ip() {
+                                continue;
+                            }
+                            let Some(frame) = vxlan_decap(&scratch[..len], *vni) else {
+                                continue;
+                            };
+                            bufs[n][..frame.len()].copy_from_slice(frame);
+                            lens[n] = frame.len();
+                            n += 1;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
+                        Err(e) if n == 0 => return Err(e),
+                        Err(_) => break,
+                    }
+                }
+                if n > 0 {
+                    return Ok(n);
+                }
+            },
+            Io::Tap(dev) => dev.read_batch(bufs, 0, lens).await,
+            Io::Channel(c) => {
+                let Some(first) = c.rx.recv().await else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "the application closed the channel",
+                    ));
+                };
+                let mut n = 0;
+                let mut next = Some(first);
+                while let Some(frame) = next.take() {
+                    if frame.len() <= bufs[n].len() {
+                        bufs[n][..frame.len()].copy_from_slice(&frame);
+                        lens[n] = frame.len();
+                        n += 1;
+                    }
+                    if n < bufs.len() {
+                        next = c.rx.try_recv().ok();
+                    }
+                }
+                Ok(n)
+            }
+            Io::Tcp {
+                remote,
+                codec: len,
+                state,
+                backoff,
+                hook,
+            } => {
+                let url = &self.url;
+                match state {
+                    TcpState::Waiting(sleep) => {
+                        sleep.as_mut().await;
+                        *state = TcpState::Connecting(Box::pin(tcp_connect(
+                            remote.clone(),
+                            hook.clone(),
+                        )));
+                        Ok(0)
+                    }
+                    TcpState::Connecting(fut) => {
+                        match fut.as_mut().await {
+                            Ok(stream) => {
+                                let (r, w) = stream.into_split();
+                                *state = TcpState::Connected {
+                                    read: FramedRead::new(r, codec(*len)),
+                                    write: FramedWrite::new(w, codec(*len)),
+                                };
+                                *backoff = BACKOFF_MIN;
+                                self.reconnects += 1;
+                                self.status.push(LinkStatus::Up);
+                            }
+                            Err(e) => {
+                                let wait = *backoff;
+                                *backoff = (*backoff * 2).min(BACKOFF_MAX);
+                                *state = TcpState::Waiting(Box::pin(tokio::time::sleep(wait)));
+                                self.status.push(LinkStatus::Down {
+                                    error: format!("link {url}: {e}"),
+                                    retry_in: Some(wait),
+                                });
+                            }
+                        }
+                        Ok(0)
+                    }
+                    TcpState::Connected { read, .. } => {
+                        let mut n = 0;
+                        let mut next = Some(read.next().await);
+                        let mut failure = None;
+                        while let Some(item) = next.take() {
+                            match item {
+                                Some(Ok(frame)) => {
+                                    bufs[n][..frame.len()].copy_from_slice(&frame);
+                                    lens[n] = frame.len();
+                                    n += 1;
+                                    if n < bufs.len() {
+                                        next = read.next().now_or_never();
+                                    }
+                                }
+                                Some(Err(e)) => failure = Some(e),
+                                None => {
+                                    failure = Some(io::Error::new(
+                                        io::ErrorKind::UnexpectedEof,
+                                        "connection closed by peer",
+                                    ))
+                                }
+                            }
+                        }
+                        if let Some(e) = failure {
+                            let wait = *backoff;
+                            *backoff = (*backoff * 2).min(BACKOFF_MAX);
+                            *state = TcpState::Waiting(Box::pin(tokio::time::sleep(wait)));
+                            self.status.push(LinkStatus::Down {
+                                error: format!("link {url}: {e}"),
+                                retry_in: Some(wait),
+                            });
+                        }
+                        Ok(n)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the frame `buf[headroom..]`; `buf[..headroom]` is free space the link may
+    /// write a header into (`headroom` is 0 or at least [`LINK_HEADROOM`]). A link that
+    /// cannot take the frame drops it; only a fatal error is returned.
+    pub(crate) async fn send(&mut self, buf: &mut [u8], headroom: usize) -> io::Result<()> {
+        let frame_len = buf.len() - headroom;
+        match &mut self.io {
+            Io::Udp(socket) => match socket.send(&buf[headroom..]).await {
+                Ok(_) => Ok(()),
+                Err(e) if transient(&e) => {
+                    self.dropped_out += 1;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Io::Vxlan {
+                socket,
+                remote,
+                vni,
+                scratch,
+            } => {
+                let datagram: &[u8] = if headroom >= VXLAN_HEADER_LEN {
+                    let start = headroom - VXLAN_HEADER_LEN;
+                    buf[start..headroom].copy_from_slice(&vxlan_header(*vni));
+                    &buf[start..]
+                } else {
+                    scratch[..VXLAN_HEADER_LEN].copy_from_slice(&vxlan_header(*vni));
+                    scratch[VXLAN_HEADER_LEN..VXLAN_HEADER_LEN + frame_len]
+                        .copy_from_slice(&buf[headroom..]);
+                    &scratch[..VXLAN_HEADER_LEN + frame_len]
+                };
+                match socket.send_to(datagram, *remote).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if transient(&e) => {
+                        self.dropped_out += 1;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Io::Tap(dev) => match dev.write(&buf[headroom..]) {
+                Ok(()) => Ok(()),
+                Err(e) if transient(&e) => {
+                    self.dropped_out += 1;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Io::Channel(c) => {
+                if c.tx.try_send(buf[headroom..].to_vec()).is_err() {
+                    self.dropped_out += 1;
+                }
+                Ok(())
+            }
+            Io::Tcp { state, .. } => {
+                let TcpState::Connected { write, .. } = state else {
+                    self.dropped_out += 1;
+                    return Ok(());
+                };
+                // A failed write shows up as a read error too, which reconnects.
+                if write.feed(&buf[headroom..]).await.is_err() {
+                    self.dropped_out += 1;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Pushes out frames buffered by [`Link::send`] (TCP).
+    pub(crate) async fn flush(&mut self) {
+        if let Io::Tcp {
+            state: TcpState::Connected { write, .. },
+            ..
+        } = &mut self.io
+        {
+            let _ = SinkExt::<&[u8]>::flush(write).await;
+        }
+    }
+}
+
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    ) || e.raw_os_error() == Some(libc::ENOBUFS)
+        || e.raw_os_error() == Some(libc::EIO)
+}
+
+/// The RFC 7348 header for `vni`: flags with the I bit, the VNI, reserved bytes zero.
+pub fn vxlan_header(vni: u32) -> [u8; VXLAN_HEADER_LEN] {
+    let v = vni.to_be_bytes();
+    [0x08, 0, 0, 0, v[1], v[2], v[3], 0]
+}
+
+/// The Ethernet frame inside a VXLAN datagram, if its I flag is set and its VNI is
+/// `vni`.
+pub fn vxlan_decap(datagram: &[u8], vni: u32) -> Option<&[u8]> {
+    let header = datagram.get(..VXLAN_HEADER_LEN)?;
+    let got = u32::from_be_bytes([0, header[4], header[5], header[6]]);
+    (header[0] & 0x08 != 0 && got == vni).then(|| &datagram[VXLAN_HEADER_LEN..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        let s: LinkSpec = "udp://192.0.2.1:5000".parse().expect("udp");
+        assert!(matches!(&s, LinkSpec::Udp { remote, bind: None } if remote == "192.0.2.1:5000"));
+        let s: LinkSpec = "udp://192.0.2.1:5000?bind=6000".parse().expect("udp bind");
+        assert_eq!(s.to_string(), "udp://192.0.2.1:5000?bind=0.0.0.0:6000");
+        let s: LinkSpec = "tcp://host.example:7000?len=4".parse().expect("tcp");
+        assert!(matches!(
+            s,
+            LinkSpec::Tcp {
+                len: LengthPrefix::U32,
+                ..
+            }
+        ));
+        let s: LinkSpec = "tcp://[2001:db8::1]:7000".parse().expect("tcp v6");
+        assert!(matches!(
+            s,
+            LinkSpec::Tcp {
+                len: LengthPrefix::U16,
+                ..
+            }
+        ));
+        let s: LinkSpec = "vxlan://198.51.100.1?vni=42".parse().expect("vxlan");
+        assert_eq!(s.to_string(), "vxlan://198.51.100.1:4789?vni=42");
+        let s: LinkSpec = "tap://tap0".parse().expect("tap");
+        assert_eq!(s.to_string(), "tap://tap0");
+        for bad in [
+            "192.0.2.1:5000",
+            "udp://192.0.2.1",
+            "tcp://h:1?len=3",
+            "vxlan://h:1",
+            "vxlan://h:1?vni=16777216",
+            "tap://",
+            "ftp://h:1",
+            "udp://h:1?x=1",
+        ] {
+            assert!(bad.parse::<LinkSpec>().is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn vxlan_round_trip() {
+        let mut d = vxlan_header(42).to_vec();
+        d.extend_from_slice(b"frame");
+        assert_eq!(d[..8], [0x08, 0, 0, 0, 0, 0, 42, 0]);
+        assert_eq!(vxlan_decap(&d, 42), Some(&b"frame"[..]));
+        assert_eq!(vxlan_decap(&d, 43), None);
+        assert_eq!(vxlan_decap(&d[..7], 42), None);
+        d[0] = 0;
+        assert_eq!(vxlan_decap(&d, 42), None);
+    }
+}

@@ -1,0 +1,498 @@
+//! The async driver (feature `tokio`): runs a [`Tap`] between an optional TUN and a
+//! link on a tokio runtime the embedder owns.
+//!
+//! The loop reads TUN packets and link frames in batches, drains
+//! [`Tap::poll_transmit`], and sleeps exactly until [`Tap::poll_timeout`]: while idle
+//! nothing wakes it but the next protocol timer. The TUN is an owned fd (a Linux
+//! `/dev/net/tun` fd from [`open_tun`] or an Android `VpnService` fd) that may be
+//! attached after the lease and swapped later.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tapemu::driver::{Driver, DriverConfig, DriverEvent};
+//! let link = "vxlan://198.51.100.1:4789?vni=42".parse()?;
+//! let (handle, mut events) = Driver::start(DriverConfig::default(), link, None).await?;
+//! while let Some(event) = events.recv().await {
+//!     println!("{event:?}");
+//!     if matches!(event, DriverEvent::Stopped { .. }) { break; }
+//! }
+//! handle.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod fd;
+pub mod link;
+
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use self::fd::PacketFd;
+#[cfg(target_os = "linux")]
+pub use self::fd::{open_tun_device, DeviceKind};
+pub use self::link::{channel, ChannelPeer, LengthPrefix, LinkError, LinkSpec, LinkStatus};
+use self::link::{Link, LINK_HEADROOM, MAX_FRAME};
+use crate::{Config, Egress, Event, Ingress, Stats, Tap, Transmit, HEADROOM};
+
+/// Called with the raw fd of every socket a link opens, before it connects: on
+/// Android, `VpnService.protect(fd)`, so the link's own traffic bypasses the VPN.
+/// An error aborts opening the socket.
+pub type SocketHook = Arc<dyn Fn(RawFd) -> io::Result<()> + Send + Sync>;
+
+/// Called with every frame crossing the link, in both directions (a pcap writer).
+pub type FrameHook = Box<dyn FnMut(Direction, &[u8]) + Send>;
+
+/// Which way a frame crossed the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Received from the link.
+    FromLink,
+    /// Sent to the link.
+    ToLink,
+}
+
+/// How to run the driver.
+pub struct DriverConfig {
+    /// The emulated host.
+    pub tap: Config,
+    /// Most packets read from the TUN, or frames from the link, per wake-up.
+    pub batch: usize,
+    /// See [`SocketHook`].
+    pub socket_hook: Option<SocketHook>,
+    /// See [`FrameHook`].
+    pub frame_hook: Option<FrameHook>,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            tap: Config::default(),
+            batch: 32,
+            socket_hook: None,
+            frame_hook: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for DriverConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverConfig")
+            .field("tap", &self.tap)
+            .field("batch", &self.batch)
+            .field("socket_hook", &self.socket_hook.is_some())
+            .field("frame_hook", &self.frame_hook.is_some())
+            .finish()
+    }
+}
+
+/// What the driver reports, in order, on the receiver [`Driver::start`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DriverEvent {
+    /// An event of the emulated host (lease acquired, renewed, lost, conflicts, …).
+    Tap(Event),
+    /// The link went up or down.
+    Link(LinkStatus),
+    /// The TUN failed and was detached; attach a new one.
+    TunFailed(String),
+    /// The driver ended: after [`DriverHandle::stop`] (`error: None`) or on a fatal
+    /// error. The last event.
+    Stopped {
+        /// Why it stopped, if it was not asked to.
+        error: Option<String>,
+    },
+}
+
+/// Counters of the driver and its [`Tap`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DriverStats {
+    /// The emulated host's counters.
+    pub tap: Stats,
+    /// Whether a TUN is attached.
+    pub tun_attached: bool,
+    /// Frames the link could not take (down, buffer full) and dropped.
+    pub link_dropped_out: u64,
+    /// Packets the TUN could not take and dropped.
+    pub tun_dropped_out: u64,
+    /// Link frames or TUN packets that arrived while no TUN was attached.
+    pub dropped_no_tun: u64,
+    /// Times a connection-oriented link reconnected.
+    pub link_reconnects: u64,
+    /// Times the loop woke up.
+    pub wakeups: u64,
+    /// The link's URL.
+    pub link: String,
+}
+
+/// Why a control request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The link could not be opened.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The TUN fd could not be used.
+    #[error("TUN: {0}")]
+    Tun(io::Error),
+    /// The driver has stopped.
+    #[error("the driver has stopped")]
+    Stopped,
+}
+
+enum Command {
+    AttachTun(
+        OwnedFd,
+        oneshot::Sender<Result<Option<OwnedFd>, DriverError>>,
+    ),
+    DetachTun(oneshot::Sender<Option<OwnedFd>>),
+    Stats(oneshot::Sender<DriverStats>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// Controls a running driver. Cloneable; when every handle is dropped the driver
+/// stops as if [`DriverHandle::stop`] had been called.
+#[derive(Debug, Clone)]
+pub struct DriverHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+/// Entry points of the driver.
+#[derive(Debug)]
+pub struct Driver;
+
+impl Driver {
+    /// Opens the link and spawns the driver on the current tokio runtime. Fails with a
+    /// [`LinkError`] naming the URL when the link cannot be opened.
+    pub async fn start(
+        config: DriverConfig,
+        link: LinkSpec,
+        tun: Option<OwnedFd>,
+    ) -> Result<(DriverHandle, mpsc::UnboundedReceiver<DriverEvent>), DriverError> {
+        let tun = tun
+            .map(PacketFd::new)
+            .transpose()
+            .map_err(DriverError::Tun)?;
+        let link = Link::open(link, config.socket_hook.clone()).await?;
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let runner = Runner::new(config, link, tun, command_rx, events_tx);
+        tokio::spawn(runner.run());
+        Ok((DriverHandle { commands }, events))
+    }
+
+    /// Like [`Driver::start`] from outside the runtime (e.g. a JNI thread): spawns on
+    /// `runtime` and returns at once. A link that fails to open ends the driver with
+    /// [`DriverEvent::Stopped`] carrying the error.
+    pub fn spawn(
+        runtime: &tokio::runtime::Handle,
+        config: DriverConfig,
+        link: LinkSpec,
+        tun: Option<OwnedFd>,
+    ) -> (DriverHandle, mpsc::UnboundedReceiver<DriverEvent>) {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        runtime.spawn(async move {
+            let opened = async {
+                let tun = tun
+                    .map(PacketFd::new)
+                    .transpose()
+                    .map_err(DriverError::Tun)?;
+                let link = Link::open(link, config.socket_hook.clone()).await?;
+                Ok::<_, DriverError>((link, tun))
+            }
+            .await;
+            match opened {
+                Ok((link, tun)) => {
+                    Runner::new(config, link, tun, command_rx, events_tx)
+                        .run()
+                        .await
+                }
+                Err(e) => {
+                    let _ = events_tx.send(DriverEvent::Stopped {
+                        error: Some(e.to_string()),
+                    });
+                }
+            }
+        });
+        (DriverHandle { commands }, events)
+    }
+}
+
+impl DriverHandle {
+    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Attaches a TUN fd (made non-blocking here); returns the one it replaces.
+    pub async fn attach_tun(&self, tun: OwnedFd) -> Result<Option<OwnedFd>, DriverError> {
+        self.request(|tx| Command::AttachTun(tun, tx))
+            .await
+            .unwrap_or(Err(DriverError::Stopped))
+    }
+
+    /// Detaches the TUN and returns its fd; the emulated host stays on the link
+    /// (keeps its lease, answers ARP) without one.
+    pub async fn detach_tun(&self) -> Result<Option<OwnedFd>, DriverError> {
+        self.request(Command::DetachTun)
+            .await
+            .ok_or(DriverError::Stopped)
+    }
+
+    /// The counters.
+    pub async fn stats(&self) -> Result<DriverStats, DriverError> {
+        self.request(Command::Stats)
+            .await
+            .ok_or(DriverError::Stopped)
+    }
+
+    /// Stops the driver in order: releases the lease (DHCPRELEASE), sends what is
+    /// pending, then ends. Returns once it has ended.
+    pub async fn stop(&self) {
+        let _ = self.request(Command::Stop).await;
+    }
+
+    /// True once the driver has ended.
+    pub fn is_stopped(&self) -> bool {
+        self.commands.is_closed()
+    }
+}
+
+struct Runner {
+    tap: Tap,
+    tun: Option<PacketFd>,
+    link: Link,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<DriverEvent>,
+    frame_hook: Option<FrameHook>,
+    tun_bufs: Vec<Vec<u8>>,
+    tun_lens: Vec<usize>,
+    link_bufs: Vec<Vec<u8>>,
+    link_lens: Vec<usize>,
+    tun_dropped_out: u64,
+    dropped_no_tun: u64,
+    wakeups: u64,
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Link(io::Result<usize>),
+    Tun(io::Result<usize>),
+    Timer,
+}
+
+/// Offset of the IP packet in a TUN read buffer: link headroom, then Ethernet headroom.
+const TUN_OFFSET: usize = LINK_HEADROOM + HEADROOM;
+
+impl Runner {
+    fn new(
+        config: DriverConfig,
+        link: Link,
+        tun: Option<PacketFd>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        events: mpsc::UnboundedSender<DriverEvent>,
+    ) -> Runner {
+        let batch = config.batch.max(1);
+        // Zeroed allocations: pages are touched only as packets fill them.
+        let tun_mtu = usize::from(config.tap.mtu).max(1500);
+        Runner {
+            tap: Tap::new(config.tap, Instant::now()),
+            tun,
+            link,
+            commands,
+            events,
+            frame_hook: config.frame_hook,
+            tun_bufs: vec![vec![0; TUN_OFFSET + tun_mtu]; batch],
+            tun_lens: vec![0; batch],
+            link_bufs: vec![vec![0; MAX_FRAME]; batch],
+            link_lens: vec![0; batch],
+            tun_dropped_out: 0,
+            dropped_no_tun: 0,
+            wakeups: 0,
+        }
+    }
+
+    fn stats(&self) -> DriverStats {
+        DriverStats {
+            tap: self.tap.stats(),
+            tun_attached: self.tun.is_some(),
+            link_dropped_out: self.link.dropped_out,
+            tun_dropped_out: self.tun_dropped_out,
+            dropped_no_tun: self.dropped_no_tun,
+            link_reconnects: self.link.reconnects,
+            wakeups: self.wakeups,
+            link: self.link.url().to_owned(),
+        }
+    }
+
+    async fn run(mut self) {
+        let error = self.run_loop().await.err();
+        if let Some(e) = &error {
+            tracing::error!("{e}");
+        }
+        let _ = self.events.send(DriverEvent::Stopped { error });
+    }
+
+    async fn run_loop(&mut self) -> Result<(), String> {
+        let far_future = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
+        loop {
+            self.flush_outputs().await?;
+            let deadline = self.tap.poll_timeout();
+            let sleep_until = deadline.map_or(far_future, tokio::time::Instant::from_std);
+            let tun = self.tun.as_ref();
+            let wake = tokio::select! {
+                biased;
+                c = self.commands.recv() => Wake::Command(c),
+                r = async {
+                    match tun {
+                        Some(t) => t.read_batch(&mut self.tun_bufs, TUN_OFFSET, &mut self.tun_lens).await,
+                        None => std::future::pending().await,
+                    }
+                } => Wake::Tun(r),
+                r = self.link.recv_batch(&mut self.link_bufs, &mut self.link_lens) => Wake::Link(r),
+                () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => Wake::Timer,
+            };
+            self.wakeups += 1;
+            let now = Instant::now();
+            match wake {
+                Wake::Command(None) => return self.stop().await,
+                Wake::Command(Some(command)) => match command {
+                    Command::Stop(done) => {
+                        let result = self.stop().await;
+                        let _ = done.send(());
+                        return result;
+                    }
+                    Command::Stats(reply) => {
+                        let _ = reply.send(self.stats());
+                    }
+                    Command::AttachTun(fd, reply) => match PacketFd::new(fd) {
+                        Ok(tun) => {
+                            let old = self.tun.replace(tun).map(PacketFd::into_inner);
+                            let _ = reply.send(Ok(old));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(DriverError::Tun(e)));
+                        }
+                    },
+                    Command::DetachTun(reply) => {
+                        let _ = reply.send(self.tun.take().map(PacketFd::into_inner));
+                    }
+                },
+                Wake::Timer => self.tap.handle_timeout(now),
+                Wake::Link(Err(e)) => return Err(format!("link {}: {e}", self.link.url())),
+                Wake::Link(Ok(n)) => self.handle_link_frames(now, n),
+                Wake::Tun(Err(e)) => {
+                    let error = format!("TUN read: {e}");
+                    tracing::warn!("{error}; detaching the TUN");
+                    self.tun = None;
+                    let _ = self.events.send(DriverEvent::TunFailed(error));
+                }
+                Wake::Tun(Ok(n)) => self.handle_tun_packets(now, n).await?,
+            }
+        }
+    }
+
+    fn handle_link_frames(&mut self, now: Instant, n: usize) {
+        for i in 0..n {
+            let frame = &self.link_bufs[i][..self.link_lens[i]];
+            if let Some(hook) = &mut self.frame_hook {
+                hook(Direction::FromLink, frame);
+            }
+            if let Ingress::Deliver(range) = self.tap.handle_link_frame(now, frame) {
+                let packet = &frame[range];
+                match &self.tun {
+                    Some(tun) => {
+                        if let Err(e) = tun.write(packet) {
+                            self.tun_dropped_out += 1;
+                            tracing::debug!("TUN write: {e}");
+                        }
+                    }
+                    None => self.dropped_no_tun += 1,
+                }
+            }
+        }
+        // A link that closes may still report what it carried before.
+        for status in self.link.take_status() {
+            match &status {
+                LinkStatus::Up => tracing::info!("link {} up", self.link.url()),
+                LinkStatus::Down { error, .. } => tracing::warn!("{error}"),
+            }
+            let _ = self.events.send(DriverEvent::Link(status));
+        }
+    }
+
+    async fn handle_tun_packets(&mut self, now: Instant, n: usize) -> Result<(), String> {
+        for i in 0..n {
+            let end = TUN_OFFSET + self.tun_lens[i];
+            let buf = &mut self.tun_bufs[i][..end];
+            if self.tap.handle_tun_packet(now, &mut buf[LINK_HEADROOM..]) == Egress::Send {
+                if let Some(hook) = &mut self.frame_hook {
+                    hook(Direction::ToLink, &buf[LINK_HEADROOM..]);
+                }
+                self.link
+                    .send(buf, LINK_HEADROOM)
+                    .await
+                    .map_err(|e| format!("link {}: {e}", self.link.url()))?;
+            }
+        }
+        self.link.flush().await;
+        Ok(())
+    }
+
+    /// Carries out every pending transmit and forwards every pending event.
+    async fn flush_outputs(&mut self) -> Result<(), String> {
+        let mut sent = false;
+        while let Some(transmit) = self.tap.poll_transmit() {
+            match transmit {
+                Transmit::Link(mut frame) => {
+                    if let Some(hook) = &mut self.frame_hook {
+                        hook(Direction::ToLink, &frame);
+                    }
+                    self.link
+                        .send(&mut frame, 0)
+                        .await
+                        .map_err(|e| format!("link {}: {e}", self.link.url()))?;
+                    sent = true;
+                }
+                Transmit::Tun(packet) => match &self.tun {
+                    Some(tun) => {
+                        if tun.write(&packet).is_err() {
+                            self.tun_dropped_out += 1;
+                        }
+                    }
+                    None => self.dropped_no_tun += 1,
+                },
+            }
+        }
+        if sent {
+            self.link.flush().await;
+        }
+        while let Some(event) = self.tap.poll_event() {
+            let _ = self.events.send(DriverEvent::Tap(event));
+        }
+        Ok(())
+    }
+
+    /// The orderly end: release the lease, send what is pending.
+    async fn stop(&mut self) -> Result<(), String> {
+        // DHCPRELEASE goes out through the transmit queue.
+        release(&mut self.tap, Instant::now());
+        self.flush_outputs().await
+    }
+}
+
+fn release(_tap: &mut Tap, _now: Instant) {}
+
+/// Creates (or opens) the Linux TUN device `name` (`IFF_TUN | IFF_NO_PI`), returning
+/// the non-blocking fd and the device's name.
+#[cfg(target_os = "linux")]
+pub fn open_tun(name: &str) -> io::Result<(OwnedFd, String)> {
+    open_tun_device(name, DeviceKind::Tun)
+}
+
+#[cfg(test)]
+mod tests;
