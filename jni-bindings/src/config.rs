@@ -3,10 +3,11 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use tapemu::{Config, Ipv4Interface, Ipv4Mode, MacAddr};
+use tapemu::driver::LinkSpec as DriverLink;
+use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, MacAddr};
 
 use crate::error::{Error, Result};
 
@@ -111,83 +112,21 @@ pub fn parse_hostname(s: &str) -> Result<String> {
     }
 }
 
-/// Checks a link URL's shape: scheme, `host:port` (or an interface name for `tap://`) and
-/// query parameters. Names are not resolved here.
+/// Checks a link URL with the driver's own parser (scheme, `host:port` or interface
+/// name, query parameters). Names are not resolved here.
 pub fn parse_link_url(url: &str) -> Result<LinkUrl> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| bad(format!("bad link URL {url:?}: expected scheme://...")))?;
-    let (authority, query) = match rest.split_once('?') {
-        Some((a, q)) => (a, Some(q)),
-        None => (rest, None),
+    let spec = DriverLink::from_str(url).map_err(|e| bad(e.to_string()))?;
+    let scheme = match spec {
+        DriverLink::Udp { .. } => "udp",
+        DriverLink::Tcp { .. } => "tcp",
+        DriverLink::Vxlan { .. } => "vxlan",
+        DriverLink::Tap { .. } => "tap",
+        DriverLink::Channel(_) => return Err(bad(format!("bad link URL {url:?}"))),
     };
-    let authority = authority.trim_end_matches('/');
-    let params: Vec<(&str, &str)> = query
-        .map(|q| {
-            q.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| p.split_once('=').unwrap_or((p, "")))
-                .collect()
-        })
-        .unwrap_or_default();
-    let check_host_port = || -> Result<()> {
-        let (host, port) = authority
-            .rsplit_once(':')
-            .ok_or_else(|| bad(format!("link URL {url:?} needs host:port")))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() {
-            return Err(bad(format!("link URL {url:?} has no host")));
-        }
-        match port.parse::<u16>() {
-            Ok(p) if p != 0 => Ok(()),
-            _ => Err(bad(format!("link URL {url:?} has a bad port {port:?}"))),
-        }
-    };
-    let allowed: &[&str] = match scheme {
-        "udp" => &[],
-        "tcp" => &["len"],
-        "vxlan" => &["vni"],
-        "tap" => &[],
-        _ => {
-            return Err(bad(format!(
-                "unknown link scheme {scheme:?} (udp, tcp, vxlan, tap)"
-            )))
-        }
-    };
-    if let Some((k, _)) = params.iter().find(|(k, _)| !allowed.contains(k)) {
-        return Err(bad(format!("link URL {url:?}: unknown parameter {k:?}")));
-    }
-    match scheme {
-        "tap" => {
-            if authority.is_empty() || authority.len() > 15 || authority.contains('/') {
-                return Err(bad(format!("bad TAP interface name in {url:?}")));
-            }
-        }
-        _ => check_host_port()?,
-    }
-    for (k, v) in &params {
-        let ok = match *k {
-            "len" => matches!(*v, "2" | "4"),
-            "vni" => v.parse::<u32>().is_ok_and(|n| n < 1 << 24),
-            _ => false,
-        };
-        if !ok {
-            return Err(bad(format!("link URL {url:?}: bad {k}={v:?}")));
-        }
-    }
     Ok(LinkUrl {
         url: url.to_string(),
         scheme: scheme.to_string(),
     })
-}
-
-/// Resolves a `host:port` link authority (used when the link connects).
-pub fn resolve(authority: &str) -> Result<SocketAddr> {
-    authority
-        .to_socket_addrs()
-        .map_err(|e| Error::Io(format!("cannot resolve {authority}: {e}")))?
-        .next()
-        .ok_or_else(|| Error::Io(format!("{authority} has no address")))
 }
 
 impl RawConfig {
@@ -251,7 +190,10 @@ impl EmulatorConfig {
     pub fn core_config(&self) -> Config {
         let ipv4 = match &self.addressing {
             Addressing::Static(iface) => Ipv4Mode::Static(iface.clone()),
-            Addressing::Dhcp => Ipv4Mode::Disabled,
+            Addressing::Dhcp => Ipv4Mode::Dhcp(DhcpConfig {
+                hostname: self.hostname.clone(),
+                ..DhcpConfig::default()
+            }),
         };
         Config {
             mac: self.mac,

@@ -190,7 +190,7 @@ impl Session {
                 Addressing::Static(iface) => Some(lease::encode_static(iface, self.config.mtu)),
                 Addressing::Dhcp => None,
             },
-            callback_dropped: self.callback_frames_dropped.clone(),
+            link_mtu: self.config.mtu,
         };
         let thread = std::thread::Builder::new()
             .name(format!("tapemu-{}", self.id))
@@ -339,7 +339,7 @@ impl Session {
 struct SessionTask {
     callbacks: Arc<JavaCallbacks>,
     static_lease: Option<String>,
-    callback_dropped: Arc<AtomicU64>,
+    link_mtu: u16,
 }
 
 impl SessionTask {
@@ -359,6 +359,7 @@ impl SessionTask {
             }
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let this = &self;
             runtime.block_on(async move {
                 let (handle, events) = match Driver::start(config, link, None).await {
                     Ok(v) => v,
@@ -368,7 +369,7 @@ impl SessionTask {
                     }
                 };
                 let _ = started.send(Ok(()));
-                self.serve(handle, events, peer, commands).await;
+                this.serve(handle, events, peer, commands).await;
             })
         }));
         if let Err(p) = outcome {
@@ -461,7 +462,6 @@ impl SessionTask {
             }
             Command::Stop => {}
         }
-        let _ = &self.callback_dropped;
     }
 
     /// Forwards one driver event to Java; true when it was the last (`Stopped`).
@@ -492,7 +492,7 @@ impl SessionTask {
                 Some(&address.to_string()),
                 Some(&mac.to_string()),
             ),
-            other => lease::forward(cb, other),
+            other => lease::forward(cb, other, self.link_mtu),
         }
     }
 }
