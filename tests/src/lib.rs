@@ -1,1 +1,10 @@
 //! Shared helpers for tapemu's integration tests.
+//!
+//! - [`lab`]: network namespaces, the standard LAN/host/phone topology with dnsmasq, and
+//!   traffic checks (ping, verified TCP transfers, iperf3).
+//! - [`tap`]: kernel TAP devices, used by the `l2peer` and `tap-vxlan-relay` test peers.
+
+pub mod lab;
+pub mod tap;
+
+pub use lab::*;
