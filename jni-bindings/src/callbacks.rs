@@ -9,9 +9,14 @@
 
 use std::os::fd::RawFd;
 
-use jni::objects::{JClass, JObject, JValue};
+use jni::objects::{JClass, JObject};
+use jni::strings::JNIString;
+use jni::JValue;
 use jni::signature::{Primitive, ReturnType};
-use jni::{jni_sig, jni_str, Env, JavaVM};
+use jni::{jni_sig, jni_str, AttachConfig, Env, JavaVM};
+
+/// Local references one callback may create before the frame is popped.
+const LOCAL_FRAME_CAPACITY: usize = 8;
 use jni::ids::JMethodID;
 use jni::refs::Global;
 
@@ -85,7 +90,13 @@ impl JavaCallbacks {
                 return None;
             }
         };
-        match vm.attach_current_thread(|env| f(env)) {
+        let name = JNIString::from(std::thread::current().name().unwrap_or("tapemu"));
+        let attached = vm.attach_current_thread_with_config(
+            || AttachConfig::new().thread_name(&name),
+            Some(LOCAL_FRAME_CAPACITY),
+            f,
+        );
+        match attached {
             Ok(v) => Some(v),
             Err(e) => {
                 tracing::warn!("Java callback {what} failed: {e}");

@@ -202,7 +202,7 @@ public final class TapEmulator implements AutoCloseable {
     private static String[] names() {
         String[] n = statNames;
         if (n == null) {
-            n = nativeStatNames();
+            n = nativeStatNames().split("\n");
             statNames = n;
         }
         return n;
@@ -283,7 +283,8 @@ public final class TapEmulator implements AutoCloseable {
 
     private static native long[] nativeStats(long handle);
 
-    private static native String[] nativeStatNames();
+    /** @return the counter names, one per line, in {@link #nativeStats} order */
+    private static native String nativeStatNames();
 
     private static native void nativeClose(long handle);
 
