@@ -10,9 +10,9 @@
 use std::os::fd::RawFd;
 
 use jni::objects::{JClass, JObject};
+use jni::signature::{Primitive, ReturnType};
 use jni::strings::JNIString;
 use jni::JValue;
-use jni::signature::{Primitive, ReturnType};
 use jni::{jni_sig, jni_str, AttachConfig, Env, JavaVM};
 
 /// Local references one callback may create before the frame is popped.
@@ -82,7 +82,11 @@ impl JavaCallbacks {
 
     /// Runs `f` attached to the JVM inside a fresh local frame; logs failures (including
     /// exceptions the Java side let through, which are cleared) and returns `None`.
-    fn call<T>(&self, what: &str, f: impl FnOnce(&mut Env<'_>) -> jni::errors::Result<T>) -> Option<T> {
+    fn call<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut Env<'_>) -> jni::errors::Result<T>,
+    ) -> Option<T> {
         let vm = match JavaVM::singleton() {
             Ok(vm) => vm,
             Err(e) => {

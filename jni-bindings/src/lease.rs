@@ -57,7 +57,9 @@ pub fn encode(lease: &Lease, link_mtu: u16) -> String {
     if let Some(b) = lease.broadcast {
         let _ = writeln!(s, "broadcast={b}");
     }
-    let secs = |d: Option<std::time::Duration>| d.map_or(-1, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let secs = |d: Option<std::time::Duration>| {
+        d.map_or(-1, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    };
     let _ = writeln!(s, "lease={}", secs(lease.lease_time));
     let _ = writeln!(s, "t1={}", secs(lease.t1));
     let _ = writeln!(s, "t2={}", secs(lease.t2));
@@ -98,19 +100,29 @@ pub fn encode_static(iface: &Ipv4Interface, mtu: u16) -> String {
 /// Forwards the lease events; others are logged.
 pub fn forward(cb: &JavaCallbacks, event: Event, link_mtu: u16) {
     match event {
-        Event::LeaseAcquired(l) => cb.event(EventKind::LeaseAcquired, Some(&encode(&l, link_mtu)), None),
-        Event::LeaseRenewed(l) => cb.event(EventKind::LeaseRenewed, Some(&encode(&l, link_mtu)), None),
+        Event::LeaseAcquired(l) => {
+            cb.event(EventKind::LeaseAcquired, Some(&encode(&l, link_mtu)), None)
+        }
+        Event::LeaseRenewed(l) => {
+            cb.event(EventKind::LeaseRenewed, Some(&encode(&l, link_mtu)), None)
+        }
         Event::LeaseChanged { old, new } => cb.event(
             EventKind::LeaseChanged,
             Some(&encode(&old, link_mtu)),
             Some(&encode(&new, link_mtu)),
         ),
-        Event::LeaseLost { address, reason: r } => {
-            cb.event(EventKind::LeaseLost, Some(&address.to_string()), Some(reason(&r)))
-        }
+        Event::LeaseLost { address, reason: r } => cb.event(
+            EventKind::LeaseLost,
+            Some(&address.to_string()),
+            Some(reason(&r)),
+        ),
         Event::LeaseDeclined { address, mac } => {
             tracing::warn!("declined {address}: in use by {mac}");
-            cb.event(EventKind::AddressConflict, Some(&address.to_string()), Some(&mac.to_string()))
+            cb.event(
+                EventKind::AddressConflict,
+                Some(&address.to_string()),
+                Some(&mac.to_string()),
+            )
         }
         other => tracing::debug!("tapemu event {other:?}"),
     }
@@ -122,7 +134,11 @@ mod tests {
 
     #[test]
     fn static_lease_text() {
-        let iface = Ipv4Interface::new("192.0.2.50".parse().unwrap(), 24, Some("192.0.2.1".parse().unwrap()));
+        let iface = Ipv4Interface::new(
+            "192.0.2.50".parse().unwrap(),
+            24,
+            Some("192.0.2.1".parse().unwrap()),
+        );
         let s = encode_static(&iface, 1400);
         assert!(s.contains("address=192.0.2.50\n"));
         assert!(s.contains("prefix=24\n"));

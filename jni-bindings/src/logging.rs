@@ -84,7 +84,10 @@ impl<F: Fn(Priority, &str) + Send + Sync + 'static> tracing::Subscriber for Line
     fn record(&self, _span: &tracing::span::Id, _values: &tracing::span::Record<'_>) {}
     fn record_follows_from(&self, _span: &tracing::span::Id, _follows: &tracing::span::Id) {}
     fn event(&self, event: &Event<'_>) {
-        (self.sink)(Priority::from(event.metadata().level()), &format_event(event));
+        (self.sink)(
+            Priority::from(event.metadata().level()),
+            &format_event(event),
+        );
     }
     fn enter(&self, _span: &tracing::span::Id) {}
     fn exit(&self, _span: &tracing::span::Id) {}
@@ -92,7 +95,9 @@ impl<F: Fn(Priority, &str) + Send + Sync + 'static> tracing::Subscriber for Line
 
 impl<F> fmt::Debug for LineSubscriber<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LineSubscriber").field("min", &self.min).finish_non_exhaustive()
+        f.debug_struct("LineSubscriber")
+            .field("min", &self.min)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,7 +127,10 @@ mod android {
 pub fn init() {
     #[cfg(target_os = "android")]
     {
-        let _ = tracing::subscriber::set_global_default(LineSubscriber::new(Level::INFO, android::write));
+        let _ = tracing::subscriber::set_global_default(LineSubscriber::new(
+            Level::INFO,
+            android::write,
+        ));
     }
 }
 

@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
-use tapemu::driver::{channel, Driver, DriverConfig, DriverEvent, DriverHandle, DriverStats, LinkSpec};
+use tapemu::driver::{
+    channel, Driver, DriverConfig, DriverEvent, DriverHandle, DriverStats, LinkSpec,
+};
 use tapemu::{Event, Stats};
 use tokio::sync::mpsc;
 
@@ -52,7 +54,9 @@ pub fn register(config: EmulatorConfig, callbacks: JavaCallbacks) -> i64 {
         callback_frames_dropped: Arc::new(AtomicU64::new(0)),
         last_stats: Mutex::new(None),
     });
-    lock(&SESSIONS).get_or_insert_with(HashMap::new).insert(id, session);
+    lock(&SESSIONS)
+        .get_or_insert_with(HashMap::new)
+        .insert(id, session);
     id
 }
 
@@ -110,13 +114,19 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
 /// Names of the values [`Session::stats`] returns, in order.
 pub fn stat_names() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = Stats::default().fields().into_iter().map(|(n, _)| n).collect();
+    let mut names: Vec<&'static str> = Stats::default()
+        .fields()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     names.extend_from_slice(&[
         "tun_attached",
         "link_dropped_out",
@@ -154,7 +164,9 @@ impl Session {
         let mut state = lock(&self.state);
         match *state {
             State::Created => {}
-            State::Running(_) => return Err(Error::IllegalState("TapEmulator already started".into())),
+            State::Running(_) => {
+                return Err(Error::IllegalState("TapEmulator already started".into()))
+            }
             State::Closed => return Err(Error::IllegalState("TapEmulator is closed".into())),
         }
         let (link, peer) = match &self.config.link {
@@ -177,7 +189,9 @@ impl Session {
                 if protect_callbacks.protect(fd) {
                     Ok(())
                 } else {
-                    Err(std::io::Error::other(format!("protect({fd}) refused by the app")))
+                    Err(std::io::Error::other(format!(
+                        "protect({fd}) refused by the app"
+                    )))
                 }
             })),
             ..DriverConfig::default()
@@ -257,7 +271,8 @@ impl Session {
 
     /// Detaches and closes the TUN.
     pub fn detach_tun(&self) -> Result<()> {
-        let (sender, wait) = self.running(|r| Ok((r.commands.clone(), !Self::on_session_thread(r))))?;
+        let (sender, wait) =
+            self.running(|r| Ok((r.commands.clone(), !Self::on_session_thread(r))))?;
         if !wait {
             return sender
                 .send(Command::DetachTun(None))
@@ -274,9 +289,9 @@ impl Session {
     /// Callback mode: a frame from the app's link. A full queue drops it (counted).
     pub fn send_frame(&self, frame: Vec<u8>) -> Result<()> {
         let sender = self.running(|r| {
-            r.to_driver
-                .clone()
-                .ok_or_else(|| Error::IllegalState("sendFrame needs callback mode (no link URL)".into()))
+            r.to_driver.clone().ok_or_else(|| {
+                Error::IllegalState("sendFrame needs callback mode (no link URL)".into())
+            })
         })?;
         match sender.try_send(frame) {
             Ok(()) => Ok(()),
@@ -351,7 +366,10 @@ impl SessionTask {
         commands: mpsc::UnboundedReceiver<Command>,
         started: SyncSender<Result<()>>,
     ) {
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 let _ = started.send(Err(Error::Io(format!("cannot build the runtime: {e}"))));
@@ -375,8 +393,11 @@ impl SessionTask {
         if let Err(p) = outcome {
             let msg = crate::error::panic_message(p.as_ref());
             tracing::error!("tapemu session thread panicked: {msg}");
-            self.callbacks
-                .event(EventKind::Stopped, Some(&format!("internal error: {msg}")), None);
+            self.callbacks.event(
+                EventKind::Stopped,
+                Some(&format!("internal error: {msg}")),
+                None,
+            );
         }
     }
 
@@ -471,7 +492,8 @@ impl SessionTask {
             DriverEvent::Link(status) => tracing::info!("link: {status:?}"),
             DriverEvent::TunFailed(e) => tracing::warn!("TUN failed and was detached: {e}"),
             DriverEvent::Stopped { error } => {
-                self.callbacks.event(EventKind::Stopped, error.as_deref(), None);
+                self.callbacks
+                    .event(EventKind::Stopped, error.as_deref(), None);
                 return true;
             }
             other => tracing::debug!("driver event {other:?}"),

@@ -15,5 +15,7 @@ pub fn open(name: &str) -> Result<i32> {
 /// Not available off desktop Linux (Android apps get their fd from `VpnService`).
 #[cfg(not(target_os = "linux"))]
 pub fn open(name: &str) -> Result<i32> {
-    Err(Error::Io(format!("cannot open TUN {name}: LinuxTun is for desktop Linux only")))
+    Err(Error::Io(format!(
+        "cannot open TUN {name}: LinuxTun is for desktop Linux only"
+    )))
 }
