@@ -3,8 +3,9 @@
 #  1. builds the cdylib (tapemu-jni) and checks its Java_* exports against the `native`
 #     declarations (check-symbols.sh);
 #  2. javac's the API, the tests and the demo's SDK-free code into a temp dir;
-#  3. runs the plain Java runner under -Xcheck:jni: unit + long-run groups always, the
-#     namespace-lab group as root (skipped otherwise; a failure when CI=true);
+#  3. runs the plain Java runners under -Xcheck:jni: unit + long-run groups and the demo's
+#     host test always, the namespace-lab group as root (skipped otherwise; a failure when
+#     CI=true);
 #  4. fails on any failed test or any JNI warning, and ends with "jni: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,20 +32,19 @@ mapfile -t tests < <(find jni-bindings/javatest -name '*.java' | sort)
 javac -Xlint:all -Werror -d "$tmp/classes" "${api[@]}" "${tests[@]}"
 echo "javac: API (${#api[@]} files) and tests (${#tests[@]} files) compiled"
 
-# The demo's Android-independent code compiles against the same API sources; only the
-# thin VpnService/Activity glue needs the Android SDK.
+# The demo's Android-independent code (android-demo/.../core) compiles against the same
+# API sources and is tested here; only the thin VpnService/Activity glue needs the SDK.
 mapfile -t demo < <(find android-demo/app/src/main/java -path '*/core/*' -name '*.java' | sort)
-if [ ${#demo[@]} -gt 0 ]; then
-    javac -Xlint:all -Werror -cp "$tmp/classes" -d "$tmp/classes" "${demo[@]}"
-    echo "javac: android-demo SDK-free code (${#demo[@]} files) compiled"
-fi
+mapfile -t demo_tests < <(find android-demo/host-test -name '*.java' | sort)
+javac -Xlint:all -Werror -cp "$tmp/classes" -d "$tmp/classes" "${demo[@]}" "${demo_tests[@]}"
+echo "javac: android-demo SDK-free code (${#demo[@]} files) and its host test compiled"
 
 total_passed=0
 total_failed=0
 status=0
 
-# run_java LABEL [PREFIX...] -- ARGS...: runs the test runner; PREFIX (e.g. ip netns exec)
-# goes before java.
+# run_java LABEL [PREFIX...] -- [JVM OPTIONS...] MAIN_CLASS ARGS...: runs a test runner;
+# PREFIX (e.g. ip netns exec NS) goes before java.
 run_java() {
     local label=$1 prefix=()
     shift
@@ -52,7 +52,7 @@ run_java() {
     shift
     local rc=0
     "${prefix[@]}" java -Xcheck:jni -Djava.library.path="$libdir" -cp "$tmp/classes" \
-        io.tapemu.TestRunner "$@" >"$tmp/$label.out" 2>"$tmp/$label.err" || rc=$?
+        "$@" >"$tmp/$label.out" 2>"$tmp/$label.err" || rc=$?
     cat "$tmp/$label.out"
     # Listener exceptions are thrown on purpose by the misuse tests; show the rest.
     grep -v -e 'expected in this test' -e 'listener bug' -e '^[[:space:]]*at ' -e 'listenerFailed' \
@@ -80,7 +80,8 @@ run_java() {
     fi
 }
 
-run_java host -- unit longrun
+run_java host -- io.tapemu.TestRunner unit longrun
+run_java demo -- --add-opens java.base/java.io=ALL-UNNAMED io.tapemu.DemoHostTest
 
 lab_reason=""
 if [ "$(id -u)" != 0 ]; then
@@ -96,7 +97,7 @@ if [ -z "$lab_reason" ]; then
     lab_is_up=1
     lab_up vxlan
     run_java lab ip netns exec "$LAB_PHONE" -- -Dtapemu.link="$LAB_LINK_URL" \
-        -Dtapemu.lanhost="$LAB_LAN_HOST" lab
+        -Dtapemu.lanhost="$LAB_LAN_HOST" io.tapemu.TestRunner lab
     lab_down
     lab_is_up=0
 elif [ "${CI:-}" = true ]; then

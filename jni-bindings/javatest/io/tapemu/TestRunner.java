@@ -630,6 +630,11 @@ public final class TestRunner {
             labTests(System.getProperty("tapemu.link", "vxlan://198.51.100.1:4789?vni=42"),
                     System.getProperty("tapemu.lanhost", "192.0.2.10"));
         }
+        finish();
+    }
+
+    /** Prints {@code N passed, N failed} and exits (1 on failures). */
+    static void finish() {
         System.out.println(passed + " passed, " + failed + " failed");
         System.out.flush();
         // Emulator threads are attached to the JVM; exit explicitly rather than wait for them.
