@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg_bin in dnsmasq-base:dnsmasq tcpdump:tcpdump iproute2:ip iputils-ping:ping iperf3:iperf3 radvd:radvd socat:socat; do
+for pkg_bin in dnsmasq-base:dnsmasq tcpdump:tcpdump iproute2:ip iputils-ping:ping iperf3:iperf3 radvd:radvd socat:socat ethtool:ethtool isc-dhcp-client:dhclient; do
   pkg=${pkg_bin%%:*} bin=${pkg_bin##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
@@ -22,4 +22,5 @@ fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+cargo build --workspace --bins
 cargo test --workspace

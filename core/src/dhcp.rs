@@ -25,6 +25,18 @@
 //!   `ANNOUNCE_WAIT` (up to ~7 s). Any ARP from another MAC that claims the address,
 //!   or probes for it, is a conflict: DHCPDECLINE, wait 10 s (RFC 2131 §3.1), start
 //!   over. Once bound, [`crate::Tap::set_ipv4`] announces the address twice.
+//! * Discovery starts at once: the RFC 2131 §4.4.1 random 1–10 s wait before the first
+//!   DHCPDISCOVER is left out (a single VPN client has nobody to desynchronise from).
+//! * A renewal or rebinding ACK for a different address is used at once (no probe) and
+//!   reported as [`crate::Event::LeaseChanged`].
+//! * Everything runs with no TUN attached: the lease events carry what a
+//!   `VpnService.Builder` or `ip addr`/`ip route` needs, and ARP for the leased address
+//!   is answered as soon as it is bound.
+//!
+//! Replies are accepted only from UDP port 67 to port 68, with a correct UDP checksum
+//! (or none), op BOOTREPLY, our chaddr and the current xid; everything else is dropped
+//! and counted in the `drop_dhcp_*` counters of [`crate::Stats`]. DHCP traffic is never
+//! delivered to the TUN while the IPv4 mode is DHCP.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -254,7 +266,7 @@ pub(crate) enum Action {
     /// Configure (or remove) the IPv4 interface.
     Configure(Option<Ipv4Interface>),
     /// Report an event.
-    Event(Event),
+    Event(Box<Event>),
 }
 
 /// A DHCPRELEASE to send before the address goes away.
@@ -300,8 +312,10 @@ pub(crate) struct DhcpClient {
     state: State,
     /// Transaction id of the exchange in progress.
     xid: u32,
-    /// When the exchange in progress began (for `secs`) and its first request went out.
+    /// When the exchange in progress began (for `secs`).
     started: Instant,
+    /// When the first DHCPREQUEST of the exchange went out: the lease counts from here.
+    requested_at: Instant,
     /// Transmissions in the exchange in progress.
     attempts: u32,
     /// The next timer: a retransmission, the next probe, T1, T2 or expiry.
@@ -338,6 +352,7 @@ impl DhcpClient {
             state,
             xid: 0,
             started: now,
+            requested_at: now,
             attempts: 0,
             timer: Some(now),
             lease: None,
@@ -460,6 +475,7 @@ impl DhcpClient {
     fn new_exchange(&mut self, now: Instant, rng: &mut StdRng) {
         self.xid = rng.next_u32();
         self.started = now;
+        self.requested_at = now;
         self.attempts = 0;
     }
 
@@ -480,10 +496,10 @@ impl DhcpClient {
     fn lose(&mut self, now: Instant, reason: LeaseLostReason) {
         if let Some(lease) = self.lease.take() {
             self.actions.push(Action::Configure(None));
-            self.actions.push(Action::Event(Event::LeaseLost {
+            self.actions.push(Action::Event(Box::new(Event::LeaseLost {
                 address: lease.address,
                 reason,
-            }));
+            })));
         }
         self.restart(now, Duration::ZERO);
     }
@@ -498,12 +514,13 @@ impl DhcpClient {
             Some(old) if old.address == lease.address => Event::LeaseRenewed(lease),
             Some(old) => Event::LeaseChanged { old, new: lease },
         };
-        self.actions.push(Action::Event(event));
-        self.timer = Some(now);
-        // Computes the T1 timer (or none for an infinite lease).
-        if let Some(lease) = self.lease.clone() {
-            self.timer = lease.t1.map(|t1| lease.acquired_at + t1);
-        }
+        self.actions.push(Action::Event(Box::new(event)));
+        // The T1 timer; an infinite lease has none. If T1 is already past (a slow
+        // probe, a late ACK), the timer runs at once and renews.
+        self.timer = self
+            .lease
+            .as_ref()
+            .and_then(|l| l.t1.map(|t1| (l.acquired_at + t1).max(now)));
     }
 
     /// Takes an ARP packet seen on the link: a conflict while probing declines.
@@ -534,10 +551,11 @@ impl DhcpClient {
         ];
         let payload = self.encode(now, Ipv4Addr::UNSPECIFIED, options);
         self.broadcast(Ipv4Addr::UNSPECIFIED, payload, stats);
-        self.actions.push(Action::Event(Event::LeaseDeclined {
-            address: candidate,
-            mac: arp.sender_mac,
-        }));
+        self.actions
+            .push(Action::Event(Box::new(Event::LeaseDeclined {
+                address: candidate,
+                mac: arp.sender_mac,
+            })));
         self.restart(now, DECLINE_RESTART);
     }
 
@@ -561,10 +579,10 @@ impl DhcpClient {
         let payload = self.encode(now, lease.address, options);
         stats.dhcp_messages_out += 1;
         self.actions.push(Action::Configure(None));
-        self.actions.push(Action::Event(Event::LeaseLost {
+        self.actions.push(Action::Event(Box::new(Event::LeaseLost {
             address: lease.address,
             reason: LeaseLostReason::Released,
-        }));
+        })));
         Some(Release {
             packet: udp_packet(lease.address, lease.server, &payload),
             server: lease.server,
@@ -601,7 +619,7 @@ impl DhcpClient {
                 };
                 stats.dhcp_messages_in += 1;
                 // Same xid, new request: the lease counts from this request.
-                self.started = now;
+                self.requested_at = now;
                 self.attempts = 0;
                 self.state = State::Requesting {
                     address: reply.yiaddr,
@@ -666,7 +684,7 @@ impl DhcpClient {
         let server = reply
             .server_id
             .or(fallback_server.filter(|s| usable_unicast(*s)));
-        let Some(lease) = server.and_then(|server| reply.lease(server, self.started)) else {
+        let Some(lease) = server.and_then(|server| reply.lease(server, self.requested_at)) else {
             stats.drop_dhcp_invalid += 1;
             return;
         };
@@ -898,8 +916,8 @@ struct Options {
 impl Reply {
     /// Parses a BOOTREPLY. The fixed header goes through dhcproto; the options are
     /// walked here with bounds checks, because dhcproto 0.15's option decoder stops at
-    /// the first option it dislikes and has `debug_assert!`s and unchecked
-    /// subtractions on option lengths that a hostile server controls.
+    /// the first option it dislikes and has `debug_assert!`s on the lengths of options
+    /// 80, 94 and 152–155, which a hostile server controls (a panic in debug builds).
     fn parse(bytes: &[u8], stats: &mut Stats) -> Option<Reply> {
         let header = bytes.get(..HEADER_LEN)?;
         if header[236..240] != MAGIC {

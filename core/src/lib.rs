@@ -5,7 +5,8 @@
 //! Ethernet frames from the link, each with the current time, and carries out the
 //! frames, packets and events it hands back. It adds and strips Ethernet headers,
 //! answers and sends ARP like a Linux host, resolves neighbours while queueing the
-//! packets waiting for them, and reports what it drops.
+//! packets waiting for them, gets its IPv4 address from a DHCP server and keeps it
+//! renewed ([`dhcp`]), and reports what it drops.
 //!
 //! ```
 //! use std::time::Instant;

@@ -176,7 +176,8 @@ pub struct Tap {
 }
 
 impl Tap {
-    /// A new host; a static address is announced at `now`.
+    /// A new host; a static address is announced at `now`, and in DHCP mode the first
+    /// DHCPDISCOVER (or the INIT-REBOOT request) is queued at `now`.
     pub fn new(config: Config, now: Instant) -> Tap {
         let mut rng = StdRng::seed_from_u64(config.rng_seed);
         let mac = config
@@ -571,7 +572,7 @@ impl Tap {
                     self.push_link(probe.to_frame(MacAddr::BROADCAST));
                 }
                 dhcp::Action::Configure(iface) => self.set_ipv4(now, iface),
-                dhcp::Action::Event(event) => self.push_event(event),
+                dhcp::Action::Event(event) => self.push_event(*event),
             }
         }
     }

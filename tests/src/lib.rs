@@ -2,9 +2,11 @@
 //!
 //! - [`lab`]: network namespaces, the standard LAN/host/phone topology with dnsmasq, and
 //!   traffic checks (ping, verified TCP transfers, iperf3).
+//! - [`recorded`]: frames recorded from real hosts and servers in `tests/data/`.
 //! - [`tap`]: kernel TAP devices, used by the `l2peer` and `tap-vxlan-relay` test peers.
 
 pub mod lab;
+pub mod recorded;
 pub mod tap;
 
 pub use lab::*;
