@@ -52,6 +52,7 @@ run_java() {
     shift
     local rc=0
     "${prefix[@]}" java -Xcheck:jni -Djava.library.path="$libdir" -cp "$tmp/classes" \
+        -Dtapemu.data="$repo/tests/data" \
         "$@" >"$tmp/$label.out" 2>"$tmp/$label.err" || rc=$?
     cat "$tmp/$label.out"
     # Listener exceptions are thrown on purpose by the misuse tests; show the rest.

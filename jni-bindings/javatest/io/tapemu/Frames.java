@@ -134,6 +134,43 @@ final class Frames {
         return d;
     }
 
+    /** The DHCP message type of a server-to-client frame (UDP 67 -> 68), or -1. */
+    static int dhcpServerType(byte[] f) {
+        if (etherType(f) != 0x0800 || f.length < 14 + 20 + 8 + 240 || f[14 + 9] != 17) {
+            return -1;
+        }
+        int udp = 14 + (f[14] & 15) * 4;
+        int sport = ((f[udp] & 255) << 8) | (f[udp + 1] & 255);
+        if (sport != 67) {
+            return -1;
+        }
+        for (int i = udp + 8 + 240; i + 2 < f.length; ) {
+            int code = f[i] & 255;
+            if (code == 255) {
+                break;
+            }
+            if (code == 0) {
+                i++;
+                continue;
+            }
+            if (code == 53) {
+                return f[i + 2] & 255;
+            }
+            i += 2 + (f[i + 1] & 255);
+        }
+        return -1;
+    }
+
+    /** A copy of a server frame with the BOOTP xid replaced and the UDP checksum cleared. */
+    static byte[] withXid(byte[] f, byte[] xid) {
+        byte[] out = f.clone();
+        int udp = 14 + (f[14] & 15) * 4;
+        System.arraycopy(xid, 0, out, udp + 8 + 4, 4);
+        out[udp + 6] = 0;
+        out[udp + 7] = 0;
+        return out;
+    }
+
     /** A DHCP OFFER (type 2) or ACK (type 5) from a server at 192.0.2.1 with rich options. */
     static byte[] dhcpReply(Dhcp req, int type, byte[] serverMac, String yiaddr) {
         ByteBuffer b = ByteBuffer.allocate(400);
