@@ -142,6 +142,7 @@ _lab_build() { # LINK; runs under set -e in a subshell
     tap)
         ip -n "$LAB_PHONE" link add brp type bridge forward_delay 0 mcast_snooping 0
         _lab_sysctl "$LAB_PHONE" net/ipv6/conf/brp/disable_ipv6 1
+        ip -n "$LAB_PHONE" link set brp arp off
         ip -n "$LAB_PHONE" link set brp up
         ip -n "$LAB_LAN" link add vphone type veth peer name lanp netns "$LAB_PHONE"
         _lab_port "$LAB_LAN" vphone br0

@@ -31,6 +31,8 @@ pub mod dhcp;
 pub mod driver;
 pub mod ethernet;
 pub mod icmp;
+pub mod ipv6;
+pub mod ndp;
 pub mod neighbour;
 pub mod route;
 pub mod stats;
@@ -38,6 +40,7 @@ pub mod tap;
 
 pub use dhcp::{DhcpConfig, DhcpState, Lease, LeaseLostReason};
 pub use ethernet::MacAddr;
+pub use ipv6::{Ipv6Config, Ipv6Info, Ipv6Mode, Ipv6Route, LinkLocalMode};
 pub use neighbour::NeighbourConfig;
 pub use route::{Ipv4Interface, Ipv4Route, NextHop};
 pub use stats::Stats;

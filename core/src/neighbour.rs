@@ -359,6 +359,16 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
         }
     }
 
+    /// Makes a REACHABLE entry STALE without changing its MAC: an advertisement without
+    /// the override flag named another MAC (RFC 4861 §7.2.5). Other states are kept.
+    pub fn mark_stale(&mut self, target: A) {
+        if let Some(entry) = self.entries.get_mut(&target) {
+            if entry.state == State::Reachable {
+                entry.state = State::Stale;
+            }
+        }
+    }
+
     /// Removes an entry; frames still queued for it are reported undeliverable.
     pub fn remove(&mut self, target: A) {
         if let Some(entry) = self.entries.remove(&target) {

@@ -105,6 +105,72 @@ counters! {
     /// DHCP offers or ACKs that cannot be used: no yiaddr, no server identifier, no lease
     /// time, a bad subnet mask.
     drop_dhcp_invalid,
+    /// Neighbour solicitations received (valid ones).
+    ndp_ns_in,
+    /// Neighbour solicitations sent (resolution, probes, DAD).
+    ndp_ns_out,
+    /// Neighbour advertisements received (valid ones).
+    ndp_na_in,
+    /// Neighbour advertisements sent for our addresses.
+    ndp_na_out,
+    /// Router solicitations sent.
+    ndp_rs_out,
+    /// Router advertisements received and processed.
+    ndp_ra_in,
+    /// Valid NDP messages that need nothing from a host (RS, redirects, NS/NA for others).
+    ndp_ignored,
+    /// IPv6 packets queued while their neighbour resolved.
+    ndp_neighbour_queued,
+    /// IPv6 neighbours resolved.
+    ndp_neighbour_resolved,
+    /// IPv6 neighbour resolutions that failed.
+    ndp_neighbour_failed,
+    /// IPv6 neighbour entries evicted to make room.
+    ndp_neighbour_evictions,
+    /// Duplicate address detections started.
+    ndp_dad_started,
+    /// Duplicate address detections passed (the address became usable).
+    ndp_dad_succeeded,
+    /// Duplicate address detections failed: another host has the address.
+    ndp_dad_conflicts,
+    /// NAs sent to defend a usable address against another host's DAD.
+    ndp_dad_defended,
+    /// MLDv2 reports sent.
+    mld_reports_out,
+    /// MLD queries answered.
+    mld_queries_in,
+    /// ICMPv6 errors handed to the TUN (unreachable, packet too big).
+    icmpv6_errors_to_tun,
+    /// NDP messages with a hop limit other than 255 (MLD: other than 1).
+    drop_ndp_bad_hop_limit,
+    /// NDP and MLD messages with a wrong ICMPv6 checksum.
+    drop_ndp_bad_checksum,
+    /// NDP and MLD messages too short, with a non-zero code or malformed options.
+    drop_ndp_malformed,
+    /// NDP messages breaking a validity rule (multicast target, bad source, ...).
+    drop_ndp_invalid,
+    /// RA contents dropped because a table (routers, prefixes, addresses, DNS) was full.
+    drop_ndp_table_limit,
+    /// IPv6 packets dropped by NDP neighbour queue limits.
+    drop_ndp_queue_full,
+    /// IPv6 packets dropped because the NDP table was full of unresolved entries.
+    drop_ndp_table_full,
+    /// IPv6 packets dropped because their neighbour never answered NDP.
+    drop_ndp_neighbour_unreachable,
+    /// IPv6 frames with a malformed or truncated header.
+    drop_link_ipv6_malformed,
+    /// IPv6 frames to an address or group that is not ours (or still tentative).
+    drop_link_ipv6_not_for_us,
+    /// IPv6 frames while IPv6 is disabled.
+    drop_link_ipv6_disabled,
+    /// IPv6 TUN packets with a malformed header or a length that does not match.
+    drop_tun_ipv6_malformed,
+    /// IPv6 TUN packets while IPv6 is disabled.
+    drop_tun_ipv6_disabled,
+    /// IPv6 TUN packets with no route (an ICMPv6 no-route went back).
+    drop_tun_ipv6_no_route,
+    /// IPv6 TUN packets over the link MTU (an ICMPv6 packet too big went back).
+    drop_tun_ipv6_too_big,
     /// Outputs dropped because the caller did not drain `poll_transmit` in time.
     drop_transmit_queue_full,
     /// Events dropped because the caller did not drain `poll_event` in time.

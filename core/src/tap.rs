@@ -11,7 +11,7 @@
 //! is the IP packet.
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use crate::arp::{ArpPacket, Operation};
 use crate::dhcp::{self, DhcpClient, DhcpConfig, DhcpState, Lease, LeaseLostReason};
 use crate::ethernet::{self, ether_type, MacAddr, HEADER_LEN};
 use crate::icmp::{self, Unreachable};
+use crate::ipv6::{Ipv6Host, Ipv6Info, Ipv6Mode};
 use crate::neighbour::{Action, Lookup, NeighbourCache, NeighbourConfig};
 use crate::route::{Ipv4Interface, NextHop};
 use crate::stats::Stats;
@@ -55,6 +56,8 @@ pub struct Config {
     pub mac: Option<MacAddr>,
     /// IPv4 addressing.
     pub ipv4: Ipv4Mode,
+    /// IPv6 addressing: by default a link-local address and SLAAC.
+    pub ipv6: Ipv6Mode,
     /// Largest IP packet the link carries (the Ethernet payload), normally 1500.
     pub mtu: u16,
     /// Neighbour cache timing and limits.
@@ -72,6 +75,7 @@ impl Default for Config {
         Config {
             mac: None,
             ipv4: Ipv4Mode::Disabled,
+            ipv6: Ipv6Mode::default(),
             mtu: 1500,
             neighbour: NeighbourConfig::default(),
             rng_seed: 0,
@@ -133,6 +137,13 @@ pub enum Event {
         /// The MAC of the host that uses it.
         mac: MacAddr,
     },
+    /// The usable IPv6 addresses, routes, DNS servers, search domains or MTU changed;
+    /// carries the complete new set.
+    Ipv6Changed(Ipv6Info),
+    /// Duplicate address detection failed: another host uses this address, so we do not.
+    Ipv6AddressConflict(Ipv6Addr),
+    /// An IPv6 neighbour did not answer; packets queued for it were dropped.
+    Ipv6NeighbourUnreachable(Ipv6Addr),
 }
 
 /// What to do with a packet given to [`Tap::handle_tun_packet`].
@@ -163,6 +174,9 @@ pub struct Tap {
     mtu: u16,
     ipv4: Option<Ipv4Interface>,
     arp_cache: NeighbourCache<Ipv4Addr>,
+    ipv6: Option<Ipv6Host>,
+    /// Stands in for the NDP cache when IPv6 is disabled.
+    ndp_disabled: NeighbourCache<Ipv6Addr>,
     rng: StdRng,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -183,11 +197,29 @@ impl Tap {
         let mac = config
             .mac
             .unwrap_or_else(|| MacAddr::random_local(&mut rng));
+        let mut stats = Stats::default();
+        let ipv6 = match config.ipv6 {
+            Ipv6Mode::Disabled => None,
+            Ipv6Mode::Slaac(v6) => Some(Ipv6Host::new(
+                v6,
+                config.neighbour.clone(),
+                mac,
+                config.mtu,
+                now,
+                &mut rng,
+                &mut stats,
+            )),
+        };
         let mut tap = Tap {
             mac,
             mtu: config.mtu,
             ipv4: None,
-            arp_cache: NeighbourCache::new(config.neighbour),
+            arp_cache: NeighbourCache::new(config.neighbour.clone()),
+            ipv6,
+            ndp_disabled: NeighbourCache::new(NeighbourConfig {
+                max_entries: 0,
+                ..config.neighbour
+            }),
             rng,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -196,7 +228,7 @@ impl Tap {
             announce: None,
             last_defence: None,
             dhcp: None,
-            stats: Stats::default(),
+            stats,
         };
         match config.ipv4 {
             Ipv4Mode::Disabled => {}
@@ -230,6 +262,18 @@ impl Tap {
         &self.arp_cache
     }
 
+    /// The usable IPv6 configuration (empty when IPv6 is disabled).
+    pub fn ipv6_info(&self) -> Ipv6Info {
+        self.ipv6.as_ref().map(Ipv6Host::info).unwrap_or_default()
+    }
+
+    /// The IPv6 neighbour (NDP) cache (always empty when IPv6 is disabled).
+    pub fn ndp_cache(&self) -> &NeighbourCache<Ipv6Addr> {
+        self.ipv6
+            .as_ref()
+            .map_or(&self.ndp_disabled, Ipv6Host::cache)
+    }
+
     /// Counters since creation.
     pub fn stats(&self) -> Stats {
         let mut stats = self.stats;
@@ -239,6 +283,9 @@ impl Tap {
         stats.neighbour_evictions = n.evictions;
         stats.drop_neighbour_queue_full = n.queue_overflow_drops;
         stats.drop_neighbour_table_full = n.table_full_drops;
+        if let Some(host) = &self.ipv6 {
+            host.fill_stats(&mut stats);
+        }
         stats
     }
 
@@ -278,6 +325,17 @@ impl Tap {
         };
         match packet.first().map(|b| b >> 4) {
             Some(4) => self.egress_ipv4(now, frame),
+            Some(6) => match self.ipv6.as_mut() {
+                Some(host) => {
+                    let egress = host.egress(now, frame, &mut self.stats);
+                    self.drain_ipv6();
+                    egress
+                }
+                None => {
+                    self.stats.drop_tun_ipv6_disabled += 1;
+                    Egress::Consumed
+                }
+            },
             Some(_) => {
                 self.stats.drop_tun_unsupported_version += 1;
                 Egress::Consumed
@@ -377,7 +435,16 @@ impl Tap {
             self.stats.drop_link_truncated += 1;
             return Ingress::Consumed;
         };
-        if header.dst != self.mac && !header.dst.is_broadcast() && !header.dst.is_ipv4_multicast() {
+        let ipv6_group = header.dst.is_ipv6_multicast()
+            && self
+                .ipv6
+                .as_ref()
+                .is_some_and(|h| h.accepts_mac(header.dst));
+        if header.dst != self.mac
+            && !header.dst.is_broadcast()
+            && !header.dst.is_ipv4_multicast()
+            && !ipv6_group
+        {
             self.stats.drop_link_not_for_us += 1;
             return Ingress::Consumed;
         }
@@ -387,6 +454,17 @@ impl Tap {
         }
         match header.ether_type {
             ether_type::IPV4 => self.ingress_ipv4(now, &header, frame),
+            ether_type::IPV6 => match self.ipv6.as_mut() {
+                Some(host) => {
+                    let ingress = host.ingress(now, &header, frame, &mut self.rng, &mut self.stats);
+                    self.drain_ipv6();
+                    ingress
+                }
+                None => {
+                    self.stats.drop_link_ipv6_disabled += 1;
+                    Ingress::Consumed
+                }
+            },
             ether_type::ARP => {
                 self.handle_arp(now, &header, &frame[HEADER_LEN..]);
                 Ingress::Consumed
@@ -484,7 +562,8 @@ impl Tap {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let announce = self.announce.map(|(t, _)| t);
         let dhcp = self.dhcp.as_ref().and_then(DhcpClient::poll_timeout);
-        [self.arp_cache.poll_timeout(), announce, dhcp]
+        let ipv6 = self.ipv6.as_ref().and_then(Ipv6Host::poll_timeout);
+        [self.arp_cache.poll_timeout(), announce, dhcp, ipv6]
             .into_iter()
             .flatten()
             .min()
@@ -494,6 +573,10 @@ impl Tap {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.arp_cache.handle_timeout(now);
         self.run_neighbour_actions();
+        if let Some(host) = self.ipv6.as_mut() {
+            host.handle_timeout(now, &mut self.rng, &mut self.stats);
+            self.drain_ipv6();
+        }
         if let Some((at, remaining)) = self.announce {
             if at <= now {
                 if let Some(iface) = &self.ipv4 {
@@ -623,6 +706,24 @@ impl Tap {
             self.stats.icmp_errors_to_tun += 1;
             self.stats.tun_packets_out += 1;
             self.push_transmit(Transmit::Tun(packet));
+        }
+    }
+
+    /// Moves the IPv6 host's outputs into the bounded queues.
+    fn drain_ipv6(&mut self) {
+        let Some(host) = self.ipv6.as_mut() else {
+            return;
+        };
+        if host.transmits.is_empty() && host.events.is_empty() {
+            return;
+        }
+        let transmits = std::mem::take(&mut host.transmits);
+        let events = std::mem::take(&mut host.events);
+        for transmit in transmits {
+            self.push_transmit(transmit);
+        }
+        for event in events {
+            self.push_event(event);
         }
     }
 

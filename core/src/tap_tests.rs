@@ -15,6 +15,7 @@ fn tap_with(gateway: Option<&str>, now: Instant) -> Tap {
     let config = Config {
         mac: Some(OUR_MAC),
         ipv4: Ipv4Mode::Static(iface),
+        ipv6: Ipv6Mode::Disabled,
         ..Config::default()
     };
     let mut tap = Tap::new(config, now);
@@ -252,6 +253,7 @@ fn announces_twice_two_seconds_apart() {
     let config = Config {
         mac: Some(OUR_MAC),
         ipv4: Ipv4Mode::Static(iface),
+        ipv6: Ipv6Mode::Disabled,
         ..Config::default()
     };
     let mut tap = Tap::new(config, t0);

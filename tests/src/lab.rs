@@ -1393,6 +1393,9 @@ impl LabBuilder {
                 ])?;
                 // The phone's bridge is a switch, not an interface of the phone.
                 phone.sysctl(&format!("net/ipv6/conf/{PHONE_BRIDGE}/disable_ipv6"), "1")?;
+                // Nor does it answer ARP: with the phone's weak host model it would claim
+                // the system under test's address with the bridge's own MAC.
+                phone.ip(&["link", "set", PHONE_BRIDGE, "arp", "off"])?;
                 phone.ip(&["link", "set", PHONE_BRIDGE, "up"])?;
                 lan.ip(&[
                     "link",

@@ -180,3 +180,47 @@ pub fn open_tun_device(name: &str, kind: DeviceKind) -> io::Result<(OwnedFd, Str
     let actual = String::from_utf8_lossy(&req.name[..len]).into_owned();
     Ok((fd, actual))
 }
+
+/// Sets the Linux interface `name` administratively up (`SIOCSIFFLAGS` with `IFF_UP`).
+#[cfg(target_os = "linux")]
+pub fn set_link_up(name: &str) -> io::Result<()> {
+    use std::os::fd::FromRawFd;
+
+    #[repr(C)]
+    struct IfReqFlags {
+        name: [u8; libc::IFNAMSIZ],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    // SAFETY: plain integer arguments.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut req = IfReqFlags {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write a `struct ifreq` with the flags
+    // member, which `IfReqFlags` lays out.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        req.flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &mut req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -286,6 +286,8 @@ pub enum LinkStatus {
 
 type ConnectFuture = Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>> + Send>>;
 
+// One per link, never moved on the data path: size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum TcpState {
     Connected {
         read: FramedRead<tokio::net::tcp::OwnedReadHalf, LengthDelimitedCodec>,
@@ -295,6 +297,7 @@ enum TcpState {
     Waiting(Pin<Box<tokio::time::Sleep>>),
 }
 
+#[allow(clippy::large_enum_variant)]
 enum Io {
     Udp(UdpSocket),
     Vxlan {
@@ -430,7 +433,8 @@ impl Link {
             }
             #[cfg(target_os = "linux")]
             LinkSpec::Tap { name } => {
-                let (fd, _) = super::fd::open_tun_device(&name, super::fd::DeviceKind::Tap)?;
+                let (fd, actual) = super::fd::open_tun_device(&name, super::fd::DeviceKind::Tap)?;
+                super::fd::set_link_up(&actual)?;
                 Io::Tap(PacketFd::new(fd)?)
             }
             #[cfg(not(target_os = "linux"))]

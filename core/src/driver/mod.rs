@@ -35,7 +35,7 @@ pub use self::fd::PacketFd;
 pub use self::fd::{open_tun_device, DeviceKind};
 pub use self::link::{channel, ChannelPeer, LengthPrefix, LinkError, LinkSpec, LinkStatus};
 use self::link::{Link, LINK_HEADROOM, MAX_FRAME};
-use crate::{Config, Egress, Event, Ingress, Stats, Tap, Transmit, HEADROOM};
+use crate::{Config, Egress, Event, Ingress, Lease, Stats, Tap, Transmit, HEADROOM};
 
 /// Called with the raw fd of every socket a link opens, before it connects: on
 /// Android, `VpnService.protect(fd)`, so the link's own traffic bypasses the VPN.
@@ -91,6 +91,8 @@ impl std::fmt::Debug for DriverConfig {
 /// What the driver reports, in order, on the receiver [`Driver::start`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+// Events are rare (leases, link changes): matching on them by value beats boxing.
+#[allow(clippy::large_enum_variant)]
 pub enum DriverEvent {
     /// An event of the emulated host (lease acquired, renewed, lost, conflicts, …).
     Tap(Event),
@@ -126,6 +128,8 @@ pub struct DriverStats {
     pub wakeups: u64,
     /// The link's URL.
     pub link: String,
+    /// The DHCP lease in force, if any.
+    pub lease: Option<Lease>,
 }
 
 /// Why a control request failed.
@@ -149,7 +153,10 @@ enum Command {
     ),
     DetachTun(oneshot::Sender<Option<OwnedFd>>),
     Stats(oneshot::Sender<DriverStats>),
-    Stop(oneshot::Sender<()>),
+    Stop {
+        release: bool,
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// Controls a running driver. Cloneable; when every handle is dropped the driver
@@ -253,7 +260,14 @@ impl DriverHandle {
     /// Stops the driver in order: releases the lease (DHCPRELEASE), sends what is
     /// pending, then ends. Returns once it has ended.
     pub async fn stop(&self) {
-        let _ = self.request(Command::Stop).await;
+        self.shutdown(true).await;
+    }
+
+    /// Stops the driver, releasing the lease first only if `release`; without it the
+    /// server keeps the lease until it expires (to be asked for again later with
+    /// [`crate::DhcpConfig::remembered_address`]). Returns once the driver has ended.
+    pub async fn shutdown(&self, release: bool) {
+        let _ = self.request(|done| Command::Stop { release, done }).await;
     }
 
     /// True once the driver has ended.
@@ -326,6 +340,7 @@ impl Runner {
             link_reconnects: self.link.reconnects,
             wakeups: self.wakeups,
             link: self.link.url().to_owned(),
+            lease: self.tap.lease().cloned(),
         }
     }
 
@@ -359,10 +374,10 @@ impl Runner {
             self.wakeups += 1;
             let now = Instant::now();
             match wake {
-                Wake::Command(None) => return self.stop().await,
+                Wake::Command(None) => return self.stop(true).await,
                 Wake::Command(Some(command)) => match command {
-                    Command::Stop(done) => {
-                        let result = self.stop().await;
+                    Command::Stop { release, done } => {
+                        let result = self.stop(release).await;
                         let _ = done.send(());
                         return result;
                     }
@@ -478,14 +493,14 @@ impl Runner {
     }
 
     /// The orderly end: release the lease, send what is pending.
-    async fn stop(&mut self) -> Result<(), String> {
-        // DHCPRELEASE goes out through the transmit queue.
-        release(&mut self.tap, Instant::now());
+    async fn stop(&mut self, release: bool) -> Result<(), String> {
+        if release {
+            // DHCPRELEASE goes out through the transmit queue.
+            self.tap.release(Instant::now());
+        }
         self.flush_outputs().await
     }
 }
-
-fn release(_tap: &mut Tap, _now: Instant) {}
 
 /// Creates (or opens) the Linux TUN device `name` (`IFF_TUN | IFF_NO_PI`), returning
 /// the non-blocking fd and the device's name.

@@ -28,6 +28,7 @@ fn config() -> DriverConfig {
         tap: Config {
             mac: Some(MacAddr([0x02, 0, 0, 0, 0, 0x7b])),
             ipv4: Ipv4Mode::Static(iface),
+            ipv6: crate::Ipv6Mode::Disabled,
             ..Config::default()
         },
         ..DriverConfig::default()

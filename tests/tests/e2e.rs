@@ -1,0 +1,365 @@
+//! End-to-end: the `tapemu` binary on a real TUN in the `phone` namespace, reaching a
+//! LAN with dnsmasq and a host over each link variant (kernel vxlan, kernel TAP, and
+//! `l2peer` for udp and tcp with 2- and 4-byte prefixes).
+//!
+//! For each: the lease equals dnsmasq's lease file, ping both ways (the LAN host ARPs
+//! for us through the emulator), an off-link ping through the gateway, a TCP transfer
+//! each way, SIGINT → DHCPRELEASE in dnsmasq's log and the TUN removed, and the pcap
+//! parses with frames in both directions.
+//!
+//! Needs root and `ip netns`; without them each test prints SKIP and passes, except
+//! under `CI=true`. Needs the `tapemu` binary: `cargo test --workspace` builds it
+//! (or set `TAPEMU_BIN`).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use tapemu_tests::lab::*;
+
+const T: Duration = Duration::from_secs(20);
+const L2PEER: &str = env!("CARGO_BIN_EXE_l2peer");
+
+fn tapemu_bin() -> PathBuf {
+    std::env::var_os("TAPEMU_BIN")
+        .map(PathBuf::from)
+        .or_else(|| find_bin("tapemu"))
+        .expect(
+            "the tapemu binary was not found next to the tests: run `cargo build -p tapemu-cli` \
+             (cargo test --workspace builds it) or set TAPEMU_BIN",
+        )
+}
+
+fn lab(link: LabLink, lease_time: Duration) -> Lab {
+    Lab::builder(link)
+        .lease_time(lease_time)
+        .l2peer_bin(L2PEER)
+        .build()
+        .expect("lab")
+}
+
+/// Waits for the next JSON line on `proc`'s stdout with `"event":"<event>"` after
+/// `skip` such lines, and parses it.
+fn json_event(proc: &Proc, event: &str, skip: usize, timeout: Duration) -> Value {
+    let needle = format!("\"event\":\"{event}\"");
+    let line = wait_for(
+        timeout,
+        &format!("tapemu event {event} #{}", skip + 1),
+        || {
+            proc.stdout()
+                .lines()
+                .filter(|l| l.contains(&needle))
+                .nth(skip)
+                .map(str::to_owned)
+        },
+    );
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
+}
+
+/// Waits for the first JSON event line on `proc`'s stdout that satisfies `pred`.
+fn json_event_where(
+    proc: &Proc,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_for(timeout, what, || {
+        proc.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| pred(v))
+    })
+}
+
+fn check_lease(lab: &Lab, lease: &Value, mac: &str) -> Ipv4Addr {
+    let address: Ipv4Addr = lease["address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {lease}"));
+    assert_eq!(lab.wait_lease_for_mac(mac, T).expect("lease file"), address);
+    assert_eq!(lease["prefix"], 24, "{lease}");
+    assert_eq!(lease["gateway"], LAN_ROUTER.to_string(), "{lease}");
+    assert_eq!(lease["server"], LAN_ROUTER.to_string(), "{lease}");
+    assert_eq!(
+        lease["dns"],
+        serde_json::json!([LAN_DNS.to_string()]),
+        "{lease}"
+    );
+    assert_eq!(lease["domain"], LAN_DOMAIN, "{lease}");
+    assert_eq!(lease["mtu"], 1500, "{lease}");
+    assert_eq!(
+        lease["lease_seconds"],
+        lab.lease_time().as_secs(),
+        "{lease}"
+    );
+    address
+}
+
+/// The frames in a pcap file, checking the file parses.
+fn pcap_frames(path: &Path) -> Vec<Vec<u8>> {
+    let file = std::fs::File::open(path).expect("pcap file");
+    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("pcap header");
+    assert_eq!(reader.header().datalink, pcap_file::DataLink::ETHERNET);
+    let mut frames = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        frames.push(packet.expect("pcap record").data.into_owned());
+    }
+    frames
+}
+
+fn mac_bytes(mac: &str) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    for (o, part) in out.iter_mut().zip(mac.split(':')) {
+        *o = u8::from_str_radix(part, 16).expect("mac");
+    }
+    out
+}
+
+fn end_to_end(link: LabLink, mac: &str) {
+    let name = format!("e2e_{}", link.name());
+    if !require_root(&name) {
+        return;
+    }
+    let lab = lab(link, Duration::from_secs(3600));
+    let phone = lab.phone();
+    let pcap = phone.dir().join("tapemu.pcap");
+    let bin = tapemu_bin();
+    let url = lab.link_url();
+    let pcap_arg = pcap.to_string_lossy().into_owned();
+    let tapemu = phone
+        .spawn(
+            "tapemu",
+            &[
+                &bin.to_string_lossy(),
+                "run",
+                "--link",
+                &url,
+                "--mac",
+                mac,
+                "--hostname",
+                "phone",
+                "--json",
+                "--pcap",
+                &pcap_arg,
+            ],
+        )
+        .expect("spawn tapemu");
+    if link == LabLink::Tap {
+        lab.enslave_to_phone_bridge(DEFAULT_PHONE_TAP, T)
+            .expect("tap0 into the phone bridge");
+    }
+    let lease = json_event(&tapemu, "lease", 0, T);
+    let address = check_lease(&lab, &lease, mac);
+    phone.wait_link("tapemu0", T).expect("TUN exists");
+    wait_until(T, "the leased address on the TUN", || {
+        phone.addrs_of("tapemu0").is_ok_and(|addrs| {
+            addrs
+                .iter()
+                .any(|a| a.addr == IpAddr::V4(address) && a.prefix_len == 24)
+        })
+    });
+
+    // The host has never seen us: it must ARP for our address through the emulator.
+    lab.host()
+        .ip(&["neigh", "flush", "dev", HOST_DEV])
+        .expect("flush");
+    lab.host()
+        .wait_ping(address.into(), T)
+        .expect("host → phone");
+    let neigh = lab
+        .host()
+        .ip(&["neigh", "show", &address.to_string()])
+        .expect("neigh");
+    assert!(neigh.to_ascii_lowercase().contains(mac), "{neigh}");
+    lab.ping_from_phone(LAN_HOST).expect("phone → host");
+    lab.ping_from_phone(OFFLINK_SERVER)
+        .expect("phone → off-link via the gateway");
+
+    // IPv6 from the router's RA (SLAAC), configured on the TUN from the ipv6 event.
+    let v6 = json_event_where(&tapemu, "a global IPv6 address", T, |v| {
+        v["event"] == "ipv6" && v["addresses"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    let our6: std::net::Ipv6Addr = v6["addresses"][0]
+        .as_str()
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("bad ipv6 event {v6}"));
+    wait_until(T, "the IPv6 address on the TUN", || {
+        phone
+            .addrs_of("tapemu0")
+            .is_ok_and(|a| a.iter().any(|a| a.addr == IpAddr::V6(our6)))
+    });
+    lab.host()
+        .wait_ping(our6.into(), T)
+        .expect("host → phone over IPv6");
+    lab.ping_from_phone(OFFLINK_SERVER6)
+        .expect("phone → off-link over IPv6 via the router");
+
+    let mb = 4 * 1024 * 1024;
+    tcp_transfer(
+        phone,
+        lab.host(),
+        SocketAddr::from((LAN_HOST, 5201)),
+        mb,
+        Flow::ClientToServer,
+        T,
+    )
+    .expect("TCP phone → host");
+    tcp_transfer(
+        lab.host(),
+        phone,
+        SocketAddr::from((address, 5202)),
+        mb,
+        Flow::ClientToServer,
+        T,
+    )
+    .expect("TCP host → phone");
+
+    tapemu.signal(libc::SIGINT);
+    let status = tapemu.wait_exit(T).expect("tapemu exits");
+    assert!(status.success(), "{status}: {}", tapemu.stderr());
+    lab.wait_dnsmasq_log(&format!("DHCPRELEASE(br0) {address}"), T)
+        .expect("DHCPRELEASE logged");
+    assert!(!phone.has_link("tapemu0"), "the TUN is gone");
+    let out = tapemu.stdout();
+    assert!(
+        out.lines().any(|l| l.contains("\"event\":\"lost\"")),
+        "{out}"
+    );
+
+    let frames = pcap_frames(&pcap);
+    let ours = mac_bytes(mac);
+    let sent = frames
+        .iter()
+        .filter(|f| f.get(6..12) == Some(&ours[..]))
+        .count();
+    let received = frames
+        .iter()
+        .filter(|f| f.get(..6) == Some(&ours[..]))
+        .count();
+    assert!(
+        sent > 100 && received > 100,
+        "pcap: {sent} sent, {received} received"
+    );
+    // The release is the last DHCP frame we sent: UDP 68 → 67, message type 7.
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.get(6..12) == Some(&ours[..]) && f.len() > 300),
+        "pcap has our DHCP frames"
+    );
+}
+
+#[test]
+fn e2e_vxlan() {
+    end_to_end(LabLink::Vxlan, "02:00:00:00:e2:01");
+}
+
+#[test]
+fn e2e_tap() {
+    end_to_end(LabLink::Tap, "02:00:00:00:e2:02");
+}
+
+#[test]
+fn e2e_udp() {
+    end_to_end(LabLink::Udp, "02:00:00:00:e2:03");
+}
+
+#[test]
+fn e2e_tcp_len2() {
+    end_to_end(LabLink::Tcp2, "02:00:00:00:e2:04");
+}
+
+#[test]
+fn e2e_tcp_len4() {
+    end_to_end(LabLink::Tcp4, "02:00:00:00:e2:05");
+}
+
+/// The Android order: a lease with no TUN at all, printed, then released.
+#[test]
+fn e2e_lease_without_tun_then_release() {
+    if !require_root("e2e_lease_without_tun_then_release") {
+        return;
+    }
+    let lab = lab(LabLink::Vxlan, Duration::from_secs(3600));
+    let mac = "02:00:00:00:e2:06";
+    let out = lab
+        .phone()
+        .run_timeout(
+            &[
+                &tapemu_bin().to_string_lossy(),
+                "lease",
+                "--link",
+                &lab.link_url(),
+                "--mac",
+                mac,
+                "--json",
+                "--release",
+            ],
+            T,
+        )
+        .expect("tapemu lease");
+    assert!(out.success(), "{}", out.stderr);
+    let line = out.stdout.lines().next().expect("a line");
+    let lease: Value = serde_json::from_str(line).expect("JSON");
+    assert_eq!(lease["event"], "lease");
+    let address: Ipv4Addr = lease["address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("address");
+    lab.wait_dnsmasq_log(&format!("DHCPACK(br0) {address} {mac}"), T)
+        .expect("the lease dnsmasq gave");
+    assert!(
+        out.stdout.contains("\"event\":\"released\""),
+        "{}",
+        out.stdout
+    );
+    lab.wait_dnsmasq_log(&format!("DHCPRELEASE(br0) {address}"), T)
+        .expect("DHCPRELEASE logged");
+    assert!(!lab.phone().has_link("tapemu0"), "no TUN was created");
+}
+
+/// A 120 s lease (dnsmasq's minimum): T1 comes at 60 s and the renewal is applied
+/// live while traffic keeps flowing.
+#[test]
+fn e2e_dhcp_renewal() {
+    if !require_root("e2e_dhcp_renewal") {
+        return;
+    }
+    let lab = lab(LabLink::Vxlan, Duration::from_secs(120));
+    let mac = "02:00:00:00:e2:07";
+    let tapemu = lab
+        .phone()
+        .spawn(
+            "tapemu",
+            &[
+                &tapemu_bin().to_string_lossy(),
+                "run",
+                "--link",
+                &lab.link_url(),
+                "--mac",
+                mac,
+                "--json",
+            ],
+        )
+        .expect("spawn tapemu");
+    let lease = json_event(&tapemu, "lease", 0, T);
+    let address = check_lease(&lab, &lease, mac);
+    let expires_before = lab.leases()[0].expires;
+    let renewed = json_event(&tapemu, "renewed", 0, Duration::from_secs(90));
+    assert_eq!(renewed["address"], address.to_string(), "{renewed}");
+    wait_until(T, "dnsmasq to extend the lease", || {
+        lab.leases()
+            .iter()
+            .any(|l| l.ip == address && l.expires > expires_before)
+    });
+    lab.wait_dnsmasq_log(&format!("DHCPACK(br0) {address}"), T)
+        .expect("ACK logged");
+    lab.ping_from_host(address)
+        .expect("still reachable after the renewal");
+    tapemu.signal(libc::SIGTERM);
+    assert!(tapemu.wait_exit(T).expect("exit").success());
+    lab.wait_dnsmasq_log(&format!("DHCPRELEASE(br0) {address}"), T)
+        .expect("DHCPRELEASE logged");
+}
