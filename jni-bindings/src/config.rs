@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use tapemu::driver::LinkSpec as DriverLink;
-use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, MacAddr};
+use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, Ipv6Mode, MacAddr};
 
 use crate::error::{Error, Result};
 
@@ -52,6 +52,8 @@ pub struct EmulatorConfig {
     pub hostname: Option<String>,
     /// Link MTU.
     pub mtu: u16,
+    /// Whether IPv6 (SLAAC) runs.
+    pub ipv6: bool,
     /// The link.
     pub link: LinkSpec,
 }
@@ -71,6 +73,8 @@ pub struct RawConfig {
     pub hostname: Option<String>,
     /// MTU.
     pub mtu: i32,
+    /// IPv6 on or off.
+    pub ipv6: bool,
     /// Link URL or `None` for callback mode.
     pub link: Option<String>,
 }
@@ -187,6 +191,7 @@ impl RawConfig {
             addressing,
             hostname,
             mtu,
+            ipv6: self.ipv6,
             link,
         })
     }
@@ -205,6 +210,11 @@ impl EmulatorConfig {
         Config {
             mac: self.mac,
             ipv4,
+            ipv6: if self.ipv6 {
+                Ipv6Mode::default()
+            } else {
+                Ipv6Mode::Disabled
+            },
             mtu: self.mtu,
             rng_seed: random_seed(),
             ..Config::default()

@@ -6,7 +6,7 @@ use std::sync::Once;
 
 use jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JObject, JString};
 use jni::refs::Reference as _;
-use jni::sys::{jint, jlong, jstring};
+use jni::sys::{jboolean, jint, jlong, jstring};
 use jni::{Env, EnvUnowned};
 
 use crate::callbacks::JavaCallbacks;
@@ -33,6 +33,7 @@ fn raw_config(
     gateway: &JString<'_>,
     hostname: &JString<'_>,
     mtu: jint,
+    ipv6: jboolean,
     link: &JString<'_>,
 ) -> Result<RawConfig> {
     Ok(RawConfig {
@@ -42,6 +43,7 @@ fn raw_config(
         gateway: opt_string(env, gateway)?,
         hostname: opt_string(env, hostname)?,
         mtu,
+        ipv6,
         link: opt_string(env, link)?,
     })
 }
@@ -58,11 +60,12 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeValidate<'l>(
     gateway: JString<'l>,
     hostname: JString<'l>,
     mtu: jint,
+    ipv6: jboolean,
     link: JString<'l>,
 ) {
     env.with_env(|env| -> Result<()> {
         raw_config(
-            env, &mac, &address, prefix_len, &gateway, &hostname, mtu, &link,
+            env, &mac, &address, prefix_len, &gateway, &hostname, mtu, ipv6, &link,
         )?
         .parse()?;
         Ok(())
@@ -83,6 +86,7 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
     gateway: JString<'l>,
     hostname: JString<'l>,
     mtu: jint,
+    ipv6: jboolean,
     link: JString<'l>,
 ) -> jlong {
     LOGGING.call_once(crate::logging::init);
@@ -91,7 +95,7 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
             return Err(Error::IllegalArgument("emulator is null".into()));
         }
         let config = raw_config(
-            env, &mac, &address, prefix_len, &gateway, &hostname, mtu, &link,
+            env, &mac, &address, prefix_len, &gateway, &hostname, mtu, ipv6, &link,
         )?
         .parse()?;
         let callbacks = JavaCallbacks::new(env, &emulator)?;

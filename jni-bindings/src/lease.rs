@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use tapemu::route::prefix_mask;
-use tapemu::{Event, Ipv4Interface, Ipv4Route, Lease, LeaseLostReason};
+use tapemu::{Event, Ipv4Interface, Ipv4Route, Ipv6Info, Lease, LeaseLostReason};
 
 use crate::callbacks::{EventKind, JavaCallbacks};
 
@@ -67,6 +67,37 @@ pub fn encode(lease: &Lease, link_mtu: u16) -> String {
     s
 }
 
+/// Encodes the IPv6 state for `Ipv6Info.parse`.
+pub fn encode_ipv6(info: &Ipv6Info) -> String {
+    let mut s = String::new();
+    for (a, len) in &info.addresses {
+        let _ = writeln!(s, "address={a}/{len}");
+    }
+    if let Some(ll) = info.link_local {
+        let _ = writeln!(s, "link_local={ll}");
+    }
+    for r in &info.routes {
+        match r.gateway {
+            Some(gw) => {
+                let _ = writeln!(s, "route={}/{} via {gw}", r.destination, r.prefix_len);
+            }
+            None => {
+                let _ = writeln!(s, "route={}/{}", r.destination, r.prefix_len);
+            }
+        }
+    }
+    for d in &info.dns {
+        let _ = writeln!(s, "dns={d}");
+    }
+    for d in &info.search {
+        let _ = writeln!(s, "search={}", d.replace('\n', " "));
+    }
+    if let Some(mtu) = info.mtu {
+        let _ = writeln!(s, "mtu={mtu}");
+    }
+    s
+}
+
 /// The reason string Java sees in `onLeaseLost`.
 pub fn reason(reason: &LeaseLostReason) -> &'static str {
     match reason {
@@ -123,6 +154,12 @@ pub fn forward(cb: &JavaCallbacks, event: Event, link_mtu: u16) {
                 Some(&address.to_string()),
                 Some(&mac.to_string()),
             )
+        }
+        Event::Ipv6Changed(info) => {
+            cb.event(EventKind::Ipv6Changed, Some(&encode_ipv6(&info)), None)
+        }
+        Event::Ipv6AddressConflict(address) => {
+            cb.event(EventKind::AddressConflict, Some(&address.to_string()), None)
         }
         other => tracing::debug!("tapemu event {other:?}"),
     }

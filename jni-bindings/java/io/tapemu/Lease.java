@@ -169,7 +169,7 @@ public final class Lease {
         return l;
     }
 
-    private static Route route(String v) {
+    static Route route(String v) {
         // "dest/prefix" or "dest/prefix via gw"
         String[] parts = v.split(" via ");
         int slash = parts[0].indexOf('/');

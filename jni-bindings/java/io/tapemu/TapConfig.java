@@ -19,6 +19,7 @@ public final class TapConfig {
     final String staticGateway;
     final String hostname;
     final int mtu;
+    final boolean ipv6;
     final String linkUrl;
 
     private TapConfig(Builder b) {
@@ -28,6 +29,7 @@ public final class TapConfig {
         this.staticGateway = b.staticGateway;
         this.hostname = b.hostname;
         this.mtu = b.mtu;
+        this.ipv6 = b.ipv6;
         this.linkUrl = b.linkUrl;
     }
 
@@ -71,6 +73,11 @@ public final class TapConfig {
         return mtu;
     }
 
+    /** @return true when IPv6 (link-local, router discovery, SLAAC) runs. */
+    public boolean ipv6() {
+        return ipv6;
+    }
+
     /** @return the link URL, or {@code null} in callback mode. */
     public String linkUrl() {
         return linkUrl;
@@ -84,7 +91,7 @@ public final class TapConfig {
     @Override
     public String toString() {
         return "TapConfig{mac=" + mac + ", " + (isDhcp() ? "dhcp" : staticAddress + "/" + staticPrefixLength
-                + " gw " + staticGateway) + ", hostname=" + hostname + ", mtu=" + mtu
+                + " gw " + staticGateway) + ", hostname=" + hostname + ", mtu=" + mtu + ", ipv6=" + ipv6
                 + ", link=" + (linkUrl == null ? "callback" : linkUrl) + "}";
     }
 
@@ -96,6 +103,7 @@ public final class TapConfig {
         private String staticGateway;
         private String hostname;
         private int mtu = DEFAULT_MTU;
+        private boolean ipv6 = true;
         private String linkUrl;
 
         private Builder() {}
@@ -144,6 +152,18 @@ public final class TapConfig {
         /** @param mtu largest IP packet on the link, 576–65535 @return this builder */
         public Builder mtu(int mtu) {
             this.mtu = mtu;
+            return this;
+        }
+
+        /**
+         * Turns IPv6 on (the default: link-local address, router discovery, SLAAC, reported by
+         * {@link TapListener#onIpv6Changed}) or off (IPv6 is then dropped and counted).
+         *
+         * @param enabled whether IPv6 runs
+         * @return this builder
+         */
+        public Builder ipv6(boolean enabled) {
+            this.ipv6 = enabled;
             return this;
         }
 

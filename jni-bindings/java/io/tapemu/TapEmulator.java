@@ -53,7 +53,7 @@ public final class TapEmulator implements AutoCloseable {
         this.config = Objects.requireNonNull(config, "config");
         this.listener = Objects.requireNonNull(listener, "listener");
         this.handle = nativeCreate(this, config.mac, config.staticAddress, config.staticPrefixLength,
-                config.staticGateway, config.hostname, config.mtu, config.linkUrl);
+                config.staticGateway, config.hostname, config.mtu, config.ipv6, config.linkUrl);
     }
 
     /**
@@ -65,7 +65,7 @@ public final class TapEmulator implements AutoCloseable {
     public static void validate(TapConfig config) {
         Objects.requireNonNull(config, "config");
         nativeValidate(config.mac, config.staticAddress, config.staticPrefixLength, config.staticGateway,
-                config.hostname, config.mtu, config.linkUrl);
+                config.hostname, config.mtu, config.ipv6, config.linkUrl);
     }
 
     /** @return the configuration this emulator was built from */
@@ -228,7 +228,7 @@ public final class TapEmulator implements AutoCloseable {
                 case EV_LEASE_CHANGED: listener.onLeaseChanged(Lease.parse(a), Lease.parse(b)); break;
                 case EV_LEASE_LOST: listener.onLeaseLost(a, b); break;
                 case EV_ADDRESS_CONFLICT: listener.onAddressConflict(a, b); break;
-                case EV_IPV6_CHANGED: listener.onIpv6Changed(a); break;
+                case EV_IPV6_CHANGED: listener.onIpv6Changed(Ipv6Info.parse(a)); break;
                 case EV_STOPPED: listener.onStopped(a); break;
                 default: break;
             }
@@ -266,10 +266,10 @@ public final class TapEmulator implements AutoCloseable {
     // ---- native entry points (jni-bindings/src/exports.rs) ----------------------------------
 
     private static native void nativeValidate(String mac, String address, int prefixLength, String gateway,
-            String hostname, int mtu, String linkUrl);
+            String hostname, int mtu, boolean ipv6, String linkUrl);
 
     private static native long nativeCreate(TapEmulator self, String mac, String address, int prefixLength,
-            String gateway, String hostname, int mtu, String linkUrl);
+            String gateway, String hostname, int mtu, boolean ipv6, String linkUrl);
 
     private static native void nativeStart(long handle) throws IOException;
 

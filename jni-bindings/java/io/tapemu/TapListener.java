@@ -46,19 +46,22 @@ public interface TapListener {
     default void onLeaseLost(String address, String reason) {}
 
     /**
-     * Another host on the link claims our address.
+     * Another host on the link claims our address: an ARP conflict on the IPv4 address in
+     * force, an offered address found in use (then declined, and DHCP starts over), or an IPv6
+     * address that failed duplicate address detection.
      *
-     * @param address our contested address
-     * @param mac the MAC of the other host
+     * @param address the contested address
+     * @param mac the MAC of the other host, or {@code null} when unknown (IPv6 DAD)
      */
     default void onAddressConflict(String address, String mac) {}
 
     /**
-     * IPv6 configuration from router advertisements changed.
+     * The IPv6 configuration (SLAAC addresses, routes, DNS, MTU) changed: add its addresses and
+     * routes when (re)building the VPN interface.
      *
-     * @param info the IPv6 state, one {@code key=value} per line (addresses, routes, dns, mtu)
+     * @param info the complete new IPv6 state
      */
-    default void onIpv6Changed(String info) {}
+    default void onIpv6Changed(Ipv6Info info) {}
 
     /**
      * Callback mode only: an Ethernet frame to carry to the network through the app's own VPN

@@ -294,6 +294,68 @@ public final class TestRunner {
             }
         });
 
+        test("callback mode: recorded radvd RA (tests/data/ipv6-radvd.pcap) -> onIpv6Changed with a SLAAC address", () -> {
+            List<byte[]> ras = new ArrayList<>();
+            for (byte[] f : Pcap.frames(Paths.get(System.getProperty("tapemu.data", "tests/data"), "ipv6-radvd.pcap"))) {
+                if (Frames.etherType(f) == 0x86dd && f.length > 54 && f[20] == 58 && (f[54] & 255) == 134) {
+                    ras.add(f);
+                }
+            }
+            check(!ras.isEmpty(), "recording has a router advertisement");
+            BlockingQueue<Ipv6Info> infos = new LinkedBlockingQueue<>();
+            Recorder r = new Recorder() {
+                @Override
+                public void onIpv6Changed(Ipv6Info info) {
+                    infos.add(info);
+                }
+            };
+            try (TapEmulator tap = new TapEmulator(staticCallback(), r)) {
+                tap.start();
+                Ipv6Info withAddress = null;
+                long end = System.currentTimeMillis() + 15000;
+                long nextRa = 0;
+                while (withAddress == null && System.currentTimeMillis() < end) {
+                    if (System.currentTimeMillis() >= nextRa) {
+                        byte[] ra = ras.get(0);
+                        tap.sendFrame(ra, 0, ra.length);
+                        nextRa = System.currentTimeMillis() + 1000;
+                    }
+                    Ipv6Info info = infos.poll(100, TimeUnit.MILLISECONDS);
+                    if (info != null && !info.addresses().isEmpty()) {
+                        withAddress = info;
+                    }
+                }
+                check(withAddress != null, "IPv6 address from SLAAC");
+                System.out.println("     ipv6: " + withAddress);
+                check(withAddress.addresses().get(0).address().getHostAddress().startsWith("2001:db8:1:0:"),
+                        "address in the advertised prefix: " + withAddress.addresses());
+                check(withAddress.addresses().get(0).prefixLength() == 64, "prefix length");
+                check(withAddress.routes().contains(new Route(Lease.ip("::"), 0, Lease.ip("fe80::ff:fe00:1"))),
+                        "default route via the router: " + withAddress.routes());
+                check(withAddress.dns().contains(Lease.ip("2001:db8:1::53")), "RDNSS");
+            }
+        });
+
+        test("config: ipv6(false) keeps IPv6 off", () -> {
+            BlockingQueue<Ipv6Info> infos = new LinkedBlockingQueue<>();
+            Recorder r = new Recorder() {
+                @Override
+                public void onIpv6Changed(Ipv6Info info) {
+                    infos.add(info);
+                }
+            };
+            TapConfig cfg = TapConfig.builder().mac("02:00:5e:10:00:01").staticAddress("192.0.2.50", 24, null)
+                    .ipv6(false).build();
+            try (TapEmulator tap = new TapEmulator(cfg, r)) {
+                tap.start();
+                Thread.sleep(1500);
+                check(infos.isEmpty(), "no IPv6 events");
+                for (byte[] f : r.frames) {
+                    check(Frames.etherType(f) != 0x86dd, "no IPv6 frames");
+                }
+            }
+        });
+
         test("misuse: attachTun(-1), closed fd, before start -> exceptions", () -> {
             Recorder r = new Recorder();
             try (TapEmulator tap = new TapEmulator(staticCallback(), r)) {
