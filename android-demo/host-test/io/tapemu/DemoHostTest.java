@@ -128,6 +128,12 @@ public final class DemoHostTest {
             TestRunner.check(pa.routes.size() == 2 && pa.dnsServers.size() == 1 && pa.mtu == 1400, pa.toString());
             TestRunner.check(pa.sameInterface(InterfacePlan.fromLease("s", a)), "same");
             TestRunner.check(!pa.sameInterface(InterfacePlan.fromLease("s", b)), "different");
+            Ipv6Info v6 = Ipv6Info.parse("address=2001:db8:1::5/64\nroute=2001:db8:1::/64\n"
+                    + "route=::/0 via fe80::1\ndns=2001:db8:1::53\nmtu=1280\n");
+            InterfacePlan both = InterfacePlan.fromLease("s", a, v6);
+            TestRunner.check(both.ipv6Addresses.size() == 1 && both.routes.size() == 4 && both.dnsServers.size() == 2
+                    && both.mtu == 1280, both.toString());
+            TestRunner.check(!both.sameInterface(pa), "IPv6 arriving calls for a rebuild");
         });
 
         TestRunner.test("demo: VpnController flow: protect, DHCP lease, establish, attach, stop", () -> {

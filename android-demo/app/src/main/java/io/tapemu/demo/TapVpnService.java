@@ -3,6 +3,7 @@ package io.tapemu.demo;
 import android.content.Intent;
 import android.net.VpnService;
 import android.os.ParcelFileDescriptor;
+import io.tapemu.Ipv6Info;
 import io.tapemu.Route;
 import io.tapemu.demo.core.InterfacePlan;
 import io.tapemu.demo.core.VpnController;
@@ -71,6 +72,9 @@ public final class TapVpnService extends VpnService {
         public int establish(InterfacePlan plan) {
             Builder b = new Builder().setSession(plan.session).setMtu(plan.mtu)
                     .addAddress(plan.address, plan.prefixLength);
+            for (Ipv6Info.Address a : plan.ipv6Addresses) {
+                b.addAddress(a.address(), a.prefixLength());
+            }
             for (Route r : plan.routes) {
                 b.addRoute(r.destination(), r.prefixLength());
             }

@@ -1,5 +1,6 @@
 package io.tapemu.demo.core;
 
+import io.tapemu.Ipv6Info;
 import io.tapemu.Lease;
 import io.tapemu.Route;
 import java.net.InetAddress;
@@ -20,7 +21,9 @@ public final class InterfacePlan {
     public final InetAddress address;
     /** Its prefix length. */
     public final int prefixLength;
-    /** Routes to send into the VPN (subnet, default route, classless routes). */
+    /** IPv6 addresses from SLAAC, each with its prefix length. */
+    public final List<Ipv6Info.Address> ipv6Addresses;
+    /** Routes to send into the VPN (subnet, default route, classless routes; IPv6 too). */
     public final List<Route> routes;
     /** DNS servers. */
     public final List<InetAddress> dnsServers;
@@ -29,20 +32,39 @@ public final class InterfacePlan {
     /** Interface MTU. */
     public final int mtu;
 
-    private InterfacePlan(String session, Lease lease) {
+    private InterfacePlan(String session, Lease lease, Ipv6Info ipv6) {
         this.session = session;
         this.address = lease.address();
         this.prefixLength = lease.prefixLength();
-        List<Route> r = new ArrayList<>();
-        for (Route route : lease.routes()) {
-            if (!r.contains(route)) {
-                r.add(route);
+        List<Route> r = new ArrayList<>(lease.routes());
+        List<InetAddress> dns = new ArrayList<>(lease.dns());
+        List<String> search = new ArrayList<>(lease.searchDomains());
+        List<Ipv6Info.Address> v6 = new ArrayList<>();
+        int m = lease.mtu();
+        if (ipv6 != null && !ipv6.addresses().isEmpty()) {
+            v6.addAll(ipv6.addresses());
+            r.addAll(ipv6.routes());
+            dns.addAll(ipv6.dns());
+            search.addAll(ipv6.searchDomains());
+            if (ipv6.mtu() > 0) {
+                m = Math.min(m, ipv6.mtu());
             }
         }
-        this.routes = Collections.unmodifiableList(r);
-        this.dnsServers = Collections.unmodifiableList(new ArrayList<>(lease.dns()));
-        this.searchDomains = Collections.unmodifiableList(new ArrayList<>(lease.searchDomains()));
-        this.mtu = lease.mtu();
+        this.ipv6Addresses = Collections.unmodifiableList(v6);
+        this.routes = Collections.unmodifiableList(distinct(r));
+        this.dnsServers = Collections.unmodifiableList(distinct(dns));
+        this.searchDomains = Collections.unmodifiableList(distinct(search));
+        this.mtu = m;
+    }
+
+    private static <T> List<T> distinct(List<T> in) {
+        List<T> out = new ArrayList<>();
+        for (T t : in) {
+            if (!out.contains(t)) {
+                out.add(t);
+            }
+        }
+        return out;
     }
 
     /**
@@ -51,7 +73,18 @@ public final class InterfacePlan {
      * @return the interface the lease calls for
      */
     public static InterfacePlan fromLease(String session, Lease lease) {
-        return new InterfacePlan(session, Objects.requireNonNull(lease, "lease"));
+        return fromLease(session, lease, null);
+    }
+
+    /**
+     * @param session session name for the VPN
+     * @param lease the IPv4 lease
+     * @param ipv6 the IPv6 state from {@code TapListener.onIpv6Changed}, or null; its
+     *     addresses, routes and DNS servers are added when it has a global address
+     * @return the interface the lease and the IPv6 state call for
+     */
+    public static InterfacePlan fromLease(String session, Lease lease, Ipv6Info ipv6) {
+        return new InterfacePlan(session, Objects.requireNonNull(lease, "lease"), ipv6);
     }
 
     /**
@@ -60,7 +93,7 @@ public final class InterfacePlan {
      */
     public boolean sameInterface(InterfacePlan other) {
         return other != null && address.equals(other.address) && prefixLength == other.prefixLength
-                && routes.equals(other.routes) && dnsServers.equals(other.dnsServers)
+                && ipv6Addresses.equals(other.ipv6Addresses) && routes.equals(other.routes) && dnsServers.equals(other.dnsServers)
                 && searchDomains.equals(other.searchDomains) && mtu == other.mtu;
     }
 
@@ -68,6 +101,9 @@ public final class InterfacePlan {
     public String toString() {
         StringBuilder sb = new StringBuilder();
         sb.append("address ").append(address.getHostAddress()).append('/').append(prefixLength).append('\n');
+        for (Ipv6Info.Address a : ipv6Addresses) {
+            sb.append("address ").append(a).append('\n');
+        }
         for (Route r : routes) {
             sb.append("route ").append(r).append('\n');
         }

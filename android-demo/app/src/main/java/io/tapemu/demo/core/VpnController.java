@@ -1,5 +1,6 @@
 package io.tapemu.demo.core;
 
+import io.tapemu.Ipv6Info;
 import io.tapemu.Lease;
 import io.tapemu.TapConfig;
 import io.tapemu.TapEmulator;
@@ -75,6 +76,8 @@ public final class VpnController {
     // Only touched on the worker thread.
     private volatile TapEmulator tap;
     private InterfacePlan plan;
+    private Lease lease;
+    private Ipv6Info ipv6;
     private State state = State.IDLE;
 
     /**
@@ -153,6 +156,8 @@ public final class VpnController {
             tap = null;
         }
         plan = null;
+        lease = null;
+        ipv6 = null;
     }
 
     private void setState(State s, String detail) {
@@ -160,12 +165,15 @@ public final class VpnController {
         platform.onStateChanged(s, plan, detail);
     }
 
-    /** Builds the interface for {@code lease} unless the current one already fits. */
-    private void applyLease(TapEmulator from, Lease lease) {
-        if (from != tap) {
-            return; // a late event from an emulator already closed
+    /**
+     * Builds the interface for the lease and IPv6 state in force, unless the current one
+     * already fits (a VPN interface cannot be changed in place: a new one replaces it).
+     */
+    private void rebuild(TapEmulator from) {
+        if (from != tap || lease == null) {
+            return; // a late event from an emulator already closed, or no IPv4 lease yet
         }
-        InterfacePlan next = InterfacePlan.fromLease(session, lease);
+        InterfacePlan next = InterfacePlan.fromLease(session, lease, ipv6);
         if (next.sameInterface(plan) && state == State.CONNECTED) {
             return;
         }
@@ -185,6 +193,13 @@ public final class VpnController {
         }
     }
 
+    private void updateLease(TapEmulator from, Lease l) {
+        if (from == tap) {
+            lease = l;
+            rebuild(from);
+        }
+    }
+
     /** The emulator listener: hops every callback onto the worker thread. */
     private final class Forwarder implements TapListener {
         /** The emulator this listener belongs to; set before it starts. */
@@ -196,18 +211,28 @@ public final class VpnController {
         }
 
         @Override
-        public void onLeaseAcquired(Lease lease) {
-            post(from -> applyLease(from, lease));
+        public void onLeaseAcquired(Lease l) {
+            post(from -> updateLease(from, l));
         }
 
         @Override
         public void onLeaseChanged(Lease oldLease, Lease newLease) {
-            post(from -> applyLease(from, newLease));
+            post(from -> updateLease(from, newLease));
         }
 
         @Override
-        public void onLeaseRenewed(Lease lease) {
-            post(from -> applyLease(from, lease)); // rebuilds only if routes/DNS/MTU changed
+        public void onLeaseRenewed(Lease l) {
+            post(from -> updateLease(from, l)); // rebuilds only if routes/DNS/MTU changed
+        }
+
+        @Override
+        public void onIpv6Changed(Ipv6Info info) {
+            post(from -> {
+                if (from == tap) {
+                    ipv6 = info;
+                    rebuild(from);
+                }
+            });
         }
 
         @Override
@@ -216,6 +241,7 @@ public final class VpnController {
                 if (from == tap && tap != null) {
                     tap.detachTun();
                     plan = null;
+                    lease = null;
                     setState(State.LEASE_LOST, address + ": " + reason);
                 }
             });
