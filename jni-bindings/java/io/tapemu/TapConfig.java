@@ -120,7 +120,11 @@ public final class TapConfig {
             return this;
         }
 
-        /** Gets the address by DHCP (the default). @return this builder */
+        /**
+         * Gets the address by DHCP (the default).
+         *
+         * @return this builder
+         */
         public Builder dhcp() {
             this.staticAddress = null;
             this.staticGateway = null;
@@ -143,13 +147,23 @@ public final class TapConfig {
             return this;
         }
 
-        /** @param hostname hostname for DHCP option 12, or {@code null} @return this builder */
+        /**
+         * Sets the hostname sent to the DHCP server.
+         *
+         * @param hostname hostname for DHCP option 12, or {@code null}
+         * @return this builder
+         */
         public Builder hostname(String hostname) {
             this.hostname = hostname;
             return this;
         }
 
-        /** @param mtu largest IP packet on the link, 576–65535 @return this builder */
+        /**
+         * Sets the link MTU.
+         *
+         * @param mtu largest IP packet on the link, 576–65535
+         * @return this builder
+         */
         public Builder mtu(int mtu) {
             this.mtu = mtu;
             return this;
