@@ -197,9 +197,11 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeSendFrameArray<'l>(
             return Err(Error::IllegalArgument("frame array is null".into()));
         }
         let (off, len) = frame_range(offset, length, array.len(env)?)?;
-        let mut frame = vec![0i8; len];
-        array.get_region(env, jint::try_from(off).unwrap_or(jint::MAX), &mut frame)?;
-        let frame = frame.into_iter().map(|b| b as u8).collect();
+        let mut frame = vec![0u8; len];
+        // SAFETY: i8 and u8 have the same size and alignment; any bit pattern is valid.
+        let bytes =
+            unsafe { std::slice::from_raw_parts_mut(frame.as_mut_ptr().cast::<i8>(), frame.len()) };
+        array.get_region(env, jint::try_from(off).unwrap_or(jint::MAX), bytes)?;
         session.send_frame(frame)
     })
     .resolve::<ThrowMapped>()

@@ -98,6 +98,8 @@ struct Running {
 
 enum State {
     Created,
+    /// `start()` is opening the link.
+    Starting,
     Running(Running),
     Closed,
 }
@@ -160,15 +162,43 @@ impl Session {
     }
 
     /// Starts the session thread and the driver; returns once the link is open.
+    ///
+    /// The state lock is not held while the link opens, so a `protect` callback may call
+    /// back into the emulator (it then sees it as starting).
     pub fn start(&self) -> Result<()> {
-        let mut state = lock(&self.state);
-        match *state {
-            State::Created => {}
-            State::Running(_) => {
-                return Err(Error::IllegalState("TapEmulator already started".into()))
+        {
+            let mut state = lock(&self.state);
+            match *state {
+                State::Created => *state = State::Starting,
+                State::Starting | State::Running(_) => {
+                    return Err(Error::IllegalState("TapEmulator already started".into()))
+                }
+                State::Closed => return Err(Error::IllegalState("TapEmulator is closed".into())),
             }
-            State::Closed => return Err(Error::IllegalState("TapEmulator is closed".into())),
         }
+        let result = self.spawn();
+        let mut state = lock(&self.state);
+        match (result, &*state) {
+            (Ok(running), State::Starting) => {
+                *state = State::Running(running);
+                Ok(())
+            }
+            (Ok(running), _) => {
+                // Closed while starting (possibly by a listener reacting to the first
+                // events): the start worked, so finish the close it missed.
+                drop(state);
+                Self::stop_running(self.id, running);
+                Ok(())
+            }
+            (Err(e), State::Starting) => {
+                *state = State::Created;
+                Err(e)
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    fn spawn(&self) -> Result<Running> {
         let (link, peer) = match &self.config.link {
             ConfigLink::Callback => {
                 let (spec, peer) = channel(CHANNEL_CAPACITY);
@@ -212,15 +242,12 @@ impl Session {
             .map_err(|e| Error::Io(format!("cannot spawn the emulator thread: {e}")))?;
         let thread_id = thread.thread().id();
         match started_rx.recv() {
-            Ok(Ok(())) => {
-                *state = State::Running(Running {
-                    commands,
-                    to_driver,
-                    thread: Some(thread),
-                    thread_id,
-                });
-                Ok(())
-            }
+            Ok(Ok(())) => Ok(Running {
+                commands,
+                to_driver,
+                thread: Some(thread),
+                thread_id,
+            }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
@@ -236,6 +263,7 @@ impl Session {
         match &*lock(&self.state) {
             State::Running(r) => f(r),
             State::Created => Err(Error::IllegalState("TapEmulator not started".into())),
+            State::Starting => Err(Error::IllegalState("TapEmulator is starting".into())),
             State::Closed => Err(Error::IllegalState("TapEmulator is closed".into())),
         }
     }
@@ -338,13 +366,18 @@ impl Session {
     fn stop(&self) {
         let _ = self.stats();
         let old = std::mem::replace(&mut *lock(&self.state), State::Closed);
-        if let State::Running(mut r) = old {
-            let _ = r.commands.send(Command::Stop);
-            let on_thread = Self::on_session_thread(&r);
-            if let Some(thread) = r.thread.take() {
-                if !on_thread && thread.join().is_err() {
-                    tracing::error!("tapemu-{} thread panicked", self.id);
-                }
+        if let State::Running(r) = old {
+            Self::stop_running(self.id, r);
+        }
+    }
+
+    /// Asks the session thread to stop and, unless this is that thread, waits for it.
+    fn stop_running(id: i64, mut r: Running) {
+        let _ = r.commands.send(Command::Stop);
+        let on_thread = Self::on_session_thread(&r);
+        if let Some(thread) = r.thread.take() {
+            if !on_thread && thread.join().is_err() {
+                tracing::error!("tapemu-{id} thread panicked");
             }
         }
     }

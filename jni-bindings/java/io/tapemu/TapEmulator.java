@@ -22,6 +22,10 @@ import java.util.logging.Logger;
  * and {@link #stats()} throw {@link IllegalStateException} once the emulator is closed;
  * {@link #stats()} then returns the last counters.
  *
+ * <p>Always {@link #close()} an emulator: a started one owns a native thread attached to the
+ * JVM (which keeps a desktop JVM from exiting normally) and its native state is not reclaimed
+ * by garbage collection.
+ *
  * <p>The native library {@code tapemu_jni} is loaded with {@link System#loadLibrary} when this
  * class initialises.
  */

@@ -433,6 +433,31 @@ public final class TestRunner {
             }
         });
 
+        test("re-entrancy: protect() calling back into the emulator during start() does not deadlock", () -> {
+            AtomicReference<TapEmulator> self = new AtomicReference<>();
+            AtomicReference<String> seen = new AtomicReference<>();
+            TapListener l = new TapListener() {
+                @Override
+                public boolean protect(int fd) {
+                    TapEmulator t = self.get();
+                    t.stats();
+                    try {
+                        t.detachTun();
+                    } catch (IllegalStateException e) {
+                        seen.set(e.getMessage());
+                    }
+                    return true;
+                }
+            };
+            TapConfig cfg = TapConfig.builder().link("udp://127.0.0.1:9").build();
+            try (TapEmulator tap = new TapEmulator(cfg, l)) {
+                self.set(tap);
+                tap.start();
+                check(seen.get() != null && seen.get().contains("starting"), "saw it starting: " + seen.get());
+                tap.detachTun();
+            }
+        });
+
         test("misuse: a listener that throws does not stop the emulator", () -> {
             AtomicInteger calls = new AtomicInteger();
             TapListener l = new TapListener() {
@@ -454,7 +479,8 @@ public final class TestRunner {
                     tap.sendFrame(req, 0, req.length);
                 }
                 long end = System.currentTimeMillis() + 5000;
-                while (tap.stats().get("arp_replies_out") < 20 && System.currentTimeMillis() < end) {
+                while ((tap.stats().get("arp_replies_out") < 20 || tap.stats().listenerErrors() < 21)
+                        && System.currentTimeMillis() < end) {
                     Thread.sleep(20);
                 }
                 TapStats s = tap.stats();
