@@ -8,12 +8,21 @@
 //! callback are caught, cleared and logged here; they never unwind into the driver.
 
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jni::objects::{JClass, JObject};
 use jni::signature::{Primitive, ReturnType};
 use jni::strings::JNIString;
 use jni::JValue;
 use jni::{jni_sig, jni_str, AttachConfig, Env, JavaVM};
+
+/// Global references held by live [`JavaCallbacks`] (two each), for leak tests.
+static LIVE_GLOBAL_REFS: AtomicUsize = AtomicUsize::new(0);
+
+/// Global references the bridge holds now (two per emulator not yet dropped).
+pub fn live_global_refs() -> usize {
+    LIVE_GLOBAL_REFS.load(Ordering::Relaxed)
+}
 
 /// Local references one callback may create before the frame is popped.
 const LOCAL_FRAME_CAPACITY: usize = 8;
@@ -52,6 +61,13 @@ pub struct JavaCallbacks {
     on_protect: JMethodID,
 }
 
+impl Drop for JavaCallbacks {
+    fn drop(&mut self) {
+        // The two `Global`s are deleted right after this, when the fields drop.
+        LIVE_GLOBAL_REFS.fetch_sub(2, Ordering::Relaxed);
+    }
+}
+
 impl std::fmt::Debug for JavaCallbacks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JavaCallbacks").finish_non_exhaustive()
@@ -71,9 +87,12 @@ impl JavaCallbacks {
         let on_frame = env.get_method_id(&class, jni_str!("onNativeFrame"), jni_sig!("([B)V"))?;
         let on_protect =
             env.get_method_id(&class, jni_str!("onNativeProtect"), jni_sig!("(I)Z"))?;
+        let emulator = env.new_global_ref(emulator)?;
+        let class = env.new_global_ref(&class)?;
+        LIVE_GLOBAL_REFS.fetch_add(2, Ordering::Relaxed);
         Ok(JavaCallbacks {
-            emulator: env.new_global_ref(emulator)?,
-            _class: env.new_global_ref(&class)?,
+            emulator,
+            _class: class,
             on_event,
             on_frame,
             on_protect,

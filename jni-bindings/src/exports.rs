@@ -261,6 +261,18 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeLiveSessions<'l>(
     .resolve::<ThrowMapped>()
 }
 
+/// `TapEmulator.nativeLiveGlobalRefs`: JNI global references the bridge holds.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativeLiveGlobalRefs<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+) -> jlong {
+    env.with_env(|_env| -> Result<jlong> {
+        Ok(jlong::try_from(crate::callbacks::live_global_refs()).unwrap_or(jlong::MAX))
+    })
+    .resolve::<ThrowMapped>()
+}
+
 /// `LinuxTun.nativeOpen`: opens a Linux TUN device (desktop JVMs and tests).
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_tapemu_LinuxTun_nativeOpen<'l>(

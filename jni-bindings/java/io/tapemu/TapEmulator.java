@@ -294,4 +294,7 @@ public final class TapEmulator implements AutoCloseable {
 
     /** @return native sessions not yet closed, across all emulators (for leak tests) */
     static native long nativeLiveSessions();
+
+    /** @return JNI global references the native side holds, across all emulators (for leak tests) */
+    static native long nativeLiveGlobalRefs();
 }

@@ -145,12 +145,14 @@ public final class TestRunner {
                 TapConfig.builder().link("udp://nohost").build(),
             };
             long before = TapEmulator.nativeLiveSessions();
+            long globals = TapEmulator.nativeLiveGlobalRefs();
             for (TapConfig c : bad) {
                 IllegalArgumentException e = expect(IllegalArgumentException.class, () -> new TapEmulator(c, l));
                 check(e.getMessage() != null && !e.getMessage().isEmpty(), "message for " + c);
                 expect(IllegalArgumentException.class, () -> TapEmulator.validate(c));
             }
             check(TapEmulator.nativeLiveSessions() == before, "no session left behind by failed constructors");
+            check(TapEmulator.nativeLiveGlobalRefs() == globals, "no global reference left behind");
         });
 
         test("callback mode: static address -> onLeaseAcquired and announcements", () -> {
@@ -660,6 +662,7 @@ public final class TestRunner {
 
         test("long run: create/start/close 300 emulators, no sessions, threads or RSS left", () -> {
             long liveBefore = TapEmulator.nativeLiveSessions();
+            long globalsBefore = TapEmulator.nativeLiveGlobalRefs();
             long threadsBefore = 0;
             long rssWarm = 0;
             for (int i = 0; i < 300; i++) {
@@ -680,6 +683,8 @@ public final class TestRunner {
             long threads = status("Threads");
             System.out.printf("     rss %d -> %d kB, threads %d -> %d%n", rssWarm, rssEnd, threadsBefore, threads);
             check(TapEmulator.nativeLiveSessions() == liveBefore, "sessions left: " + TapEmulator.nativeLiveSessions());
+            check(TapEmulator.nativeLiveGlobalRefs() == globalsBefore,
+                    "JNI global refs " + globalsBefore + " -> " + TapEmulator.nativeLiveGlobalRefs());
             check(threads <= threadsBefore + 2, "threads grew " + threadsBefore + " -> " + threads);
             check(rssEnd - rssWarm < 32 * 1024, "RSS grew by " + (rssEnd - rssWarm) + " kB");
         });
@@ -778,6 +783,7 @@ public final class TestRunner {
     }
 
     public static void main(String[] args) {
+        long globalsAtStart = TapEmulator.nativeLiveGlobalRefs();
         List<String> groups = Arrays.asList(args.length == 0 ? new String[] {"unit"} : args);
         if (groups.contains("unit")) {
             unitTests();
@@ -789,6 +795,16 @@ public final class TestRunner {
             labTests(System.getProperty("tapemu.link", "vxlan://198.51.100.1:4789?vni=42"),
                     System.getProperty("tapemu.lanhost", "192.0.2.10"));
         }
+        test("every emulator closed: no native session or JNI global reference left", () -> {
+            // An emulator closed from its own listener finishes its thread asynchronously.
+            long end = System.currentTimeMillis() + 3000;
+            while (TapEmulator.nativeLiveGlobalRefs() != globalsAtStart && System.currentTimeMillis() < end) {
+                Thread.sleep(10);
+            }
+            check(TapEmulator.nativeLiveSessions() == 0, "sessions " + TapEmulator.nativeLiveSessions());
+            check(TapEmulator.nativeLiveGlobalRefs() == globalsAtStart,
+                    "global refs " + globalsAtStart + " -> " + TapEmulator.nativeLiveGlobalRefs());
+        });
         finish();
     }
 
