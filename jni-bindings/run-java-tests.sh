@@ -98,7 +98,8 @@ if [ -z "$lab_reason" ]; then
     lab_is_up=1
     lab_up vxlan
     run_java lab ip netns exec "$LAB_PHONE" -- -Dtapemu.link="$LAB_LINK_URL" \
-        -Dtapemu.lanhost="$LAB_LAN_HOST" io.tapemu.TestRunner lab
+        -Dtapemu.lanhost="$LAB_LAN_HOST" -Dtapemu.dnsmasqlog="$LAB_DNSMASQ_LOG" \
+        io.tapemu.TestRunner lab
     lab_down
     lab_is_up=0
 elif [ "${CI:-}" = true ]; then

@@ -703,9 +703,11 @@ public final class TestRunner {
     }
 
     static void labTests(String linkUrl, String lanHost) {
-        test("lab: built-in vxlan link, dnsmasq lease, protect(fd), TUN attached, ping " + lanHost, () -> {
+        test("lab: built-in vxlan link, dnsmasq lease, protect(fd), TUN attached, ping " + lanHost
+                + ", DHCPRELEASE on close", () -> {
             Recorder r = new Recorder();
             TapConfig cfg = TapConfig.builder().hostname("jvm-lab").link(linkUrl).build();
+            String leased = null;
             try (TapEmulator tap = new TapEmulator(cfg, r)) {
                 tap.start();
                 synchronized (r) {
@@ -715,6 +717,7 @@ public final class TestRunner {
                 check(lease != null, "lease from dnsmasq");
                 System.out.println("     lease: " + lease);
                 String addr = lease.address().getHostAddress();
+                leased = addr;
                 check(addr.startsWith("192.0.2."), "address in the lab range: " + addr);
                 check(lease.gateway() != null && lease.gateway().getHostAddress().equals("192.0.2.1"), "gateway");
                 check(!lease.dns().isEmpty(), "dns");
@@ -730,6 +733,17 @@ public final class TestRunner {
                 check(tap.stats().get("tun_attached") == 0, "detached");
             }
             check(r.stopped.poll(5, TimeUnit.SECONDS) != null, "stopped");
+            String log = System.getProperty("tapemu.dnsmasqlog");
+            if (log != null) {
+                String want = "DHCPRELEASE(br0) " + leased + " ";
+                boolean released = false;
+                long end = System.currentTimeMillis() + 3000;
+                while (!released && System.currentTimeMillis() < end) {
+                    released = new String(Files.readAllBytes(Paths.get(log))).contains(want);
+                    Thread.sleep(50);
+                }
+                check(released, "dnsmasq logged " + want.trim());
+            }
         });
 
         test("lab: callback mode carried over VXLAN by the app, DHCP from dnsmasq", () -> {
