@@ -79,11 +79,15 @@ public final class DemoHostTest {
         }
     }
 
-    /** One Ethernet frame per UDP datagram, as tapemu's udp:// link; answers DHCP. */
+    /**
+     * One Ethernet frame per UDP datagram, as tapemu's udp:// link; answers DHCP (T1 = 2 s,
+     * and the renewal gets a different address: a lease change) and ARP for the server.
+     */
     static final class UdpDhcpServer implements Runnable {
         final DatagramSocket sock;
         final BlockingQueue<Integer> clientTypes = new LinkedBlockingQueue<>();
         volatile boolean running = true;
+        int requests;
 
         UdpDhcpServer() throws Exception {
             sock = new DatagramSocket(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
@@ -98,14 +102,25 @@ public final class DemoHostTest {
                     DatagramPacket p = new DatagramPacket(buf, buf.length);
                     sock.receive(p);
                     byte[] f = java.util.Arrays.copyOf(buf, p.getLength());
+                    if (Frames.etherType(f) == 0x0806 && f.length >= 42 && f[21] == 1
+                            && Frames.ipString(f, 38).equals("192.0.2.1")) {
+                        byte[] out = Frames.arpReply(TestRunner.SERVER_MAC, Frames.ip("192.0.2.1"),
+                                java.util.Arrays.copyOfRange(f, 22, 28), java.util.Arrays.copyOfRange(f, 28, 32));
+                        sock.send(new DatagramPacket(out, out.length, p.getSocketAddress()));
+                        continue;
+                    }
                     Frames.Dhcp d = Frames.parseDhcpFromClient(f);
                     if (d == null) {
                         continue;
                     }
                     clientTypes.add(d.type);
                     int reply = d.type == 1 ? 2 : d.type == 3 ? 5 : 0;
+                    if (d.type == 3) {
+                        requests++;
+                    }
                     if (reply != 0) {
-                        byte[] out = Frames.dhcpReply(d, reply, TestRunner.SERVER_MAC, "192.0.2.123");
+                        String yiaddr = requests >= 2 ? "192.0.2.124" : "192.0.2.123";
+                        byte[] out = Frames.dhcpReply(d, reply, TestRunner.SERVER_MAC, yiaddr, requests >= 2 ? 0 : 2);
                         sock.send(new DatagramPacket(out, out.length, p.getSocketAddress()));
                     }
                 } catch (java.net.SocketTimeoutException e) {
@@ -136,7 +151,7 @@ public final class DemoHostTest {
             TestRunner.check(!both.sameInterface(pa), "IPv6 arriving calls for a rebuild");
         });
 
-        TestRunner.test("demo: VpnController flow: protect, DHCP lease, establish, attach, stop", () -> {
+        TestRunner.test("demo: VpnController flow: protect, DHCP lease, establish, attach, rebuild on a lease change, stop", () -> {
             Path dir = Files.createTempDirectory("tapemu-demo");
             UdpDhcpServer server = new UdpDhcpServer();
             Thread st = new Thread(server, "udp-dhcp-server");
@@ -160,6 +175,12 @@ public final class DemoHostTest {
                 TestRunner.check(plan.searchDomains.contains("lab.example"), "search");
                 String stats = c.statsText();
                 TestRunner.check(stats != null && stats.contains("tun_attached=1"), "TUN attached: " + stats);
+                // T1 = 2 s: the renewal is answered with another address -> a new interface.
+                platform.awaitState("CONNECTED", 15000);
+                InterfacePlan rebuilt = platform.established.poll(1, TimeUnit.SECONDS);
+                TestRunner.check(rebuilt != null && rebuilt.address.getHostAddress().equals("192.0.2.124"),
+                        "rebuilt for the new address: " + rebuilt);
+                TestRunner.check(platform.keep.size() == 2, "a second TUN fd was established");
                 c.stop();
                 platform.awaitState("STOPPED", 5000);
                 TestRunner.check(c.statsText() == null, "emulator closed");

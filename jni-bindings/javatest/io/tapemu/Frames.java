@@ -173,6 +173,11 @@ final class Frames {
 
     /** A DHCP OFFER (type 2) or ACK (type 5) from a server at 192.0.2.1 with rich options. */
     static byte[] dhcpReply(Dhcp req, int type, byte[] serverMac, String yiaddr) {
+        return dhcpReply(req, type, serverMac, yiaddr, 0);
+    }
+
+    /** Like {@link #dhcpReply(Dhcp, int, byte[], String)}, with T1 = {@code renewSeconds} if > 0. */
+    static byte[] dhcpReply(Dhcp req, int type, byte[] serverMac, String yiaddr, int renewSeconds) {
         ByteBuffer b = ByteBuffer.allocate(400);
         b.put((byte) 2).put((byte) 1).put((byte) 6).put((byte) 0).put(req.xid).putShort((short) 0)
                 .putShort((short) 0);
@@ -188,6 +193,10 @@ final class Frames {
         byte[] domain = "lab.example".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
         b.put((byte) 15).put((byte) domain.length).put(domain);
         b.put((byte) 26).put((byte) 2).putShort((short) 1400);
+        if (renewSeconds > 0) {
+            b.put((byte) 58).put((byte) 4).putInt(renewSeconds);
+            b.put((byte) 59).put((byte) 4).putInt(3000);
+        }
         b.put((byte) 255);
         while (b.position() < 300) {
             b.put((byte) 0);
