@@ -259,6 +259,10 @@ fn open_tun(name: &str) -> Result<(std::os::fd::OwnedFd, String), String> {
 async fn run(args: RunArgs) -> Result<(), String> {
     let common = &args.common;
     let (fd, dev) = open_tun(&args.tun)?;
+    let mut conf = match args.no_configure {
+        true => None,
+        false => Some(NetConf::new(&dev, !args.no_default_route, args.mtu).await?),
+    };
     let ipv4 = match args.static_addr {
         Some((addr, len)) => Ipv4Mode::Static(Ipv4Interface::new(addr, len, args.gateway)),
         None => dhcp_mode(common),
@@ -271,8 +275,6 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let (handle, mut events, pcap) = start(common, tap, link_spec(common)?, Some(fd)).await?;
     let out = Output::new(common.json);
     out.started(&dev, &link);
-    let mut conf =
-        (!args.no_configure).then(|| NetConf::new(&dev, !args.no_default_route, args.mtu));
     let is_static = args.static_addr.is_some();
     let mut failure = None;
     loop {
@@ -288,7 +290,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         }
         out.event(&event);
         if let Some(conf) = conf.as_mut() {
-            if let Err(e) = apply(conf, &event, is_static) {
+            if let Err(e) = apply(conf, &event, is_static).await {
                 tracing::error!("configuring {dev}: {e}");
             }
         }
@@ -302,7 +304,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         }
     }
     if let Some(conf) = conf.as_mut() {
-        conf.remove_all();
+        conf.remove_all().await;
     }
     drop(tun);
     flush_pcap(pcap.as_ref());
@@ -324,21 +326,22 @@ fn link_spec(common: &Common) -> Result<LinkSpec, String> {
     common.link.parse::<LinkSpec>().map_err(|e| e.to_string())
 }
 
-fn apply(conf: &mut NetConf, event: &DriverEvent, is_static: bool) -> Result<(), String> {
+async fn apply(conf: &mut NetConf, event: &DriverEvent, is_static: bool) -> Result<(), String> {
     let DriverEvent::Tap(event) = event else {
         return Ok(());
     };
     match event {
         Event::Ipv4Up(iface) if is_static => {
             conf.apply_ipv4(iface.address, iface.prefix_len, &iface.routes, None)
+                .await
         }
-        Event::LeaseAcquired(lease) | Event::LeaseRenewed(lease) => conf.apply_lease(lease),
-        Event::LeaseChanged { new, .. } => conf.apply_lease(new),
+        Event::LeaseAcquired(lease) | Event::LeaseRenewed(lease) => conf.apply_lease(lease).await,
+        Event::LeaseChanged { new, .. } => conf.apply_lease(new).await,
         Event::LeaseLost { .. } => {
-            conf.remove_ipv4();
+            conf.remove_ipv4().await;
             Ok(())
         }
-        Event::Ipv6Changed(info) => conf.apply_ipv6(info),
+        Event::Ipv6Changed(info) => conf.apply_ipv6(info).await,
         _ => Ok(()),
     }
 }

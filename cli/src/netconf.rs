@@ -1,61 +1,90 @@
-//! Configures the TUN: addresses, MTU, link state and routes, through the kernel's
-//! netlink interface (`ip` from iproute2), remembering what it added so it can remove
-//! exactly that.
+//! Configures the TUN through rtnetlink: addresses, MTU, queue length, link state and
+//! routes, remembering what it added so it can remove exactly that.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::process::Command;
 
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+use rtnetlink::packet_route::route::RouteMessage;
+use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 use tapemu::{Ipv4Route, Ipv6Info, Lease};
+
+/// A route as added: destination, prefix length, gateway (`None`: on-link).
+type Route = (IpAddr, u8, Option<IpAddr>);
 
 /// One thing added to the interface, undone in reverse order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Added {
     Addr(IpAddr, u8),
-    Route(String),
+    Route(Route),
 }
 
 /// The configuration applied to one interface.
 #[derive(Debug)]
 pub struct NetConf {
+    handle: Handle,
     dev: String,
+    index: u32,
     added: Vec<Added>,
     default_route: bool,
     max_mtu: Option<u16>,
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {}: {e} (is iproute2 installed?)", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn route_key(destination: IpAddr, prefix_len: u8, gateway: Option<IpAddr>) -> String {
-    match gateway {
-        Some(gw) => format!("{destination}/{prefix_len} via {gw}"),
-        None => format!("{destination}/{prefix_len}"),
+fn route_text(r: &Route) -> String {
+    match r.2 {
+        Some(gw) => format!("{}/{} via {gw}", r.0, r.1),
+        None => format!("{}/{}", r.0, r.1),
     }
 }
 
 impl NetConf {
-    /// Prepares `dev`: no kernel-made IPv6 link-local address (tapemu has its own).
-    pub fn new(dev: &str, default_route: bool, max_mtu: Option<u16>) -> NetConf {
-        let _ = ip(&["link", "set", "dev", dev, "addrgenmode", "none"]);
-        NetConf {
+    /// Opens a netlink connection and prepares `dev`: no kernel-made IPv6 link-local
+    /// address (tapemu has its own), a TAP's queue length.
+    pub async fn new(
+        dev: &str,
+        default_route: bool,
+        max_mtu: Option<u16>,
+    ) -> Result<NetConf, String> {
+        let (connection, handle, _) =
+            rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
+        tokio::spawn(connection);
+        let link = handle
+            .link()
+            .get()
+            .match_name(dev.to_owned())
+            .execute()
+            .try_next()
+            .await
+            .map_err(|e| format!("netlink: interface {dev}: {e}"))?
+            .ok_or_else(|| format!("netlink: no interface {dev}"))?;
+        let index = link.header.index;
+        // addr_gen_mode 1 = none; absent when IPv6 is off in the kernel.
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/addr_gen_mode"), "1");
+        // A TAP's default queue: bursts from the kernel wait for tapemu instead of being
+        // dropped (a TUN's default is 500).
+        let conf = NetConf {
+            handle,
             dev: dev.to_owned(),
+            index,
             added: Vec::new(),
             default_route,
             max_mtu,
-        }
+        };
+        conf.set_link(LinkUnspec::new_with_index(index).txqueuelen(1000).build())
+            .await?;
+        Ok(conf)
+    }
+
+    async fn set_link(
+        &self,
+        message: rtnetlink::packet_route::link::LinkMessage,
+    ) -> Result<(), String> {
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(|e| format!("netlink: setting {} : {e}", self.dev))
     }
 
     fn mtu(&self, offered: Option<u16>) -> u16 {
@@ -68,58 +97,112 @@ impl NetConf {
     }
 
     /// Sets the MTU (the smaller of `offered` and `--mtu`) and brings the link up.
-    pub fn link_up(&mut self, offered: Option<u16>) -> Result<(), String> {
-        let mtu = self.mtu(offered).to_string();
-        ip(&["link", "set", "dev", &self.dev, "mtu", &mtu, "up"])
+    pub async fn link_up(&mut self, offered: Option<u16>) -> Result<(), String> {
+        let mtu = u32::from(self.mtu(offered));
+        self.set_link(LinkUnspec::new_with_index(self.index).mtu(mtu).up().build())
+            .await
     }
 
-    fn add_addr(&mut self, addr: IpAddr, prefix_len: u8) -> Result<(), String> {
+    async fn add_addr(&mut self, addr: IpAddr, prefix_len: u8) -> Result<(), String> {
         if self.added.contains(&Added::Addr(addr, prefix_len)) {
             return Ok(());
         }
-        let cidr = format!("{addr}/{prefix_len}");
-        match addr {
-            IpAddr::V4(_) => ip(&["addr", "replace", &cidr, "dev", &self.dev])?,
-            IpAddr::V6(_) => ip(&["-6", "addr", "replace", &cidr, "dev", &self.dev, "nodad"])?,
+        let mut request = self
+            .handle
+            .address()
+            .add(self.index, addr, prefix_len)
+            .replace();
+        if addr.is_ipv6() {
+            // tapemu ran duplicate address detection on the link already.
+            request
+                .message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
+        request
+            .execute()
+            .await
+            .map_err(|e| format!("netlink: address {addr}/{prefix_len} on {}: {e}", self.dev))?;
         self.added.push(Added::Addr(addr, prefix_len));
         Ok(())
     }
 
-    fn del(&mut self, what: &Added) {
+    fn route_message(&self, r: &Route) -> RouteMessage {
+        match r {
+            (IpAddr::V4(d), len, gw) => {
+                let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(*d, *len)
+                    .output_interface(self.index);
+                if let Some(IpAddr::V4(g)) = gw {
+                    b = b.gateway(*g);
+                }
+                b.build()
+            }
+            (IpAddr::V6(d), len, gw) => {
+                let mut b = RouteMessageBuilder::<Ipv6Addr>::new()
+                    .destination_prefix(*d, *len)
+                    .output_interface(self.index);
+                if let Some(IpAddr::V6(g)) = gw {
+                    b = b.gateway(*g);
+                }
+                b.build()
+            }
+        }
+    }
+
+    async fn del(&mut self, what: &Added) {
         let result = match what {
             Added::Addr(addr, len) => {
-                ip(&["addr", "del", &format!("{addr}/{len}"), "dev", &self.dev])
+                let message = match addr {
+                    IpAddr::V4(a) => rtnetlink::AddressMessageBuilder::<Ipv4Addr>::new()
+                        .index(self.index)
+                        .address(*a, *len)
+                        .build(),
+                    IpAddr::V6(a) => rtnetlink::AddressMessageBuilder::<Ipv6Addr>::new()
+                        .index(self.index)
+                        .address(*a, *len)
+                        .build(),
+                };
+                self.handle.address().del(message).execute().await
             }
-            Added::Route(key) => {
-                let mut args = vec!["route", "del"];
-                args.extend(key.split(' '));
-                args.extend(["dev", &self.dev]);
-                ip(&args)
+            Added::Route(r) => {
+                self.handle
+                    .route()
+                    .del(self.route_message(r))
+                    .execute()
+                    .await
             }
         };
         if let Err(e) = result {
-            tracing::debug!("{e}");
+            tracing::debug!("netlink: removing {what:?} from {}: {e}", self.dev);
         }
         self.added.retain(|a| a != what);
     }
 
-    fn add_route(&mut self, destination: IpAddr, prefix_len: u8, gateway: Option<IpAddr>) {
-        let key = route_key(destination, prefix_len, gateway);
-        if self.added.contains(&Added::Route(key.clone())) {
+    async fn add_route(&mut self, r: Route) {
+        if self.added.contains(&Added::Route(r)) {
             return;
         }
-        let mut args = vec!["route", "add"];
-        args.extend(key.split(' '));
-        args.extend(["dev", &self.dev]);
-        match ip(&args) {
-            Ok(()) => self.added.push(Added::Route(key)),
+        match self
+            .handle
+            .route()
+            .add(self.route_message(&r))
+            .execute()
+            .await
+        {
+            Ok(()) => self.added.push(Added::Route(r)),
             // An existing route (e.g. another default route) is left alone.
-            Err(e) => tracing::warn!("route {key} not added: {e}"),
+            Err(e) => tracing::warn!("route {} not added: {e}", route_text(&r)),
         }
     }
 
-    fn v4_routes(&self, routes: &[Ipv4Route]) -> Vec<(IpAddr, u8, Option<IpAddr>)> {
+    async fn del_all(&mut self, stale: Vec<Added>) {
+        for a in stale.iter().rev() {
+            self.del(a).await;
+        }
+    }
+
+    fn v4_routes(&self, routes: &[Ipv4Route]) -> Vec<Route> {
         routes
             .iter()
             .filter(|r| self.default_route || r.prefix_len != 0)
@@ -135,7 +218,7 @@ impl NetConf {
 
     /// Applies an IPv4 address and routes (a lease, or a static address), replacing
     /// whatever IPv4 configuration this `NetConf` applied before.
-    pub fn apply_ipv4(
+    pub async fn apply_ipv4(
         &mut self,
         address: Ipv4Addr,
         prefix_len: u8,
@@ -143,60 +226,53 @@ impl NetConf {
         mtu: Option<u16>,
     ) -> Result<(), String> {
         let wanted_addr = Added::Addr(address.into(), prefix_len);
-        let wanted_routes: Vec<String> = self
-            .v4_routes(routes)
-            .iter()
-            .map(|(d, l, g)| route_key(*d, *l, *g))
-            .collect();
+        let wanted_routes = self.v4_routes(routes);
         let stale: Vec<Added> = self
             .added
             .iter()
             .filter(|a| match a {
                 Added::Addr(IpAddr::V4(_), _) => **a != wanted_addr,
-                Added::Route(key) => !key.contains(':') && !wanted_routes.contains(key),
+                Added::Route(r) => r.0.is_ipv4() && !wanted_routes.contains(r),
                 Added::Addr(IpAddr::V6(_), _) => false,
             })
             .cloned()
             .collect();
-        for a in stale.iter().rev() {
-            self.del(a);
-        }
-        self.link_up(mtu)?;
-        self.add_addr(address.into(), prefix_len)?;
-        for (d, l, g) in self.v4_routes(routes) {
-            self.add_route(d, l, g);
+        self.del_all(stale).await;
+        self.link_up(mtu).await?;
+        self.add_addr(address.into(), prefix_len).await?;
+        for r in wanted_routes {
+            self.add_route(r).await;
         }
         Ok(())
     }
 
     /// Applies a DHCP lease.
-    pub fn apply_lease(&mut self, lease: &Lease) -> Result<(), String> {
+    pub async fn apply_lease(&mut self, lease: &Lease) -> Result<(), String> {
         self.apply_ipv4(lease.address, lease.prefix_len, &lease.routes, lease.mtu)
+            .await
     }
 
     /// Removes every IPv4 address and route this `NetConf` added.
-    pub fn remove_ipv4(&mut self) {
+    pub async fn remove_ipv4(&mut self) {
         let v4: Vec<Added> = self
             .added
             .iter()
             .filter(|a| match a {
                 Added::Addr(addr, _) => addr.is_ipv4(),
-                Added::Route(key) => !key.contains(':'),
+                Added::Route(r) => r.0.is_ipv4(),
             })
             .cloned()
             .collect();
-        for a in v4.iter().rev() {
-            self.del(a);
-        }
+        self.del_all(v4).await;
     }
 
     /// Applies the IPv6 configuration, replacing what was applied before.
-    pub fn apply_ipv6(&mut self, info: &Ipv6Info) -> Result<(), String> {
+    pub async fn apply_ipv6(&mut self, info: &Ipv6Info) -> Result<(), String> {
         let mut addrs: Vec<(Ipv6Addr, u8)> = info.addresses.clone();
         if let Some(ll) = info.link_local {
             addrs.push((ll, 64));
         }
-        let routes: Vec<(IpAddr, u8, Option<IpAddr>)> = info
+        let routes: Vec<Route> = info
             .routes
             .iter()
             .filter(|r| self.default_route || r.prefix_len != 0)
@@ -208,42 +284,35 @@ impl NetConf {
                 )
             })
             .collect();
-        let keys: Vec<String> = routes
-            .iter()
-            .map(|(d, l, g)| route_key(*d, *l, *g))
-            .collect();
         let stale: Vec<Added> = self
             .added
             .iter()
             .filter(|a| match a {
                 Added::Addr(IpAddr::V6(addr), len) => !addrs.contains(&(*addr, *len)),
-                Added::Route(key) => key.contains(':') && !keys.contains(key),
+                Added::Route(r) => r.0.is_ipv6() && !routes.contains(r),
                 Added::Addr(IpAddr::V4(_), _) => false,
             })
             .cloned()
             .collect();
-        for a in stale.iter().rev() {
-            self.del(a);
+        self.del_all(stale).await;
+        let mtu = info.mtu.map(|m| u32::from(self.mtu(Some(m))));
+        let mut link = LinkUnspec::new_with_index(self.index).up();
+        if let Some(mtu) = mtu {
+            link = link.mtu(mtu);
         }
-        if let Some(mtu) = info.mtu {
-            let mtu = self.mtu(Some(mtu)).to_string();
-            ip(&["link", "set", "dev", &self.dev, "mtu", &mtu])?;
-        }
-        ip(&["link", "set", "dev", &self.dev, "up"])?;
+        self.set_link(link.build()).await?;
         for (addr, len) in addrs {
-            self.add_addr(addr.into(), len)?;
+            self.add_addr(addr.into(), len).await?;
         }
-        for (d, l, g) in routes {
-            self.add_route(d, l, g);
+        for r in routes {
+            self.add_route(r).await;
         }
         Ok(())
     }
 
     /// Removes everything this `NetConf` added.
-    pub fn remove_all(&mut self) {
+    pub async fn remove_all(&mut self) {
         let all = self.added.clone();
-        for a in all.iter().rev() {
-            self.del(a);
-        }
+        self.del_all(all).await;
     }
 }

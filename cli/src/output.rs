@@ -187,15 +187,23 @@ impl Output {
                 Some(format!("address conflict: {address} claimed by {mac}")),
             ),
             DriverEvent::Tap(Event::Ipv6Changed(info)) => {
-                let addrs: Vec<String> = info
-                    .addresses
-                    .iter()
-                    .map(|(a, l)| format!("{a}/{l}"))
-                    .collect();
-                (
-                    Some(ipv6_json(info)),
-                    Some(format!("ipv6 {}", addrs.join(" "))),
-                )
+                let mut line = String::from("ipv6");
+                for (a, l) in &info.addresses {
+                    line += &format!(" {a}/{l}");
+                }
+                if let Some(ll) = info.link_local {
+                    line += &format!(" link-local {ll}");
+                }
+                for r in info.routes.iter().filter(|r| r.prefix_len == 0) {
+                    if let Some(gw) = r.gateway {
+                        line += &format!(" router {gw}");
+                    }
+                }
+                if !info.dns.is_empty() {
+                    let dns: Vec<String> = info.dns.iter().map(|d| d.to_string()).collect();
+                    line += &format!(" dns {}", dns.join(","));
+                }
+                (Some(ipv6_json(info)), Some(line))
             }
             DriverEvent::Tap(Event::Ipv6AddressConflict(a)) => (
                 Some(json!({"event": "ipv6_conflict", "address": a.to_string()})),

@@ -71,3 +71,56 @@ fn no_lease_in_time_exits_1() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no lease within 1 s"), "{err}");
 }
+
+/// Without root (or CAP_NET_ADMIN) the TUN cannot be created: say so plainly. As root,
+/// runs tapemu as `nobody` through setpriv to see it.
+#[test]
+fn no_privileges_is_said_plainly() {
+    let bin = env!("CARGO_BIN_EXE_tapemu");
+    // SAFETY: getuid has no preconditions.
+    let root = unsafe { libc_getuid() } == 0;
+    let out = if root {
+        let Some(setpriv) = ["/usr/bin/setpriv", "/bin/setpriv"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+        else {
+            println!("SKIP no_privileges_is_said_plainly: setpriv (util-linux) not found");
+            return;
+        };
+        Command::new(setpriv)
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .args([
+                bin,
+                "run",
+                "--link",
+                "udp://127.0.0.1:9",
+                "--tun",
+                "tpmtest0",
+            ])
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("setpriv")
+    } else {
+        Command::new(bin)
+            .args(["run", "--link", "udp://127.0.0.1:9", "--tun", "tpmtest0"])
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("tapemu")
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("run as root") || err.contains("/dev/net/tun does not exist"),
+        "{err}"
+    );
+}
+
+extern "C" {
+    #[link_name = "getuid"]
+    fn libc_getuid() -> u32;
+}

@@ -31,7 +31,6 @@ fn dhcp_tap(config: DhcpConfig, now: Instant) -> Tap {
         Config {
             mac: Some(OUR_MAC),
             ipv4: Ipv4Mode::Dhcp(config),
-            // DHCP alone: no RS, MLD or DAD frames among the ones the tests count.
             ipv6: crate::Ipv6Mode::Disabled,
             rng_seed: 7,
             ..Config::default()

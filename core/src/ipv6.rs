@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt};
 
+use crate::dhcpv6::{self, Dhcpv6Info};
 use crate::ethernet::{self, ether_type, MacAddr, HEADER_LEN};
 use crate::icmp::{self, Ipv6Error};
 use crate::ndp::{
@@ -61,6 +62,10 @@ pub struct Ipv6Config {
     pub max_prefixes: usize,
     /// Most DNS servers and most search domains kept (each).
     pub max_dns: usize,
+    /// Ask for DNS servers and search domains with a stateless DHCPv6
+    /// Information-Request when a router sets the O or M flag (addresses are not
+    /// leased by DHCPv6).
+    pub dhcpv6: bool,
 }
 
 impl Default for Ipv6Config {
@@ -75,6 +80,7 @@ impl Default for Ipv6Config {
             max_routers: 8,
             max_prefixes: 16,
             max_dns: 8,
+            dhcpv6: true,
         }
     }
 }
@@ -136,6 +142,26 @@ const MLD_ROBUSTNESS: u8 = 2;
 const TWO_HOURS: Duration = Duration::from_secs(2 * 60 * 60);
 /// The smallest IPv6 MTU.
 const MIN_MTU: u32 = 1280;
+/// Largest reachable time an RA may set (RFC 4861 `MAX_REACHABLE_TIME`).
+const MAX_REACHABLE_TIME_MS: u32 = 3_600_000;
+/// Most records in one MLDv2 report: what fits in 1280 bytes.
+const MAX_MLD_RECORDS: usize = 60;
+/// DHCPv6 Information-Request timing (RFC 8415 §7.6: `INF_MAX_DELAY`, `INF_TIMEOUT`,
+/// `INF_MAX_RT`) and the floor of the refresh time (`IRT_MINIMUM`).
+const INF_MAX_DELAY_MS: u64 = 1000;
+const INF_TIMEOUT: Duration = Duration::from_secs(1);
+const INF_MAX_RT: Duration = Duration::from_secs(3600);
+const IRT_DEFAULT: u32 = 86400;
+const IRT_MINIMUM: u32 = 600;
+
+/// A running stateless DHCPv6 exchange.
+#[derive(Debug, Clone, Copy)]
+struct InfoRequest {
+    xid: [u8; 3],
+    started: Instant,
+    next: Instant,
+    timeout: Duration,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -234,49 +260,10 @@ pub fn eui64(mac: MacAddr) -> [u8; 8] {
 
 /// SipHash-2-4 of `data` under `key`: the pseudo-random function of RFC 7217 here.
 pub fn siphash24(key: &[u8; 16], data: &[u8]) -> u64 {
-    let word = |b: &[u8]| {
-        let mut w = [0u8; 8];
-        w[..b.len()].copy_from_slice(b);
-        u64::from_le_bytes(w)
-    };
-    let (k0, k1) = (word(&key[..8]), word(&key[8..]));
-    let mut v = [
-        k0 ^ 0x736f_6d65_7073_6575,
-        k1 ^ 0x646f_7261_6e64_6f6d,
-        k0 ^ 0x6c79_6765_6e65_7261,
-        k1 ^ 0x7465_6462_7974_6573,
-    ];
-    let round = |v: &mut [u64; 4]| {
-        v[0] = v[0].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(13) ^ v[0];
-        v[0] = v[0].rotate_left(32);
-        v[2] = v[2].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(16) ^ v[2];
-        v[0] = v[0].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(21) ^ v[0];
-        v[2] = v[2].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(17) ^ v[2];
-        v[2] = v[2].rotate_left(32);
-    };
-    let chunks = data.chunks_exact(8);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        let m = word(chunk);
-        v[3] ^= m;
-        round(&mut v);
-        round(&mut v);
-        v[0] ^= m;
-    }
-    let last = ((data.len() as u64) << 56) | word(tail);
-    v[3] ^= last;
-    round(&mut v);
-    round(&mut v);
-    v[0] ^= last;
-    v[2] ^= 0xff;
-    for _ in 0..4 {
-        round(&mut v);
-    }
-    v[0] ^ v[1] ^ v[2] ^ v[3]
+    use std::hash::Hasher;
+    let mut hasher = siphasher::sip::SipHasher24::new_with_key(key);
+    hasher.write(data);
+    hasher.finish()
 }
 
 /// The IPv6 host: addresses (with DAD and lifetimes), routers, on-link prefixes, DNS
@@ -300,6 +287,9 @@ pub struct Ipv6Host {
     rs: Option<(Instant, u8)>,
     rs_started: bool,
     mld: Mld,
+    dhcp: Option<InfoRequest>,
+    dhcp_refresh: Option<Instant>,
+    dhcp_info: Dhcpv6Info,
     reported: Ipv6Info,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
@@ -331,6 +321,9 @@ impl Ipv6Host {
             rs: None,
             rs_started: false,
             mld: Mld::default(),
+            dhcp: None,
+            dhcp_refresh: None,
+            dhcp_info: Dhcpv6Info::default(),
             reported: Ipv6Info::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -384,12 +377,24 @@ impl Ipv6Host {
                 gateway: Some(router.value),
             });
         }
+        let mut dns: Vec<Ipv6Addr> = self.dns.iter().map(|d| d.value).collect();
+        for server in &self.dhcp_info.dns {
+            if !dns.contains(server) {
+                dns.push(*server);
+            }
+        }
+        let mut search: Vec<String> = self.search.iter().map(|d| d.value.clone()).collect();
+        for name in &self.dhcp_info.search {
+            if !search.contains(name) {
+                search.push(name.clone());
+            }
+        }
         Ipv6Info {
             addresses,
             link_local,
             routes,
-            dns: self.dns.iter().map(|d| d.value).collect(),
-            search: self.search.iter().map(|d| d.value.clone()).collect(),
+            dns,
+            search,
             mtu: self.ra_mtu,
         }
     }
@@ -503,6 +508,13 @@ impl Ipv6Host {
     }
 
     fn address_ready(&mut self, now: Instant, kind: Kind) {
+        if kind == Kind::LinkLocal {
+            // Reports sent from :: during DAD are not learnt by every snooping switch;
+            // like Linux, report every group again from the new link-local address.
+            for group in self.groups() {
+                self.mld_change(now, record_type::CHANGE_TO_EXCLUDE, group);
+            }
+        }
         if kind == Kind::LinkLocal && self.config.accept_ra && !self.rs_started {
             self.rs_started = true;
             self.rs = (self.config.router_solicitations > 0).then_some((now, 0));
@@ -511,6 +523,11 @@ impl Ipv6Host {
 
     fn mld_change(&mut self, now: Instant, kind: u8, group: Ipv6Addr) {
         self.mld.changes.retain(|(_, g)| *g != group);
+        if self.mld.changes.len() >= MAX_MLD_RECORDS {
+            // Address churn faster than reports go out: the oldest change is dropped
+            // (a later query or change reports the state again).
+            self.mld.changes.remove(0);
+        }
         self.mld.changes.push((kind, group));
         self.mld.next = Some((now, MLD_ROBUSTNESS));
     }
@@ -604,6 +621,16 @@ impl Ipv6Host {
         };
         if IPV6_HEADER_LEN + payload_len != packet.len() {
             stats.drop_tun_ipv6_malformed += 1;
+            return Egress::Consumed;
+        }
+        // We are the only NDP speaker on the link: the kernel's own RS/RA/NS/NA/redirects
+        // from the TUN (it runs NDP on no real link) would only confuse the neighbours.
+        if packet[6] == PROTO_ICMPV6
+            && packet.get(IPV6_HEADER_LEN).is_some_and(|t| {
+                (icmpv6_type::ROUTER_SOLICITATION..=icmpv6_type::REDIRECT).contains(t)
+            })
+        {
+            stats.drop_tun_ipv6_ndp += 1;
             return Egress::Consumed;
         }
         if packet.len() > usize::from(self.mtu()) {
@@ -743,6 +770,12 @@ impl Ipv6Host {
         if tentative {
             stats.drop_link_ipv6_not_for_us += 1;
             return Ingress::Consumed;
+        }
+        if proto == dhcpv6::PROTO_UDP && packet[6] == dhcpv6::PROTO_UDP {
+            if let Some(reply) = dhcpv6::udp_to_client(packet) {
+                self.handle_dhcp_reply(now, reply, stats);
+                return Ingress::Consumed;
+            }
         }
         stats.tun_packets_out += 1;
         Ingress::Deliver(HEADER_LEN..HEADER_LEN + total)
@@ -990,6 +1023,15 @@ impl Ipv6Host {
             }
             (None, _) => stats.drop_ndp_table_limit += 1,
         }
+        // Like Linux: values below 100 ms are raised to it; RFC 4861 caps reachable time
+        // at one hour.
+        let ms = |v: u32, max: u32| {
+            (v != 0).then(|| Duration::from_millis(u64::from(v.clamp(100, max))))
+        };
+        self.cache.set_timing(
+            ms(ra.reachable_time, MAX_REACHABLE_TIME_MS),
+            ms(ra.retrans_timer, u32::MAX),
+        );
         if let Some(mtu) = ra.mtu {
             if (MIN_MTU..=u32::from(self.link_mtu)).contains(&mtu) {
                 self.ra_mtu = u16::try_from(mtu).ok();
@@ -997,6 +1039,13 @@ impl Ipv6Host {
         }
         for p in &ra.prefixes {
             self.handle_prefix(now, p, rng, stats);
+        }
+        if (ra.other || ra.managed)
+            && self.config.dhcpv6
+            && self.dhcp.is_none()
+            && self.dhcp_refresh.is_none()
+        {
+            self.start_dhcp(now, rng);
         }
         let max_dns = self.config.max_dns;
         for (lifetime, servers) in &ra.rdnss {
@@ -1111,6 +1160,66 @@ impl Ipv6Host {
         );
     }
 
+    fn start_dhcp(&mut self, now: Instant, rng: &mut StdRng) {
+        let mut xid = [0u8; 3];
+        rng.fill_bytes(&mut xid);
+        let delay = Duration::from_millis(rng.random_range(0..INF_MAX_DELAY_MS));
+        self.dhcp = Some(InfoRequest {
+            xid,
+            started: now,
+            next: now + delay,
+            timeout: INF_TIMEOUT,
+        });
+    }
+
+    fn send_dhcp(&mut self, now: Instant, rng: &mut StdRng, stats: &mut Stats) {
+        if self.dhcp_refresh.is_some_and(|t| t <= now) {
+            self.dhcp_refresh = None;
+            self.start_dhcp(now, rng);
+        }
+        let Some(mut request) = self.dhcp.filter(|r| r.next <= now) else {
+            return;
+        };
+        // RFC 8415 §15: RT = 2 RTprev ± 10 %, at most INF_MAX_RT.
+        let jitter = rng.random_range(-0.1..0.1);
+        request.timeout = request.timeout.mul_f64(2.0 + jitter).min(INF_MAX_RT);
+        request.next = now + request.timeout;
+        self.dhcp = Some(request);
+        let Some(src) = self.link_local() else {
+            return;
+        };
+        let elapsed = now.saturating_duration_since(request.started).as_millis() / 10;
+        let elapsed = u16::try_from(elapsed).unwrap_or(u16::MAX);
+        let Some(message) = dhcpv6::information_request(request.xid, self.mac, elapsed) else {
+            return;
+        };
+        let dst = dhcpv6::ALL_SERVERS;
+        let port = (dhcpv6::CLIENT_PORT, dhcpv6::SERVER_PORT);
+        if let Some(packet) = dhcpv6::udp_packet(src, dst, 1, port.0, port.1, &message) {
+            stats.dhcpv6_requests_out += 1;
+            self.push_packet(stats, MacAddr::ipv6_multicast(dst), &packet);
+        }
+    }
+
+    fn handle_dhcp_reply(&mut self, now: Instant, reply: &[u8], stats: &mut Stats) {
+        let Some(request) = self.dhcp else {
+            stats.drop_dhcpv6_invalid += 1;
+            return;
+        };
+        let Some(mut info) = dhcpv6::parse_reply(reply, request.xid) else {
+            stats.drop_dhcpv6_invalid += 1;
+            return;
+        };
+        stats.dhcpv6_replies_in += 1;
+        info.dns.truncate(self.config.max_dns);
+        info.search.truncate(self.config.max_dns);
+        let refresh = info.refresh.unwrap_or(IRT_DEFAULT).max(IRT_MINIMUM);
+        self.dhcp = None;
+        self.dhcp_refresh = expiry(now, refresh);
+        self.dhcp_info = info;
+        self.check_changed();
+    }
+
     fn check_changed(&mut self) {
         let info = self.info();
         if info != self.reported {
@@ -1139,6 +1248,8 @@ impl Ipv6Host {
             .chain(self.rs.map(|(t, _)| t))
             .chain(self.mld.next.map(|(t, _)| t))
             .chain(self.mld.query_response)
+            .chain(self.dhcp.map(|r| r.next))
+            .chain(self.dhcp_refresh)
             .min()
     }
 
@@ -1193,6 +1304,7 @@ impl Ipv6Host {
         }
         self.expire(now);
         self.send_mld(now, rng, stats);
+        self.send_dhcp(now, rng, stats);
         self.check_changed();
     }
 

@@ -2,10 +2,10 @@
 //! and resolution, next-hop choice, errors to the TUN, lifetimes and limits.
 
 use super::*;
+use crate::dhcpv6;
 use crate::ndp::{PrefixInfo, ALL_ROUTERS};
 use crate::tap::{Config, Ipv4Mode, Tap, HEADROOM};
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
-use rand::SeedableRng;
 
 const OUR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x64]);
 const PEER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x0a]);
@@ -55,10 +55,11 @@ fn run_until(tap: &mut Tap, until: Instant) -> Vec<Transmit> {
     out
 }
 
-/// A tap whose link-local address passed DAD at `t0 + 2 s` (outputs drained).
+/// A tap whose link-local address passed DAD by `t0 + 2 s` and whose MLD reports are
+/// out by `t0 + 3 s` (outputs drained).
 fn ready_tap(t0: Instant) -> Tap {
     let mut tap = Tap::new(config(Ipv6Config::default()), t0);
-    run_until(&mut tap, t0 + Duration::from_secs(2));
+    run_until(&mut tap, t0 + Duration::from_secs(3));
     events(&mut tap);
     assert_eq!(tap.ipv6_info().link_local, Some(ll()));
     tap
@@ -179,7 +180,15 @@ fn startup_joins_probes_solicits_and_goes_idle() {
     let out = run_until(&mut tap, t0 + Duration::from_secs(30));
     // MLDv2 report from :: joining our solicited-node group, hop limit 1, router alert.
     let mld = of_type(&out, 143);
-    assert_eq!(mld.len(), 2, "robustness: two copies");
+    assert_eq!(
+        mld.len(),
+        4,
+        "robustness: two copies from ::, two from the link-local"
+    );
+    for m in &mld[2..] {
+        assert_eq!(m.src, ll());
+        assert_eq!(&m.msg[4..], &mld[0].msg[4..], "the same join record");
+    }
     assert_eq!(mld[0].src, Ipv6Addr::UNSPECIFIED);
     assert_eq!(mld[0].dst, a("ff02::16"));
     assert_eq!(mld[0].dst_mac, MacAddr([0x33, 0x33, 0, 0, 0, 0x16]));
@@ -225,7 +234,7 @@ fn startup_joins_probes_solicits_and_goes_idle() {
             s.ndp_rs_out,
             s.mld_reports_out
         ),
-        (1, 1, 3, 2)
+        (1, 1, 3, 4)
     );
 }
 
@@ -888,7 +897,227 @@ fn siphash_matches_the_reference_vector() {
     assert_eq!(siphash24(&key, &[]), 0x726f_db47_dd0e_0e31);
     let msg: Vec<u8> = (0..15).collect();
     assert_eq!(siphash24(&key, &msg), 0xa129_ca61_49be_45e5);
-    let _ = StdRng::seed_from_u64(0);
+}
+
+#[test]
+fn stale_neighbour_is_used_then_probed_by_unicast_ns_and_confirmed() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    let peer = a("fe80::a");
+    let mut p = udp6_from_tun(ll(), peer, b"x");
+    let _ = tap.handle_tun_packet(t0, &mut p);
+    let solicited = NaFlags {
+        solicited: true,
+        override_flag: true,
+        router: false,
+    };
+    let na = na_frame(peer, ll(), solicited, Some(PEER_MAC), PEER_MAC, OUR_MAC);
+    let _ = tap.handle_link_frame(t0, &na);
+    drain(&mut tap);
+    // Reachable time is 15..45 s: at 50 s the use sends at once and starts DELAY.
+    let t1 = t0 + Duration::from_secs(50);
+    run_until(&mut tap, t1);
+    let mut p = udp6_from_tun(ll(), peer, b"y");
+    assert_eq!(tap.handle_tun_packet(t1, &mut p), Egress::Send);
+    assert_eq!(tap.ndp_cache().get(peer).unwrap().0, State::Delay);
+    // 5 s later: PROBE with a unicast NS to the known MAC.
+    let out = run_until(&mut tap, t1 + Duration::from_secs(5));
+    let ns = of_type(&out, 135);
+    assert_eq!(ns.len(), 1);
+    assert_eq!(
+        (ns[0].dst_mac, ns[0].src, ns[0].dst),
+        (PEER_MAC, ll(), peer)
+    );
+    assert_eq!(tap.ndp_cache().get(peer).unwrap().0, State::Probe);
+    let na = na_frame(
+        peer,
+        ll(),
+        NaFlags {
+            override_flag: false,
+            ..solicited
+        },
+        None,
+        PEER_MAC,
+        OUR_MAC,
+    );
+    let _ = tap.handle_link_frame(t1 + Duration::from_secs(5), &na);
+    assert_eq!(
+        tap.ndp_cache().get(peer),
+        Some((State::Reachable, PEER_MAC))
+    );
+    // Silent in PROBE: three unicast probes, then the entry goes.
+    let t2 = t1 + Duration::from_secs(51);
+    run_until(&mut tap, t2);
+    let mut p = udp6_from_tun(ll(), peer, b"z");
+    assert_eq!(tap.handle_tun_packet(t2, &mut p), Egress::Send);
+    let out = run_until(&mut tap, t2 + Duration::from_secs(9));
+    let probes = of_type(&out, 135);
+    assert_eq!(probes.len(), 3);
+    assert!(probes
+        .iter()
+        .all(|p| p.dst == peer && p.dst_mac == PEER_MAC));
+    assert!(tap.ndp_cache().get(peer).is_none());
+    assert_eq!(tap.stats().ndp_neighbour_failed, 1);
+}
+
+#[test]
+fn without_dad_addresses_are_usable_at_once() {
+    let t0 = Instant::now();
+    let v6 = Ipv6Config {
+        dad_transmits: 0,
+        ..Ipv6Config::default()
+    };
+    let mut tap = Tap::new(config(v6), t0);
+    assert_eq!(tap.ipv6_info().link_local, Some(ll()));
+    let out = run_until(&mut tap, t0);
+    assert!(of_type(&out, 135).is_empty(), "no DAD probe");
+    assert_eq!(of_type(&out, 133).len(), 1, "RS at once");
+    let _ = tap.handle_link_frame(t0, &radvd_ra(1800, 86400, 14400));
+    assert_eq!(tap.ipv6_info().addresses, vec![(global(), 64)]);
+}
+
+#[test]
+fn accept_ra_off_sends_no_rs_and_ignores_ras() {
+    let t0 = Instant::now();
+    let v6 = Ipv6Config {
+        accept_ra: false,
+        ..Ipv6Config::default()
+    };
+    let mut tap = Tap::new(config(v6), t0);
+    let out = run_until(&mut tap, t0 + Duration::from_secs(20));
+    assert!(of_type(&out, 133).is_empty());
+    let _ = tap.handle_link_frame(t0, &radvd_ra(1800, 86400, 14400));
+    let info = tap.ipv6_info();
+    assert!(info.addresses.is_empty() && info.routes.is_empty());
+    assert_eq!(tap.stats().ndp_ignored, 1);
+}
+
+#[test]
+fn the_kernels_own_ndp_from_the_tun_is_not_forwarded() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    let rs = ndp::router_solicitation(a("fe80::1234"), PEER_MAC);
+    let mut frame = vec![0u8; HEADROOM];
+    frame.extend_from_slice(&rs);
+    assert_eq!(tap.handle_tun_packet(t0, &mut frame), Egress::Consumed);
+    assert!(drain(&mut tap).is_empty());
+    assert_eq!(tap.stats().drop_tun_ipv6_ndp, 1);
+    // MLD reports (the kernel's groups, for snooping bridges) do go out.
+    let report = ndp::mld_report(
+        a("fe80::1234"),
+        &[(record_type::CHANGE_TO_EXCLUDE, a("ff02::fb"))],
+    );
+    let mut frame = vec![0u8; HEADROOM];
+    frame.extend_from_slice(&report);
+    assert_eq!(tap.handle_tun_packet(t0, &mut frame), Egress::Send);
+}
+
+#[test]
+fn o_flag_starts_stateless_dhcpv6_and_its_dns_joins_the_info() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    let ra = RouterAdvert {
+        other: true,
+        router_lifetime: 1800,
+        source_mac: Some(ROUTER_MAC),
+        rdnss: vec![(1200, vec![a("2001:db8:1::53")])],
+        ..RouterAdvert::default()
+    };
+    let packet = ndp::router_advertisement(a("fe80::1"), ALL_NODES, &ra);
+    let t1 = t0 + Duration::from_secs(3);
+    let _ = tap.handle_link_frame(
+        t1,
+        &frame_to(MacAddr::ipv6_multicast(ALL_NODES), ROUTER_MAC, &packet),
+    );
+    events(&mut tap);
+    // Within 1 s, an Information-Request from our link-local address to ff02::1:2.
+    let out = run_until(&mut tap, t1 + Duration::from_secs(1));
+    let requests: Vec<&Vec<u8>> = out
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::Link(f) if f[0..6] == [0x33, 0x33, 0, 1, 0, 2] => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests.len(), 1);
+    let f = requests[0];
+    assert_eq!(ipv6_at(&f[14..], 8), Some(ll()));
+    assert_eq!(ipv6_at(&f[14..], 24), Some(dhcpv6::ALL_SERVERS));
+    assert_eq!(&f[54..58], &[0x02, 0x22, 0x02, 0x23], "546 -> 547");
+    let msg = &f[62..];
+    assert_eq!(msg[0], 11, "Information-Request");
+    let xid: [u8; 3] = msg[1..4].try_into().unwrap();
+    // Unanswered: retried about 2 s later.
+    let out = run_until(&mut tap, t1 + Duration::from_secs(4));
+    assert_eq!(tap.stats().dhcpv6_requests_out, 2, "{}", out.len());
+    // A reply for another transaction is dropped, ours is taken.
+    let server_reply = |xid: [u8; 3]| {
+        let body = dhcpv6::build_reply(
+            xid,
+            OUR_MAC,
+            &[a("2001:db8:1::5")],
+            b"\x03lab\x07example\x00",
+            Some(3600),
+        );
+        let udp = dhcpv6::udp_packet(a("fe80::1"), ll(), 64, 547, 546, &body).unwrap();
+        frame_to(OUR_MAC, ROUTER_MAC, &udp)
+    };
+    let now = t1 + Duration::from_secs(4);
+    assert_eq!(
+        tap.handle_link_frame(now, &server_reply([0, 0, 0])),
+        Ingress::Consumed
+    );
+    assert_eq!(tap.stats().drop_dhcpv6_invalid, 1);
+    let _ = tap.handle_link_frame(now, &server_reply(xid));
+    let info = tap.ipv6_info();
+    assert_eq!(info.dns, vec![a("2001:db8:1::53"), a("2001:db8:1::5")]);
+    assert_eq!(info.search, vec!["lab.example".to_string()]);
+    assert!(matches!(events(&mut tap)[..], [Event::Ipv6Changed(_)]));
+    // No more retries; the refresh comes after 3600 s.
+    let out = run_until(&mut tap, now + Duration::from_secs(3599));
+    assert!(out.is_empty());
+    run_until(&mut tap, now + Duration::from_secs(3602));
+    assert_eq!(tap.stats().dhcpv6_requests_out, 3);
+}
+
+#[test]
+fn without_o_or_m_flag_no_dhcpv6() {
+    let t0 = Instant::now();
+    let mut tap = slaac_tap(t0);
+    run_until(&mut tap, t0 + Duration::from_secs(60));
+    assert_eq!(tap.stats().dhcpv6_requests_out, 0);
+}
+
+#[test]
+fn ra_retrans_timer_and_reachable_time_drive_the_ndp_cache() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    let ra = RouterAdvert {
+        router_lifetime: 1800,
+        reachable_time: 10_000,
+        retrans_timer: 1, // raised to 100 ms
+        ..RouterAdvert::default()
+    };
+    let packet = ndp::router_advertisement(a("fe80::1"), ALL_NODES, &ra);
+    let _ = tap.handle_link_frame(
+        t0 + Duration::from_secs(3),
+        &frame_to(MacAddr::ipv6_multicast(ALL_NODES), ROUTER_MAC, &packet),
+    );
+    assert_eq!(
+        tap.ndp_cache().config().retransmit_time,
+        Duration::from_millis(100)
+    );
+    assert_eq!(
+        tap.ndp_cache().config().base_reachable_time,
+        Duration::from_secs(10)
+    );
+    // Resolution now retries every 100 ms.
+    let now = t0 + Duration::from_secs(4);
+    let mut p = udp6_from_tun(ll(), a("fe80::77"), b"x");
+    let _ = tap.handle_tun_packet(now, &mut p);
+    let mut out = drain(&mut tap);
+    out.extend(run_until(&mut tap, now + Duration::from_millis(250)));
+    assert_eq!(of_type(&out, 135).len(), 3);
 }
 
 mod prop {

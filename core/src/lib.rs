@@ -6,7 +6,9 @@
 //! frames, packets and events it hands back. It adds and strips Ethernet headers,
 //! answers and sends ARP like a Linux host, resolves neighbours while queueing the
 //! packets waiting for them, gets its IPv4 address from a DHCP server and keeps it
-//! renewed ([`dhcp`]), and reports what it drops.
+//! renewed ([`dhcp`]), is a full IPv6 host on the link — DAD, NDP, router discovery,
+//! SLAAC, RDNSS/DNSSL, stateless DHCPv6 ([`ipv6`], [`ndp`], [`dhcpv6`]) — and reports
+//! what it drops.
 //!
 //! ```
 //! use std::time::Instant;
@@ -27,6 +29,7 @@
 
 pub mod arp;
 pub mod dhcp;
+pub mod dhcpv6;
 #[cfg(feature = "tokio")]
 pub mod driver;
 pub mod ethernet;

@@ -166,12 +166,18 @@ pub struct MldQuery {
 /// The ICMPv6 checksum of `msg` (with its checksum field as it stands) over the
 /// pseudo-header; a received message is intact when this is 0.
 pub fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
+    pseudo_checksum(src, dst, PROTO_ICMPV6, msg)
+}
+
+/// The checksum of an upper-layer message `msg` of protocol `proto` over the IPv6
+/// pseudo-header (RFC 8200 §8.1), with the message's checksum field as it stands.
+pub fn pseudo_checksum(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, msg: &[u8]) -> u16 {
     let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
     Sum16BitWords::new()
         .add_16bytes(src.octets())
         .add_16bytes(dst.octets())
         .add_4bytes(len.to_be_bytes())
-        .add_4bytes([0, 0, 0, PROTO_ICMPV6])
+        .add_4bytes([0, 0, 0, proto])
         .add_slice(msg)
         .ones_complement()
         .to_be()
@@ -225,7 +231,13 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b))
 }
 
-/// Decodes a DNSSL domain list (RFC 1035 labels, no compression, zero padding).
+/// Decodes a list of domain names in RFC 1035 label form without compression, as in
+/// DNSSL options (RFC 8106) and DHCPv6 domain lists (RFC 3646); trailing zero padding
+/// ends the list.
+pub fn parse_domain_list(data: &[u8]) -> Result<Vec<String>, NdpError> {
+    parse_domains(data)
+}
+
 fn parse_domains(mut data: &[u8]) -> Result<Vec<String>, NdpError> {
     let mut names = Vec::new();
     // Names follow each other; zero padding after the last one ends the list.
@@ -387,22 +399,24 @@ fn parse_ra(src: Ipv6Addr, msg: &[u8]) -> Result<NdpMessage, NdpError> {
                 });
             }
             option::RDNSS => {
-                // RFC 8106 §5.1: length 3 + 2n, at least one address.
-                let addrs = body.get(6..).ok_or(NdpError::Malformed)?;
-                if addrs.is_empty() || addrs.len() % 16 != 0 {
-                    return Err(NdpError::Malformed);
+                // RFC 8106 §5.1: length 3 + 2n, at least one address. A bad one is
+                // ignored on its own (§5.3.1); the rest of the RA still counts.
+                let addrs = body.get(6..).unwrap_or_default();
+                if !addrs.is_empty() && addrs.len() % 16 == 0 {
+                    let lifetime = u32_at(body, 2).unwrap_or(0);
+                    let servers = addrs
+                        .chunks_exact(16)
+                        .filter_map(|c| <[u8; 16]>::try_from(c).ok().map(Ipv6Addr::from))
+                        .collect();
+                    ra.rdnss.push((lifetime, servers));
                 }
-                let lifetime = u32_at(body, 2).unwrap_or(0);
-                let servers = addrs
-                    .chunks_exact(16)
-                    .filter_map(|c| <[u8; 16]>::try_from(c).ok().map(Ipv6Addr::from))
-                    .collect();
-                ra.rdnss.push((lifetime, servers));
             }
             option::DNSSL => {
-                let names = body.get(6..).ok_or(NdpError::Malformed)?;
+                let names = body.get(6..).unwrap_or_default();
                 let lifetime = u32_at(body, 2).unwrap_or(0);
-                ra.dnssl.push((lifetime, parse_domains(names)?));
+                if let Ok(names) = parse_domains(names) {
+                    ra.dnssl.push((lifetime, names));
+                }
             }
             _ => {}
         }
@@ -773,6 +787,48 @@ mod tests {
         let p = router_advertisement(a("2001:db8::1"), ALL_NODES, &sent);
         let (s, d, h, m) = split(&p);
         assert_eq!(parse(s, d, h, m), Err(NdpError::Invalid));
+    }
+
+    #[test]
+    fn a_bad_dns_option_is_ignored_alone() {
+        let mut msg = vec![
+            icmpv6_type::ROUTER_ADVERTISEMENT,
+            0,
+            0,
+            0,
+            64,
+            0,
+            0x07,
+            0x08,
+        ];
+        msg.extend_from_slice(&[0; 8]);
+        // RDNSS of length 2 (no room for an address) and a DNSSL with a bad label.
+        msg.extend_from_slice(&[option::RDNSS, 2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        msg.extend_from_slice(&[
+            option::DNSSL,
+            2,
+            0,
+            0,
+            0,
+            0,
+            1,
+            0,
+            3,
+            b'a',
+            b'*',
+            b'c',
+            0,
+            0,
+            0,
+            0,
+        ]);
+        let p = icmpv6_packet(a("fe80::1"), ALL_NODES, 255, false, msg);
+        let (s, d, h, m) = split(&p);
+        let Ok(NdpMessage::RouterAdvertisement(ra)) = parse(s, d, h, m) else {
+            panic!()
+        };
+        assert_eq!(ra.router_lifetime, 0x0708);
+        assert!(ra.rdnss.is_empty() && ra.dnssl.is_empty());
     }
 
     #[test]

@@ -186,6 +186,21 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
         &self.config
     }
 
+    /// Changes the base reachable time and the retransmission time, as a router
+    /// advertisement may (RFC 4861 §6.3.4); applies to timers started from now on.
+    pub fn set_timing(
+        &mut self,
+        base_reachable_time: Option<Duration>,
+        retransmit_time: Option<Duration>,
+    ) {
+        if let Some(t) = base_reachable_time {
+            self.config.base_reachable_time = t;
+        }
+        if let Some(t) = retransmit_time {
+            self.config.retransmit_time = t;
+        }
+    }
+
     /// Number of entries, resolved or not.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -96,15 +96,6 @@ counters! {
     drop_link_ipv4_malformed,
     /// ARP frames that are malformed or not Ethernet/IPv4.
     drop_link_arp_malformed,
-    /// DHCP replies that do not parse (truncated, bad cookie, no message type, bad UDP checksum).
-    drop_dhcp_malformed,
-    /// DHCP replies for another client: wrong op, xid or chaddr.
-    drop_dhcp_not_ours,
-    /// DHCP replies of a type the current state does not expect.
-    drop_dhcp_unexpected,
-    /// DHCP offers or ACKs that cannot be used: no yiaddr, no server identifier, no lease
-    /// time, a bad subnet mask.
-    drop_dhcp_invalid,
     /// Neighbour solicitations received (valid ones).
     ndp_ns_in,
     /// Neighbour solicitations sent (resolution, probes, DAD).
@@ -141,6 +132,10 @@ counters! {
     mld_queries_in,
     /// ICMPv6 errors handed to the TUN (unreachable, packet too big).
     icmpv6_errors_to_tun,
+    /// DHCPv6 Information-Requests sent.
+    dhcpv6_requests_out,
+    /// DHCPv6 Replies accepted.
+    dhcpv6_replies_in,
     /// NDP messages with a hop limit other than 255 (MLD: other than 1).
     drop_ndp_bad_hop_limit,
     /// NDP and MLD messages with a wrong ICMPv6 checksum.
@@ -171,6 +166,20 @@ counters! {
     drop_tun_ipv6_no_route,
     /// IPv6 TUN packets over the link MTU (an ICMPv6 packet too big went back).
     drop_tun_ipv6_too_big,
+    /// NDP messages (RS, RA, NS, NA, redirect) from the TUN: tapemu speaks NDP itself.
+    drop_tun_ipv6_ndp,
+    /// DHCPv6 messages to our client port that are malformed, unexpected or for another
+    /// transaction.
+    drop_dhcpv6_invalid,
+    /// DHCP replies that do not parse (truncated, bad cookie, no message type, bad UDP checksum).
+    drop_dhcp_malformed,
+    /// DHCP replies for another client: wrong op, xid or chaddr.
+    drop_dhcp_not_ours,
+    /// DHCP replies of a type the current state does not expect.
+    drop_dhcp_unexpected,
+    /// DHCP offers or ACKs that cannot be used: no yiaddr, no server identifier, no lease
+    /// time, a bad subnet mask.
+    drop_dhcp_invalid,
     /// Outputs dropped because the caller did not drain `poll_transmit` in time.
     drop_transmit_queue_full,
     /// Events dropped because the caller did not drain `poll_event` in time.

@@ -109,6 +109,13 @@ pub enum Event {
     },
     /// A neighbour did not answer; packets queued for it were dropped.
     NeighbourUnreachable(Ipv4Addr),
+    /// The usable IPv6 addresses, routes, DNS servers, search domains or MTU changed;
+    /// carries the complete new set.
+    Ipv6Changed(Ipv6Info),
+    /// Duplicate address detection failed: another host uses this address, so we do not.
+    Ipv6AddressConflict(Ipv6Addr),
+    /// An IPv6 neighbour did not answer; packets queued for it were dropped.
+    Ipv6NeighbourUnreachable(Ipv6Addr),
     /// DHCP gave us our first lease; the interface is configured and the TUN can be
     /// created with it.
     LeaseAcquired(Lease),
@@ -137,13 +144,6 @@ pub enum Event {
         /// The MAC of the host that uses it.
         mac: MacAddr,
     },
-    /// The usable IPv6 addresses, routes, DNS servers, search domains or MTU changed;
-    /// carries the complete new set.
-    Ipv6Changed(Ipv6Info),
-    /// Duplicate address detection failed: another host uses this address, so we do not.
-    Ipv6AddressConflict(Ipv6Addr),
-    /// An IPv6 neighbour did not answer; packets queued for it were dropped.
-    Ipv6NeighbourUnreachable(Ipv6Addr),
 }
 
 /// What to do with a packet given to [`Tap::handle_tun_packet`].
@@ -561,8 +561,8 @@ impl Tap {
     /// When [`Tap::handle_timeout`] must next be called, or `None` if no timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let announce = self.announce.map(|(t, _)| t);
-        let dhcp = self.dhcp.as_ref().and_then(DhcpClient::poll_timeout);
         let ipv6 = self.ipv6.as_ref().and_then(Ipv6Host::poll_timeout);
+        let dhcp = self.dhcp.as_ref().and_then(DhcpClient::poll_timeout);
         [self.arp_cache.poll_timeout(), announce, dhcp, ipv6]
             .into_iter()
             .flatten()

@@ -17,6 +17,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::io::Interest;
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -304,6 +305,7 @@ enum Io {
         socket: UdpSocket,
         remote: SocketAddr,
         vni: u32,
+        /// For frames sent without headroom.
         scratch: Vec<u8>,
     },
     Tcp {
@@ -321,6 +323,10 @@ enum Io {
 pub(crate) struct Link {
     url: String,
     io: Io,
+    /// Source address of each datagram of a batch.
+    from: Vec<Option<IpAddr>>,
+    /// Lengths of a batch read from a TAP.
+    lens: Vec<usize>,
     status: Vec<LinkStatus>,
     /// Frames dropped because the link could not take them (down, full).
     pub(crate) dropped_out: u64,
@@ -362,7 +368,175 @@ fn udp_socket(bind: SocketAddr, hook: Option<&SocketHook>) -> io::Result<UdpSock
         hook(socket.as_raw_fd())?;
     }
     socket.set_nonblocking(true)?;
+    grow_buffers(socket.as_raw_fd());
     UdpSocket::from_std(socket)
+}
+
+/// Socket buffers for bursts at line rate: a TCP window's worth of frames arrives
+/// back to back. Beyond `net.core.[rw]mem_max` only with `CAP_NET_ADMIN` (…FORCE);
+/// failures leave the defaults.
+fn grow_buffers(fd: std::os::fd::RawFd) {
+    const SIZE: libc::c_int = 4 << 20;
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        let set = |opt| {
+            // SAFETY: setsockopt reads one c_int from a valid pointer.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&SIZE as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            }
+        };
+        if set(force) != 0 {
+            set(plain);
+        }
+    }
+}
+
+/// Receives up to `bufs.len()` datagrams with one `recvmmsg`, datagram `i` into
+/// `bufs[i][..spans[i].1]`, its source IP into `from[i]`. Non-blocking.
+fn recv_batch_from(
+    fd: std::os::fd::RawFd,
+    bufs: &mut [Vec<u8>],
+    spans: &mut [(usize, usize)],
+    from: &mut Vec<Option<IpAddr>>,
+) -> io::Result<usize> {
+    let n = bufs.len().min(spans.len());
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; n];
+    let mut iovs: Vec<libc::iovec> = bufs[..n]
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .zip(addrs.iter_mut())
+        .map(|(iov, addr)| {
+            // SAFETY: all-zero is a valid mmsghdr; the pointers set below outlive the call.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
+            m
+        })
+        .collect();
+    // SAFETY: `msgs` holds `n` headers whose buffers and names are valid and writable.
+    let got = unsafe {
+        libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            n as _,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let got = got.unsigned_abs() as usize;
+    from.clear();
+    for i in 0..got {
+        spans[i] = (0, msgs[i].msg_len as usize);
+        from.push(sockaddr_ip(&addrs[i]));
+    }
+    Ok(got)
+}
+
+/// Sends `bufs[i][start..end]` for each `(i, end)` with one `sendmmsg`, to `dest` or
+/// to the connected peer. Returns how many were sent.
+fn send_batch_to(
+    fd: std::os::fd::RawFd,
+    bufs: &[Vec<u8>],
+    items: &[(usize, usize)],
+    start: usize,
+    dest: Option<SocketAddr>,
+) -> io::Result<usize> {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let name_len = dest.map_or(0, |d| sockaddr_from(d, &mut name));
+    let mut iovs: Vec<libc::iovec> = items
+        .iter()
+        .map(|&(i, end)| libc::iovec {
+            iov_base: bufs[i][start..end].as_ptr() as *mut libc::c_void,
+            iov_len: end - start,
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: all-zero is a valid mmsghdr; the pointers set below outlive the call.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            if name_len > 0 {
+                m.msg_hdr.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+                m.msg_hdr.msg_namelen = name_len;
+            }
+            m
+        })
+        .collect();
+    // SAFETY: `msgs` holds valid headers over readable buffers; sendmmsg only reads them.
+    let sent =
+        unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), msgs.len() as _, libc::MSG_DONTWAIT) };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent.unsigned_abs() as usize)
+    }
+}
+
+fn sockaddr_from(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
+    match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+            let sin =
+                unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in6.
+            let sin6 =
+                unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
+fn sockaddr_ip(addr: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match libc::c_int::from(addr.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let a =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let a =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4))
+        }
+        _ => None,
+    }
 }
 
 async fn tcp_connect(remote: String, hook: Option<SocketHook>) -> io::Result<TcpStream> {
@@ -392,6 +566,8 @@ impl Link {
         Ok(Link {
             url,
             io,
+            from: Vec::new(),
+            lens: Vec::new(),
             status: Vec::new(),
             dropped_out: 0,
             reconnects: 0,
@@ -458,67 +634,62 @@ impl Link {
         std::mem::take(&mut self.status)
     }
 
-    /// Waits for frames and reads up to `bufs.len()` of them, frame `i` into
-    /// `bufs[i][..lens[i]]`. Returns 0 when only the link's state changed (see
-    /// [`Link::take_status`]). Cancel-safe. An error is fatal for the link.
+    /// Waits for frames and reads up to `bufs.len()` of them, frame `i` being
+    /// `bufs[i][spans[i].0..spans[i].1]` (an empty span is a datagram to ignore). Returns
+    /// 0 when only the link's state changed (see [`Link::take_status`]). Cancel-safe.
+    /// An error is fatal for the link.
     pub(crate) async fn recv_batch(
         &mut self,
         bufs: &mut [Vec<u8>],
-        lens: &mut [usize],
+        spans: &mut [(usize, usize)],
     ) -> io::Result<usize> {
         match &mut self.io {
             Io::Udp(socket) => loop {
                 socket.readable().await?;
-                let mut n = 0;
-                while n < bufs.len() {
-                    match socket.try_recv(&mut bufs[n]) {
-                        Ok(len) => {
-                            lens[n] = len;
-                            n += 1;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        // ICMP port unreachable from a peer not yet listening.
-                        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
-                        Err(e) if n == 0 => return Err(e),
-                        Err(_) => break,
-                    }
-                }
-                if n > 0 {
-                    return Ok(n);
+                match socket.try_io(Interest::READABLE, || {
+                    recv_batch_from(socket.as_raw_fd(), bufs, spans, &mut self.from)
+                }) {
+                    Ok(n) if n > 0 => return Ok(n),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // ICMP port unreachable from a peer not yet listening.
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                    Err(e) => return Err(e),
                 }
             },
             Io::Vxlan {
                 socket,
                 remote,
                 vni,
-                scratch,
+                ..
             } => loop {
                 socket.readable().await?;
-                let mut n = 0;
-                while n < bufs.len() {
-                    match socket.try_recv_from(scratch) {
-                        Ok((len, from)) => {
-                            if from.ip() != remote.ip() {
-                                continue;
-                            }
-                            let Some(frame) = vxlan_decap(&scratch[..len], *vni) else {
-                                continue;
-                            };
-                            bufs[n][..frame.len()].copy_from_slice(frame);
-                            lens[n] = frame.len();
-                            n += 1;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
-                        Err(e) if n == 0 => return Err(e),
-                        Err(_) => break,
-                    }
+                let n = match socket.try_io(Interest::READABLE, || {
+                    recv_batch_from(socket.as_raw_fd(), bufs, spans, &mut self.from)
+                }) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => 0,
+                    Err(e) => return Err(e),
+                };
+                for i in 0..n {
+                    let (_, len) = spans[i];
+                    let ok = self.from[i] == Some(remote.ip())
+                        && vxlan_decap(&bufs[i][..len], *vni).is_some();
+                    spans[i] = if ok { (VXLAN_HEADER_LEN, len) } else { (0, 0) };
                 }
                 if n > 0 {
                     return Ok(n);
                 }
             },
-            Io::Tap(dev) => dev.read_batch(bufs, 0, lens).await,
+            Io::Tap(dev) => {
+                self.lens.resize(bufs.len(), 0);
+                let n = dev.read_batch(bufs, 0, &mut self.lens).await?;
+                for (span, len) in spans.iter_mut().zip(&self.lens).take(n) {
+                    *span = (0, *len);
+                }
+                Ok(n)
+            }
             Io::Channel(c) => {
                 let Some(first) = c.rx.recv().await else {
                     return Err(io::Error::new(
@@ -531,7 +702,7 @@ impl Link {
                 while let Some(frame) = next.take() {
                     if frame.len() <= bufs[n].len() {
                         bufs[n][..frame.len()].copy_from_slice(&frame);
-                        lens[n] = frame.len();
+                        spans[n] = (0, frame.len());
                         n += 1;
                     }
                     if n < bufs.len() {
@@ -589,7 +760,7 @@ impl Link {
                             match item {
                                 Some(Ok(frame)) => {
                                     bufs[n][..frame.len()].copy_from_slice(&frame);
-                                    lens[n] = frame.len();
+                                    spans[n] = (0, frame.len());
                                     n += 1;
                                     if n < bufs.len() {
                                         next = read.next().now_or_never();
@@ -685,6 +856,60 @@ impl Link {
                 Ok(())
             }
         }
+    }
+
+    /// Sends the frames `bufs[i][headroom..end]` for each `(i, end)` in `items`, in
+    /// order; datagram links use one `sendmmsg` for the lot.
+    pub(crate) async fn send_batch(
+        &mut self,
+        bufs: &mut [Vec<u8>],
+        items: &[(usize, usize)],
+        headroom: usize,
+    ) -> io::Result<()> {
+        let (socket, dest, vni) = match &self.io {
+            Io::Udp(socket) => (socket, None, None),
+            Io::Vxlan {
+                socket,
+                remote,
+                vni,
+                ..
+            } if headroom >= VXLAN_HEADER_LEN => (socket, Some(*remote), Some(*vni)),
+            _ => {
+                for &(i, end) in items {
+                    self.send(&mut bufs[i][..end], headroom).await?;
+                }
+                return Ok(());
+            }
+        };
+        let start = match vni {
+            Some(vni) => {
+                let start = headroom - VXLAN_HEADER_LEN;
+                for &(i, _) in items {
+                    bufs[i][start..headroom].copy_from_slice(&vxlan_header(vni));
+                }
+                start
+            }
+            None => headroom,
+        };
+        let mut done = 0;
+        while done < items.len() {
+            let rest = &items[done..];
+            match socket
+                .async_io(Interest::WRITABLE, || {
+                    send_batch_to(socket.as_raw_fd(), bufs, rest, start, dest)
+                })
+                .await
+            {
+                Ok(sent) => done += sent.max(1),
+                Err(e) if transient(&e) => {
+                    // The first datagram of the rest is dropped; go on with the others.
+                    self.dropped_out += 1;
+                    done += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Pushes out frames buffered by [`Link::send`] (TCP).

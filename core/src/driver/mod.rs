@@ -286,7 +286,9 @@ struct Runner {
     tun_bufs: Vec<Vec<u8>>,
     tun_lens: Vec<usize>,
     link_bufs: Vec<Vec<u8>>,
-    link_lens: Vec<usize>,
+    link_spans: Vec<(usize, usize)>,
+    /// TUN buffers holding a frame for the link: (index, end).
+    ready: Vec<(usize, usize)>,
     tun_dropped_out: u64,
     dropped_no_tun: u64,
     wakeups: u64,
@@ -323,7 +325,8 @@ impl Runner {
             tun_bufs: vec![vec![0; TUN_OFFSET + tun_mtu]; batch],
             tun_lens: vec![0; batch],
             link_bufs: vec![vec![0; MAX_FRAME]; batch],
-            link_lens: vec![0; batch],
+            link_spans: vec![(0, 0); batch],
+            ready: Vec::with_capacity(batch),
             tun_dropped_out: 0,
             dropped_no_tun: 0,
             wakeups: 0,
@@ -368,7 +371,7 @@ impl Runner {
                         None => std::future::pending().await,
                     }
                 } => Wake::Tun(r),
-                r = self.link.recv_batch(&mut self.link_bufs, &mut self.link_lens) => Wake::Link(r),
+                r = self.link.recv_batch(&mut self.link_bufs, &mut self.link_spans) => Wake::Link(r),
                 () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => Wake::Timer,
             };
             self.wakeups += 1;
@@ -413,7 +416,11 @@ impl Runner {
 
     fn handle_link_frames(&mut self, now: Instant, n: usize) {
         for i in 0..n {
-            let frame = &self.link_bufs[i][..self.link_lens[i]];
+            let (start, end) = self.link_spans[i];
+            if start == end {
+                continue;
+            }
+            let frame = &self.link_bufs[i][start..end];
             if let Some(hook) = &mut self.frame_hook {
                 hook(Direction::FromLink, frame);
             }
@@ -441,6 +448,7 @@ impl Runner {
     }
 
     async fn handle_tun_packets(&mut self, now: Instant, n: usize) -> Result<(), String> {
+        self.ready.clear();
         for i in 0..n {
             let end = TUN_OFFSET + self.tun_lens[i];
             let buf = &mut self.tun_bufs[i][..end];
@@ -448,12 +456,15 @@ impl Runner {
                 if let Some(hook) = &mut self.frame_hook {
                     hook(Direction::ToLink, &buf[LINK_HEADROOM..]);
                 }
-                self.link
-                    .send(buf, LINK_HEADROOM)
-                    .await
-                    .map_err(|e| format!("link {}: {e}", self.link.url()))?;
+                self.ready.push((i, end));
             }
         }
+        // Frames the Tap queued meanwhile (ARP, flushed neighbour queues) go first.
+        self.flush_outputs().await?;
+        self.link
+            .send_batch(&mut self.tun_bufs, &self.ready, LINK_HEADROOM)
+            .await
+            .map_err(|e| format!("link {}: {e}", self.link.url()))?;
         self.link.flush().await;
         Ok(())
     }

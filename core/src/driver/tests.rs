@@ -210,3 +210,67 @@ async fn socket_hook_sees_the_socket_before_connect() {
     assert_eq!(len, 42);
     handle.stop().await;
 }
+
+#[tokio::test]
+async fn tcp_link_reconnects_and_reports_it() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("tcp://{}", listener.local_addr().expect("addr"));
+    let (handle, mut events) = Driver::start(config(), url.parse().expect("url"), None)
+        .await
+        .expect("start");
+    let (first, _) = timeout(WAIT, listener.accept())
+        .await
+        .expect("in time")
+        .expect("accept");
+    drop(first);
+    // The peer went away: the link reports it down, then reconnects by itself.
+    let down = timeout(WAIT, async {
+        loop {
+            match events.recv().await.expect("driver alive") {
+                DriverEvent::Link(LinkStatus::Down { error, retry_in }) => {
+                    return (error, retry_in)
+                }
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("down in time");
+    assert!(
+        down.0.starts_with(&format!("link {url}?len=2: ")),
+        "{}",
+        down.0
+    );
+    assert!(down.1.is_some());
+    let (mut second, _) = timeout(WAIT, listener.accept())
+        .await
+        .expect("in time")
+        .expect("accept");
+    let up = timeout(WAIT, events.recv()).await.expect("in time");
+    assert_eq!(up, Some(DriverEvent::Link(LinkStatus::Up)));
+    assert_eq!(handle.stats().await.expect("stats").link_reconnects, 1);
+    // Frames flow on the new connection: answer an ARP request sent over it.
+    let request = ArpPacket::request(PEER_MAC, [192, 0, 2, 1].into(), [192, 0, 2, 123].into());
+    let frame = request.to_frame(MacAddr::BROADCAST);
+    use tokio::io::AsyncWriteExt;
+    let mut wire = (frame.len() as u16).to_be_bytes().to_vec();
+    wire.extend_from_slice(&frame);
+    second.write_all(&wire).await.expect("write");
+    let reply = timeout(WAIT, async {
+        loop {
+            let len = second.read_u16().await.expect("length");
+            let mut f = vec![0u8; usize::from(len)];
+            second.read_exact(&mut f).await.expect("frame");
+            if f[..6] == PEER_MAC.0 {
+                return f;
+            }
+        }
+    })
+    .await
+    .expect("reply in time");
+    assert_eq!(reply[21], 2, "ARP reply opcode");
+    handle.stop().await;
+}
