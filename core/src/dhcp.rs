@@ -980,14 +980,7 @@ impl Reply {
             }
             None => {
                 let gateway = o.routers.first().copied();
-                let routes = gateway
-                    .map(|gw| Ipv4Route {
-                        destination: Ipv4Addr::UNSPECIFIED,
-                        prefix_len: 0,
-                        gateway: Some(gw),
-                    })
-                    .into_iter()
-                    .collect();
+                let routes = gateway.map(Ipv4Route::default_via).into_iter().collect();
                 (routes, gateway)
             }
         };

@@ -448,46 +448,35 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
         if entry.deadline != at {
             return;
         }
-        match entry.state {
+        // Some(unicast MAC or None for broadcast/multicast) when a solicitation is due.
+        let solicit = match entry.state {
             State::Incomplete if entry.probes_sent < cfg.multicast_probes => {
                 entry.probes_sent += 1;
-                entry.deadline = now + cfg.retransmit_time;
-                self.timers.push(Reverse((entry.deadline, target)));
-                self.counters.solicitations += 1;
-                self.actions.push_back(Action::Solicit {
-                    target,
-                    unicast: None,
-                });
+                None
             }
             State::Delay => {
                 entry.state = State::Probe;
                 entry.probes_sent = 1;
-                entry.deadline = now + cfg.retransmit_time;
-                self.timers.push(Reverse((entry.deadline, target)));
-                self.counters.solicitations += 1;
-                let mac = entry.mac;
-                self.actions.push_back(Action::Solicit {
-                    target,
-                    unicast: Some(mac),
-                });
+                Some(entry.mac)
             }
             State::Probe if entry.probes_sent < cfg.unicast_probes => {
                 entry.probes_sent += 1;
-                entry.deadline = now + cfg.retransmit_time;
-                self.timers.push(Reverse((entry.deadline, target)));
-                self.counters.solicitations += 1;
-                let mac = entry.mac;
-                self.actions.push_back(Action::Solicit {
-                    target,
-                    unicast: Some(mac),
-                });
+                Some(entry.mac)
             }
             State::Incomplete | State::Probe => {
                 self.counters.failed += 1;
                 self.remove(target);
+                return;
             }
-            State::Reachable | State::Stale => {}
-        }
+            State::Reachable | State::Stale => return,
+        };
+        entry.deadline = now + cfg.retransmit_time;
+        self.timers.push(Reverse((entry.deadline, target)));
+        self.counters.solicitations += 1;
+        self.actions.push_back(Action::Solicit {
+            target,
+            unicast: solicit,
+        });
     }
 
     fn flush(&mut self, target: A) {

@@ -18,6 +18,15 @@ pub struct Ipv4Route {
 }
 
 impl Ipv4Route {
+    /// The default route (`0.0.0.0/0`) via `gateway`.
+    pub fn default_via(gateway: Ipv4Addr) -> Ipv4Route {
+        Ipv4Route {
+            destination: Ipv4Addr::UNSPECIFIED,
+            prefix_len: 0,
+            gateway: Some(gateway),
+        }
+    }
+
     /// True when `addr` lies in this route's network.
     #[inline]
     pub fn contains(&self, addr: Ipv4Addr) -> bool {
@@ -64,14 +73,7 @@ pub enum NextHop {
 impl Ipv4Interface {
     /// An interface with `address/prefix_len` and, when given, a default route via `gateway`.
     pub fn new(address: Ipv4Addr, prefix_len: u8, gateway: Option<Ipv4Addr>) -> Self {
-        let routes = gateway
-            .map(|gw| Ipv4Route {
-                destination: Ipv4Addr::UNSPECIFIED,
-                prefix_len: 0,
-                gateway: Some(gw),
-            })
-            .into_iter()
-            .collect();
+        let routes = gateway.map(Ipv4Route::default_via).into_iter().collect();
         Ipv4Interface {
             address,
             prefix_len: prefix_len.min(32),

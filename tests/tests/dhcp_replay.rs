@@ -226,14 +226,7 @@ fn expected_lease(file: &HashMap<String, String>, acquired_at: Instant) -> Lease
         }
         None => {
             let gateway = routers.first().copied();
-            let routes = gateway
-                .map(|gw| Ipv4Route {
-                    destination: Ipv4Addr::UNSPECIFIED,
-                    prefix_len: 0,
-                    gateway: Some(gw),
-                })
-                .into_iter()
-                .collect();
+            let routes = gateway.map(Ipv4Route::default_via).into_iter().collect();
             (routes, gateway)
         }
     };
