@@ -314,13 +314,18 @@ impl Session {
             .map_err(|_| Error::IllegalState("TapEmulator has stopped".into()))
     }
 
-    /// Callback mode: a frame from the app's link. A full queue drops it (counted).
+    /// Callback mode: a frame from the app's link. A full queue or an empty frame drops
+    /// it (counted as `callback_frames_dropped`).
     pub fn send_frame(&self, frame: Vec<u8>) -> Result<()> {
         let sender = self.running(|r| {
             r.to_driver.clone().ok_or_else(|| {
                 Error::IllegalState("sendFrame needs callback mode (no link URL)".into())
             })
         })?;
+        if frame.is_empty() {
+            self.callback_frames_dropped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         match sender.try_send(frame) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
