@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit, replay and end-to-end tests.
+# The whole test suite: formatting, lints, unit, replay and end-to-end tests, and the
+# host-JVM tests of the Java API.
 # Installs the Debian packages the end-to-end tests need when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg_bin in dnsmasq-base:dnsmasq tcpdump:tcpdump iproute2:ip iputils-ping:ping iperf3:iperf3 radvd:radvd socat:socat ethtool:ethtool isc-dhcp-client:dhclient; do
+for pkg_bin in dnsmasq-base:dnsmasq tcpdump:tcpdump iproute2:ip iputils-ping:ping iperf3:iperf3 radvd:radvd socat:socat ethtool:ethtool isc-dhcp-client:dhclient openjdk-17-jdk-headless:javac binutils:nm; do
   pkg=${pkg_bin%%:*} bin=${pkg_bin##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
@@ -24,3 +25,5 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 cargo test --workspace
+# Java API on the host JVM: symbol check, javac, JNI tests (namespace lab as root).
+jni-bindings/run-java-tests.sh

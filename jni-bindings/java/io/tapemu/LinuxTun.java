@@ -1,0 +1,31 @@
+package io.tapemu;
+
+import java.io.IOException;
+
+/**
+ * Desktop Linux only: opens a TUN device for a JVM that is not an Android {@code VpnService}
+ * (tests, desktop tools). Needs CAP_NET_ADMIN. Configure the interface (address, routes, up)
+ * with the usual tools; the returned fd goes to {@link TapEmulator#attachTun(int)}.
+ */
+public final class LinuxTun {
+    static {
+        System.loadLibrary("tapemu_jni");
+    }
+
+    private LinuxTun() {}
+
+    /**
+     * Opens (creating if needed) the TUN interface {@code name}, without packet information
+     * header, non-blocking.
+     *
+     * @param name interface name, at most 15 bytes
+     * @return the fd
+     * @throws IOException if the device cannot be opened or the name is refused
+     * @throws IllegalArgumentException if the name is empty or too long
+     */
+    public static int open(String name) throws IOException {
+        return nativeOpen(name);
+    }
+
+    private static native int nativeOpen(String name) throws IOException;
+}

@@ -1,0 +1,67 @@
+package io.tapemu;
+
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * A snapshot of an emulator's counters: one per outcome and one per drop reason (the names
+ * are those of the Rust {@code tapemu::Stats} fields, e.g. {@code link_frames_in},
+ * {@code drop_link_not_for_us}). Immutable.
+ */
+public final class TapStats {
+    private final Map<String, Long> counters;
+    private final long listenerErrors;
+
+    TapStats(String[] names, long[] values, long listenerErrors) {
+        Map<String, Long> m = new LinkedHashMap<>();
+        for (int i = 0; i < names.length && i < values.length; i++) {
+            m.put(names[i], values[i]);
+        }
+        this.counters = Collections.unmodifiableMap(m);
+        this.listenerErrors = listenerErrors;
+    }
+
+    /**
+     * @param name a counter name
+     * @return its value, or 0 for an unknown name
+     */
+    public long get(String name) {
+        Long v = counters.get(name);
+        return v == null ? 0 : v;
+    }
+
+    /** @return every counter by name, in a fixed order */
+    public Map<String, Long> asMap() {
+        return counters;
+    }
+
+    /** @return the sum of all {@code drop_*} counters */
+    public long dropsTotal() {
+        long sum = 0;
+        for (Map.Entry<String, Long> e : counters.entrySet()) {
+            if (e.getKey().startsWith("drop_")) {
+                sum += e.getValue();
+            }
+        }
+        return sum;
+    }
+
+    /** @return how many listener calls threw an exception */
+    public long listenerErrors() {
+        return listenerErrors;
+    }
+
+    @Override
+    public String toString() {
+        StringBuilder sb = new StringBuilder("TapStats{");
+        boolean first = true;
+        for (Map.Entry<String, Long> e : counters.entrySet()) {
+            if (e.getValue() != 0) {
+                sb.append(first ? "" : ", ").append(e.getKey()).append('=').append(e.getValue());
+                first = false;
+            }
+        }
+        return sb.append(", listener_errors=").append(listenerErrors).append('}').toString();
+    }
+}

@@ -1,0 +1,195 @@
+//! Calls from native threads into the Java `TapEmulator`: a global reference to it and
+//! method ids looked up once, on the Java thread that created it (so no class lookup
+//! ever runs on a native thread, where Android's `FindClass` cannot see app classes).
+//!
+//! Every call attaches the current thread if needed (permanently: the emulator thread
+//! stays attached until it exits) and runs inside its own JNI local frame, so local
+//! references never pile up however long the thread runs. Java exceptions thrown by a
+//! callback are caught, cleared and logged here; they never unwind into the driver.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use jni::objects::{JClass, JObject};
+use jni::signature::{Primitive, ReturnType};
+use jni::strings::JNIString;
+use jni::JValue;
+use jni::{jni_sig, jni_str, AttachConfig, Env, JavaVM};
+
+/// Global references held by live [`JavaCallbacks`] (two each), for leak tests.
+static LIVE_GLOBAL_REFS: AtomicUsize = AtomicUsize::new(0);
+
+/// Global references the bridge holds now (two per emulator not yet dropped).
+pub fn live_global_refs() -> usize {
+    LIVE_GLOBAL_REFS.load(Ordering::Relaxed)
+}
+
+/// Local references one callback may create before the frame is popped.
+const LOCAL_FRAME_CAPACITY: usize = 8;
+use jni::ids::JMethodID;
+use jni::refs::Global;
+
+use crate::error::Result;
+
+/// Event kinds of `TapEmulator.onNativeEvent`; keep in sync with the Java constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum EventKind {
+    /// A lease (or the static address) is in force.
+    LeaseAcquired = 1,
+    /// The lease was renewed unchanged.
+    LeaseRenewed = 2,
+    /// The configuration changed: `a` old lease, `b` new lease.
+    LeaseChanged = 3,
+    /// The address was lost: `a` address, `b` reason.
+    LeaseLost = 4,
+    /// Another host claims our address: `a` address, `b` its MAC.
+    AddressConflict = 5,
+    /// IPv6 state changed: `a` the encoded state.
+    Ipv6Changed = 6,
+    /// The emulator stopped: `a` the error, or null after close().
+    Stopped = 7,
+}
+
+/// The Java side of one emulator.
+pub struct JavaCallbacks {
+    emulator: Global<JObject<'static>>,
+    /// Keeps the class, and so the method ids, alive.
+    _class: Global<JClass<'static>>,
+    on_event: JMethodID,
+    on_frame: JMethodID,
+    on_protect: JMethodID,
+}
+
+impl Drop for JavaCallbacks {
+    fn drop(&mut self) {
+        // The two `Global`s are deleted right after this, when the fields drop.
+        LIVE_GLOBAL_REFS.fetch_sub(2, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for JavaCallbacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JavaCallbacks").finish_non_exhaustive()
+    }
+}
+
+impl JavaCallbacks {
+    /// Looks up the callback methods of `emulator` (a `TapEmulator`) and keeps a global
+    /// reference to it. Must run on a Java thread (inside a native method).
+    pub fn new(env: &mut Env<'_>, emulator: &JObject<'_>) -> Result<Self> {
+        let class = env.get_object_class(emulator)?;
+        let on_event = env.get_method_id(
+            &class,
+            jni_str!("onNativeEvent"),
+            jni_sig!("(ILjava/lang/String;Ljava/lang/String;)V"),
+        )?;
+        let on_frame = env.get_method_id(&class, jni_str!("onNativeFrame"), jni_sig!("([B)V"))?;
+        let on_protect =
+            env.get_method_id(&class, jni_str!("onNativeProtect"), jni_sig!("(I)Z"))?;
+        let emulator = env.new_global_ref(emulator)?;
+        let class = env.new_global_ref(&class)?;
+        LIVE_GLOBAL_REFS.fetch_add(2, Ordering::Relaxed);
+        Ok(JavaCallbacks {
+            emulator,
+            _class: class,
+            on_event,
+            on_frame,
+            on_protect,
+        })
+    }
+
+    /// Runs `f` attached to the JVM inside a fresh local frame; logs failures (including
+    /// exceptions the Java side let through, which are cleared) and returns `None`.
+    fn call<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut Env<'_>) -> jni::errors::Result<T>,
+    ) -> Option<T> {
+        let vm = match JavaVM::singleton() {
+            Ok(vm) => vm,
+            Err(e) => {
+                tracing::error!("no JavaVM for {what}: {e}");
+                return None;
+            }
+        };
+        let name = JNIString::from(std::thread::current().name().unwrap_or("tapemu"));
+        let attached = vm.attach_current_thread_with_config(
+            || AttachConfig::new().thread_name(&name),
+            Some(LOCAL_FRAME_CAPACITY),
+            f,
+        );
+        match attached {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!("Java callback {what} failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// `onNativeEvent(kind, a, b)`.
+    pub fn event(&self, kind: EventKind, a: Option<&str>, b: Option<&str>) {
+        self.call("onNativeEvent", |env| {
+            let ja = match a {
+                Some(s) => env.new_string(s)?.into(),
+                None => JObject::null(),
+            };
+            let jb = match b {
+                Some(s) => env.new_string(s)?.into(),
+                None => JObject::null(),
+            };
+            let args = [
+                JValue::Int(kind as i32).as_jni(),
+                JValue::Object(&ja).as_jni(),
+                JValue::Object(&jb).as_jni(),
+            ];
+            // SAFETY: the id was looked up on this object's class with this exact signature.
+            unsafe {
+                env.call_method_unchecked(
+                    &self.emulator,
+                    self.on_event,
+                    ReturnType::Primitive(Primitive::Void),
+                    &args,
+                )
+            }?;
+            Ok(())
+        });
+    }
+
+    /// `onNativeFrame(byte[])`: a frame for the app's own link (callback mode).
+    pub fn frame(&self, frame: &[u8]) {
+        self.call("onNativeFrame", |env| {
+            let array = env.byte_array_from_slice(frame)?;
+            let args = [JValue::Object(&array).as_jni()];
+            // SAFETY: the id was looked up on this object's class with this exact signature.
+            unsafe {
+                env.call_method_unchecked(
+                    &self.emulator,
+                    self.on_frame,
+                    ReturnType::Primitive(Primitive::Void),
+                    &args,
+                )
+            }?;
+            Ok(())
+        });
+    }
+
+    /// `onNativeProtect(fd)`: true when the app protected the socket.
+    pub fn protect(&self, fd: RawFd) -> bool {
+        self.call("onNativeProtect", |env| {
+            let args = [JValue::Int(fd).as_jni()];
+            // SAFETY: the id was looked up on this object's class with this exact signature.
+            let r = unsafe {
+                env.call_method_unchecked(
+                    &self.emulator,
+                    self.on_protect,
+                    ReturnType::Primitive(Primitive::Boolean),
+                    &args,
+                )
+            }?;
+            r.z()
+        })
+        .unwrap_or(false)
+    }
+}

@@ -1,0 +1,345 @@
+//! Parsing and validation of the configuration the Java side passes in, with the same
+//! rules for every entry point. Everything from Java is untrusted: no panics here.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use tapemu::driver::LinkSpec as DriverLink;
+use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, Ipv6Mode, MacAddr};
+
+use crate::error::{Error, Result};
+
+/// Smallest MTU accepted (the IPv4 minimum datagram every host must take).
+pub const MIN_MTU: u16 = 576;
+
+/// Where the frames go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkSpec {
+    /// The app's own VPN protocol carries frames: `onFrame` / `sendFrame`.
+    Callback,
+    /// A built-in link, given by a URL the driver understands.
+    Url(LinkUrl),
+}
+
+/// A checked built-in link URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkUrl {
+    /// The URL as given.
+    pub url: String,
+    /// `udp`, `tcp`, `vxlan` or `tap`.
+    pub scheme: String,
+}
+
+/// How the IPv4 address is obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addressing {
+    /// DHCPv4.
+    Dhcp,
+    /// Fixed address, prefix and optional gateway.
+    Static(Ipv4Interface),
+}
+
+/// A validated emulator configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatorConfig {
+    /// Our MAC; `None` for a random one.
+    pub mac: Option<MacAddr>,
+    /// IPv4 addressing.
+    pub addressing: Addressing,
+    /// Hostname for DHCP.
+    pub hostname: Option<String>,
+    /// Link MTU.
+    pub mtu: u16,
+    /// Whether IPv6 (SLAAC) runs.
+    pub ipv6: bool,
+    /// The link.
+    pub link: LinkSpec,
+}
+
+/// The raw configuration fields, as they come from `TapConfig`.
+#[derive(Debug, Clone, Default)]
+pub struct RawConfig {
+    /// MAC string or `None`.
+    pub mac: Option<String>,
+    /// Static address or `None` for DHCP.
+    pub address: Option<String>,
+    /// Static prefix length.
+    pub prefix_len: i32,
+    /// Static gateway.
+    pub gateway: Option<String>,
+    /// Hostname.
+    pub hostname: Option<String>,
+    /// MTU.
+    pub mtu: i32,
+    /// IPv6 on or off.
+    pub ipv6: bool,
+    /// Link URL or `None` for callback mode.
+    pub link: Option<String>,
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::IllegalArgument(msg.into())
+}
+
+/// Parses a MAC, which must be unicast.
+pub fn parse_mac(s: &str) -> Result<MacAddr> {
+    let mac = MacAddr::from_str(s.trim()).map_err(|_| bad(format!("bad MAC address {s:?}")))?;
+    if !mac.is_unicast() {
+        return Err(bad(format!("MAC address {s} is multicast")));
+    }
+    if mac.octets() == [0; 6] {
+        return Err(bad("MAC address is all zeros"));
+    }
+    Ok(mac)
+}
+
+fn parse_ipv4(what: &str, s: &str) -> Result<Ipv4Addr> {
+    Ipv4Addr::from_str(s.trim()).map_err(|_| bad(format!("bad {what} {s:?}")))
+}
+
+/// Checks a hostname (RFC 1123 labels, at most 63 bytes in all as DHCP servers expect).
+pub fn parse_hostname(s: &str) -> Result<String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(bad(format!("bad hostname {s:?}")))
+    }
+}
+
+/// Checks a link URL with the driver's own parser (scheme, `host:port` or interface
+/// name, query parameters). Names are not resolved here.
+pub fn parse_link_url(url: &str) -> Result<LinkUrl> {
+    let spec = DriverLink::from_str(url).map_err(|e| bad(e.to_string()))?;
+    let scheme = match spec {
+        DriverLink::Udp { .. } => "udp",
+        DriverLink::Tcp { .. } => "tcp",
+        DriverLink::Vxlan { .. } => "vxlan",
+        DriverLink::Tap { .. } => "tap",
+        DriverLink::Channel(_) => return Err(bad(format!("bad link URL {url:?}"))),
+    };
+    Ok(LinkUrl {
+        url: url.to_string(),
+        scheme: scheme.to_string(),
+    })
+}
+
+impl RawConfig {
+    /// Validates every field.
+    pub fn parse(&self) -> Result<EmulatorConfig> {
+        let mac = self.mac.as_deref().map(parse_mac).transpose()?;
+        let mtu = u16::try_from(self.mtu)
+            .ok()
+            .filter(|m| *m >= MIN_MTU)
+            .ok_or_else(|| bad(format!("MTU {} out of range {MIN_MTU}-65535", self.mtu)))?;
+        let addressing = match &self.address {
+            None => {
+                if self.gateway.is_some() {
+                    return Err(bad("a gateway needs a static address"));
+                }
+                Addressing::Dhcp
+            }
+            Some(a) => {
+                let address = parse_ipv4("address", a)?;
+                let prefix_len = u8::try_from(self.prefix_len)
+                    .ok()
+                    .filter(|p| (1..=32).contains(p))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "prefix length {} out of range 1-32",
+                            self.prefix_len
+                        ))
+                    })?;
+                if address.is_unspecified() || address.is_broadcast() || address.is_multicast() {
+                    return Err(bad(format!("{address} cannot be a host address")));
+                }
+                let gateway = self
+                    .gateway
+                    .as_deref()
+                    .map(|g| parse_ipv4("gateway", g))
+                    .transpose()?;
+                let iface = Ipv4Interface::new(address, prefix_len, gateway);
+                if let Some(gw) = gateway {
+                    let mask = tapemu::route::prefix_mask(prefix_len);
+                    if u32::from(gw) & mask != u32::from(address) & mask || gw == address {
+                        return Err(bad(format!(
+                            "gateway {gw} is not another host on {address}/{prefix_len}"
+                        )));
+                    }
+                }
+                Addressing::Static(iface)
+            }
+        };
+        let hostname = self.hostname.as_deref().map(parse_hostname).transpose()?;
+        let link = match &self.link {
+            None => LinkSpec::Callback,
+            Some(url) => LinkSpec::Url(parse_link_url(url)?),
+        };
+        Ok(EmulatorConfig {
+            mac,
+            addressing,
+            hostname,
+            mtu,
+            ipv6: self.ipv6,
+            link,
+        })
+    }
+}
+
+impl EmulatorConfig {
+    /// The core configuration, with a fresh random seed (MAC, DHCP xids).
+    pub fn core_config(&self) -> Config {
+        let ipv4 = match &self.addressing {
+            Addressing::Static(iface) => Ipv4Mode::Static(iface.clone()),
+            Addressing::Dhcp => Ipv4Mode::Dhcp(DhcpConfig {
+                hostname: self.hostname.clone(),
+                ..DhcpConfig::default()
+            }),
+        };
+        Config {
+            mac: self.mac,
+            ipv4,
+            ipv6: if self.ipv6 {
+                Ipv6Mode::default()
+            } else {
+                Ipv6Mode::Disabled
+            },
+            mtu: self.mtu,
+            rng_seed: random_seed(),
+            ..Config::default()
+        }
+    }
+}
+
+/// A random 64-bit seed from the standard library's per-process hash keys and the clock.
+pub fn random_seed() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> RawConfig {
+        RawConfig {
+            mtu: 1500,
+            ..RawConfig::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_dhcp_callback() {
+        let c = raw().parse().unwrap();
+        assert_eq!(c.addressing, Addressing::Dhcp);
+        assert_eq!(c.link, LinkSpec::Callback);
+        assert_eq!(c.mac, None);
+    }
+
+    #[test]
+    fn mac_rules() {
+        assert!(parse_mac("02:00:5e:10:00:01").is_ok());
+        assert!(parse_mac("02-00-5e-10-00-01").is_ok());
+        for bad in [
+            "",
+            "zz:00:5e:10:00:01",
+            "02:00:5e:10:00",
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+            "ff:ff:ff:ff:ff:ff",
+        ] {
+            assert!(
+                matches!(parse_mac(bad), Err(Error::IllegalArgument(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn static_address_rules() {
+        let mut r = raw();
+        r.address = Some("192.0.2.50".into());
+        r.prefix_len = 24;
+        r.gateway = Some("192.0.2.1".into());
+        assert!(matches!(
+            r.parse().unwrap().addressing,
+            Addressing::Static(_)
+        ));
+        r.gateway = Some("198.51.100.1".into());
+        assert!(r.parse().is_err());
+        r.gateway = None;
+        r.prefix_len = 33;
+        assert!(r.parse().is_err());
+        r.prefix_len = 24;
+        r.address = Some("192.0.2".into());
+        assert!(r.parse().is_err());
+        let mut r = raw();
+        r.gateway = Some("192.0.2.1".into());
+        assert!(r.parse().is_err());
+    }
+
+    #[test]
+    fn mtu_and_hostname() {
+        let mut r = raw();
+        r.mtu = 100;
+        assert!(r.parse().is_err());
+        r.mtu = 70000;
+        assert!(r.parse().is_err());
+        r.mtu = 1400;
+        r.hostname = Some("phone-1.lan".into());
+        assert!(r.parse().is_ok());
+        r.hostname = Some("bad host".into());
+        assert!(r.parse().is_err());
+    }
+
+    #[test]
+    fn link_urls() {
+        for ok in [
+            "udp://192.0.2.1:4789",
+            "tcp://example.net:5000?len=4",
+            "vxlan://198.51.100.1:4789?vni=42",
+            "tap://tap0",
+            "udp://[2001:db8::1]:9",
+        ] {
+            assert!(parse_link_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "udp://",
+            "udp://host",
+            "ftp://a:1",
+            "vxlan://a:1?vni=99999999",
+            "tcp://a:1?len=3",
+            "udp://a:1?x=1",
+            "tap://",
+            "192.0.2.1:4789",
+        ] {
+            assert!(
+                matches!(parse_link_url(bad), Err(Error::IllegalArgument(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn seeds_differ() {
+        assert_ne!(random_seed(), random_seed());
+    }
+}
