@@ -295,12 +295,17 @@ impl NetConf {
             .cloned()
             .collect();
         self.del_all(stale).await;
-        let mtu = info.mtu.map(|m| u32::from(self.mtu(Some(m))));
-        let mut link = LinkUnspec::new_with_index(self.index).up();
-        if let Some(mtu) = mtu {
-            link = link.mtu(mtu);
+        self.set_link(LinkUnspec::new_with_index(self.index).up().build())
+            .await?;
+        // The RA's MTU is IPv6's alone (as the kernel applies it): the link MTU stays
+        // what DHCP or --mtu set for IPv4.
+        if let Some(mtu) = info.mtu {
+            let mtu = self.mtu(Some(mtu));
+            let path = format!("/proc/sys/net/ipv6/conf/{}/mtu", self.dev);
+            if let Err(e) = std::fs::write(&path, mtu.to_string()) {
+                tracing::warn!("IPv6 MTU {mtu} on {}: {e}", self.dev);
+            }
         }
-        self.set_link(link.build()).await?;
         for (addr, len) in addrs {
             self.add_addr(addr.into(), len).await?;
         }

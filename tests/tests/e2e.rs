@@ -401,3 +401,98 @@ fn e2e_static_address() {
     assert!(tapemu.wait_exit(T).expect("exit").success());
     assert!(lab.leases().is_empty(), "no DHCP in static mode");
 }
+
+/// IPv6 from dnsmasq's router advertisements, which advertise MTU 1400: tapemu takes
+/// a SLAAC address, applies the MTU to IPv6 only, the LAN host resolves us through the
+/// emulator's NDP answers, and TCP crosses both ways over IPv6.
+#[test]
+fn e2e_ipv6_slaac_mtu_ping_and_tcp() {
+    if !require_root("e2e_ipv6_slaac_mtu_ping_and_tcp") {
+        return;
+    }
+    let Some(bin) = require_bin("e2e_ipv6_slaac_mtu_ping_and_tcp", "tapemu") else {
+        return;
+    };
+    let lab = Lab::builder(LabLink::Vxlan)
+        .dnsmasq_arg(format!("--ra-param={LAN_BRIDGE},mtu:1400,10"))
+        .build()
+        .expect("lab");
+    let phone = lab.phone();
+    let tapemu = phone
+        .spawn(
+            "tapemu",
+            &[
+                &bin.to_string_lossy(),
+                "run",
+                "--link",
+                &lab.link_url(),
+                "--mac",
+                "02:00:00:00:e2:08",
+                "--json",
+            ],
+        )
+        .expect("spawn tapemu");
+    let v6 = json_event_where(&tapemu, "an IPv6 address with the RA's MTU", T, |v| {
+        v["event"] == "ipv6"
+            && v["mtu"] == 1400
+            && v["addresses"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    let ours: std::net::Ipv6Addr = v6["addresses"][0]
+        .as_str()
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("bad ipv6 event {v6}"));
+    // SLAAC from the EUI-64 of our MAC in the advertised prefix.
+    assert_eq!(
+        ours,
+        "2001:db8:1::ff:fe00:e208"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+    );
+    wait_until(T, "the IPv6 address and MTU on the TUN", || {
+        let addr_ok = phone
+            .addrs_of("tapemu0")
+            .is_ok_and(|a| a.iter().any(|a| a.addr == IpAddr::V6(ours)));
+        let mtu6 = phone
+            .run_ok(&["cat", "/proc/sys/net/ipv6/conf/tapemu0/mtu"])
+            .unwrap_or_default();
+        addr_ok && mtu6.trim() == "1400"
+    });
+    let link = phone.ip(&["link", "show", "tapemu0"]).expect("link");
+    assert!(
+        link.contains("mtu 1500"),
+        "IPv4's MTU is left alone: {link}"
+    );
+
+    let host6 = lab.host_ipv6(T).expect("the LAN host's SLAAC address");
+    lab.host()
+        .ip(&["-6", "neigh", "flush", "dev", HOST_DEV])
+        .expect("flush");
+    lab.host()
+        .wait_ping(ours.into(), T)
+        .expect("host → phone over IPv6");
+    phone
+        .wait_ping(host6.into(), T)
+        .expect("phone → host over IPv6");
+    let mb = 2 * 1024 * 1024;
+    tcp_transfer(
+        phone,
+        lab.host(),
+        SocketAddr::from((host6, 5301)),
+        mb,
+        Flow::ClientToServer,
+        T,
+    )
+    .expect("TCP phone → host over IPv6");
+    tcp_transfer(
+        lab.host(),
+        phone,
+        SocketAddr::from((ours, 5302)),
+        mb,
+        Flow::ClientToServer,
+        T,
+    )
+    .expect("TCP host → phone over IPv6");
+    tapemu.signal(libc::SIGTERM);
+    assert!(tapemu.wait_exit(T).expect("exit").success());
+}
