@@ -214,10 +214,12 @@ pub(crate) struct UdpDatagram<'a> {
     pub payload: &'a [u8],
 }
 
-/// If `packet` (a whole, checked IPv4 packet) is an unfragmented UDP datagram to port
-/// 68, the datagram.
-pub(crate) fn client_port_payload(packet: &[u8]) -> Option<UdpDatagram<'_>> {
-    let ip = Ipv4HeaderSlice::from_slice(packet).ok()?;
+/// If `packet` (a whole, checked IPv4 packet whose header `ip` the caller has already
+/// parsed) is an unfragmented UDP datagram to port 68, the datagram.
+pub(crate) fn client_port_payload<'a>(
+    ip: &Ipv4HeaderSlice<'_>,
+    packet: &'a [u8],
+) -> Option<UdpDatagram<'a>> {
     if ip.protocol() != etherparse::IpNumber::UDP || ip.is_fragmenting_payload() {
         return None;
     }

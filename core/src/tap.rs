@@ -493,7 +493,7 @@ impl Tap {
             return Ingress::Consumed;
         }
         if self.dhcp.is_some() {
-            if let Some(udp) = dhcp::client_port_payload(&payload[..total_len]) {
+            if let Some(udp) = dhcp::client_port_payload(&header, &payload[..total_len]) {
                 self.handle_dhcp(now, eth.src, udp);
                 return Ingress::Consumed;
             }
