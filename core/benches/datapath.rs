@@ -120,6 +120,24 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+
+    // The same frames to a host in DHCP mode, where every IPv4 packet is also checked
+    // for the DHCP client port.
+    let config = Config {
+        mac: Some(OUR_MAC),
+        ipv4: Ipv4Mode::Dhcp(tapemu::dhcp::DhcpConfig::default()),
+        ..Config::default()
+    };
+    let mut tap = Tap::new(config, now);
+    while tap.poll_transmit().is_some() {}
+    group.bench_function("ingress_dhcp_mode", |b| {
+        b.iter(|| {
+            for frame in &frames {
+                let out = tap.handle_link_frame(now, black_box(frame));
+                let _ = black_box(out);
+            }
+        })
+    });
     group.finish();
 }
 

@@ -926,10 +926,11 @@ impl Reply {
             return None;
         }
         let msg = Message::decode(&mut Decoder::new(header)).ok()?;
+        // Read chaddr from the raw header: dhcproto's `chaddr()` slices by the
+        // sender-controlled hlen and panics when it is below 6 or above 16.
         let mut chaddr = [0u8; 6];
-        chaddr.copy_from_slice(&msg.chaddr()[..6]);
-        if msg.hlen() != 6 {
-            chaddr = [0; 6];
+        if header[2] == 6 {
+            chaddr.copy_from_slice(&header[28..34]);
         }
         let raw = RawOptions::collect(bytes)?;
         let message_type = match raw.get(53) {
@@ -1164,12 +1165,17 @@ fn decode_classless_routes(mut v: &[u8]) -> Option<Vec<Ipv4Route>> {
     (!routes.is_empty()).then_some(routes)
 }
 
+/// Most search domains taken from option 119.
+const MAX_SEARCH_DOMAINS: usize = 32;
+
 /// Option 119 (RFC 3397): DNS names in wire format, with compression pointers into
 /// the option itself. `None` if malformed.
 fn decode_domain_list(v: &[u8]) -> Option<Vec<String>> {
     let mut names = Vec::new();
     let mut pos = 0;
-    while pos < v.len() {
+    // Each name may point back into earlier ones: cap the list so a long option cannot
+    // expand into megabytes of names.
+    while pos < v.len() && names.len() < MAX_SEARCH_DOMAINS {
         let (name, next) = decode_name(v, pos)?;
         if !name.is_empty() {
             names.push(name);
@@ -1182,6 +1188,9 @@ fn decode_domain_list(v: &[u8]) -> Option<Vec<String>> {
 /// The name at `start` and the offset after it (after the first pointer, if any).
 fn decode_name(v: &[u8], start: usize) -> Option<(String, usize)> {
     let mut labels: Vec<&str> = Vec::new();
+    // Length of the dotted name so far; checked as it grows, so compression pointers
+    // cannot make a small option expand into a large name.
+    let mut name_len = 0usize;
     let mut pos = start;
     let mut end = None;
     let mut jumps = 0;
@@ -1190,10 +1199,13 @@ fn decode_name(v: &[u8], start: usize) -> Option<(String, usize)> {
         match len {
             0 => {
                 let next = end.unwrap_or(pos + 1);
-                let name = labels.join(".");
-                return (name.len() <= 253).then_some((name, next));
+                return Some((labels.join("."), next));
             }
             1..=63 => {
+                name_len += usize::from(len) + usize::from(!labels.is_empty());
+                if name_len > 253 {
+                    return None;
+                }
                 let label = v.get(pos + 1..pos + 1 + usize::from(len))?;
                 labels.push(std::str::from_utf8(label).ok()?);
                 pos += 1 + usize::from(len);

@@ -1282,7 +1282,54 @@ fn header_for(tap: &mut Tap) -> Vec<u8> {
     payload
 }
 
+#[test]
+fn search_list_compression_cannot_amplify() {
+    // 120 one-byte labels, then a pointer back to the start: each pass adds 240
+    // characters, so the name passes 253 on the second pass and is refused.
+    let mut option = Vec::new();
+    for _ in 0..120 {
+        option.extend_from_slice(&[1, b'a']);
+    }
+    option.extend_from_slice(&[0xc0, 0x00]);
+    assert_eq!(decode_domain_list(&option), None);
+    // Many short names each pointing back at a long one: the list is capped.
+    let mut option = vec![60];
+    option.extend_from_slice(&[b'b'; 60]);
+    option.push(0);
+    for _ in 0..500 {
+        option.extend_from_slice(&[0xc0, 0x00]);
+    }
+    let names = decode_domain_list(&option).unwrap();
+    assert_eq!(names.len(), MAX_SEARCH_DOMAINS);
+    // A normal compressed list still decodes.
+    let list = [
+        3, b'l', b'a', b'b', 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0, 4, b'c', b'o', b'r',
+        b'p', 0xc0, 4,
+    ];
+    assert_eq!(
+        decode_domain_list(&list).unwrap(),
+        vec!["lab.example".to_string(), "corp.example".to_string()]
+    );
+}
+
 proptest! {
+    /// Any fixed header (any hlen, op, flags, addresses) behind the magic cookie with
+    /// a message type: never a panic, before or after the xid check.
+    #[test]
+    fn arbitrary_reply_headers_never_panic(
+        header in proptest::collection::vec(any::<u8>(), 236),
+        hlen in prop_oneof![Just(0u8), Just(5), Just(6), Just(16), Just(17), any::<u8>()],
+        kind in 1u8..9,
+    ) {
+        let t0 = Instant::now();
+        let mut tap = dhcp_tap(DhcpConfig::default(), t0);
+        let mut payload = header;
+        payload[0] = 2;
+        payload[2] = hlen;
+        payload.extend_from_slice(&[99, 130, 83, 99, 53, 1, kind, 54, 4, 192, 0, 2, 1, 255]);
+        let _ = tap.handle_link_frame(t0, &reply_frame(MacAddr::BROADCAST, Ipv4Addr::BROADCAST, &payload));
+    }
+
     #[test]
     fn arbitrary_udp_payloads_to_port_68_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..700)) {
         let t0 = Instant::now();

@@ -161,6 +161,8 @@ pub struct NeighbourCache<A> {
     entries: HashMap<A, Entry>,
     timers: BinaryHeap<Reverse<(Instant, A)>>,
     queued_bytes_total: usize,
+    /// Entries in INCOMPLETE, which are never evicted.
+    incomplete: usize,
     next_gc: Option<Instant>,
     actions: VecDeque<Action<A>>,
     /// Counters since creation.
@@ -175,6 +177,7 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
             entries: HashMap::new(),
             timers: BinaryHeap::new(),
             queued_bytes_total: 0,
+            incomplete: 0,
             next_gc: None,
             actions: VecDeque::new(),
             counters: NeighbourCounters::default(),
@@ -281,6 +284,7 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
                     queue_bytes: 0,
                 },
             );
+            self.incomplete += 1;
             self.timers.push(Reverse((deadline, target)));
             self.counters.solicitations += 1;
             self.actions.push_back(Action::Solicit {
@@ -328,6 +332,7 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
         entry.deadline = now + reachable;
         entry.probes_sent = 0;
         if was_incomplete {
+            self.incomplete -= 1;
             self.counters.resolved += 1;
             self.flush(target);
         }
@@ -342,6 +347,7 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
         match self.entries.get_mut(&target) {
             Some(entry) => {
                 if entry.state == State::Incomplete {
+                    self.incomplete -= 1;
                     entry.mac = mac;
                     entry.state = State::Stale;
                     entry.last_used = now;
@@ -387,6 +393,9 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
     /// Removes an entry; frames still queued for it are reported undeliverable.
     pub fn remove(&mut self, target: A) {
         if let Some(entry) = self.entries.remove(&target) {
+            if entry.state == State::Incomplete {
+                self.incomplete -= 1;
+            }
             self.queued_bytes_total -= entry.queue_bytes;
             if !entry.queue.is_empty() {
                 self.actions.push_back(Action::Unreachable {
@@ -530,6 +539,16 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
     /// Evicts the least recently used resolved entry; false when every entry is
     /// unresolved (those are never evicted, so their queued packets are accounted for).
     fn evict_one(&mut self) -> bool {
+        debug_assert_eq!(
+            self.incomplete,
+            self.entries
+                .values()
+                .filter(|e| e.state == State::Incomplete)
+                .count()
+        );
+        if self.incomplete == self.entries.len() {
+            return false;
+        }
         let victim = self
             .entries
             .iter()

@@ -548,10 +548,12 @@ impl Tap {
 
     fn address_conflict(&mut self, now: Instant, address: Ipv4Addr, mac: MacAddr) {
         self.stats.address_conflicts += 1;
-        self.push_event(Event::AddressConflict { address, mac });
         // RFC 5227 §2.4 (b): defend once, unless we defended within DEFEND_INTERVAL.
+        // The event goes with the defence, so a flood of claims raises one event per
+        // interval (the counter has them all).
         let may_defend = self.last_defence.is_none_or(|t| now >= t + DEFEND_INTERVAL);
         if may_defend {
+            self.push_event(Event::AddressConflict { address, mac });
             self.last_defence = Some(now);
             self.stats.arp_requests_out += 1;
             self.push_link(ArpPacket::announcement(self.mac, address).to_frame(MacAddr::BROADCAST));

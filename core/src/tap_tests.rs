@@ -295,7 +295,25 @@ fn conflict_raises_event_and_defends_at_most_every_ten_seconds() {
         link_arps(&drain(&mut tap)).is_empty(),
         "no second defence within 10 s"
     );
+    assert_eq!(
+        tap.poll_event(),
+        None,
+        "a flood of claims raises one event per interval"
+    );
     assert_eq!(tap.stats().address_conflicts, 2);
+    let _ = tap.handle_link_frame(
+        t0 + Duration::from_secs(10),
+        &arp_frame(claim, MacAddr::BROADCAST),
+    );
+    assert_eq!(
+        link_arps(&drain(&mut tap)).len(),
+        1,
+        "defends again after 10 s"
+    );
+    assert!(matches!(
+        tap.poll_event(),
+        Some(Event::AddressConflict { .. })
+    ));
 }
 
 /// Sets or clears DF (flags byte at IP offset 6) and fixes the header checksum.
