@@ -113,6 +113,9 @@ pub struct Ipv6Route {
 }
 
 /// The usable IPv6 configuration, as a TUN (or `VpnService.Builder`) needs it.
+///
+/// Empty until our link-local address passed DAD; from then on `link_local` is always
+/// set (a usable link-local address is never removed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ipv6Info {
     /// Global addresses that passed DAD and are still valid, with their prefix length.
@@ -348,19 +351,19 @@ impl Ipv6Host {
         &self.cache
     }
 
-    /// The usable configuration.
+    /// The usable configuration: empty until the link-local address passed DAD, so
+    /// every non-empty [`Ipv6Info`] (and every [`Event::Ipv6Changed`]) carries
+    /// `link_local`; a global address whose DAD finished first waits for it.
     pub fn info(&self) -> Ipv6Info {
+        let Some(link_local) = self.link_local() else {
+            return Ipv6Info::default();
+        };
         let addresses = self
             .addresses
             .iter()
             .filter(|a| a.kind == Kind::Slaac && a.usable())
             .map(|a| (a.addr, a.prefix_len))
             .collect();
-        let link_local = self
-            .addresses
-            .iter()
-            .find(|a| a.kind == Kind::LinkLocal && a.usable())
-            .map(|a| a.addr);
         let mut routes: Vec<Ipv6Route> = self
             .prefixes
             .iter()
@@ -391,7 +394,7 @@ impl Ipv6Host {
         }
         Ipv6Info {
             addresses,
-            link_local,
+            link_local: Some(link_local),
             routes,
             dns,
             search,

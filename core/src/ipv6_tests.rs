@@ -1192,3 +1192,41 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn every_event_after_link_local_dad_carries_the_link_local_address() {
+    // An RA that arrives while the link-local address is still tentative: whichever
+    // DAD finishes first, no event reports a global address without the link-local one,
+    // and every event from the link-local verdict on carries it.
+    for seed in 0..32 {
+        let t0 = Instant::now();
+        let mut tap = Tap::new(
+            Config {
+                rng_seed: seed,
+                ..config(Ipv6Config::default())
+            },
+            t0,
+        );
+        let _ = tap.handle_link_frame(t0, &radvd_ra(1800, 86400, 14400));
+        // The router's routes and DNS are known but not reported without a link-local
+        // address.
+        assert_eq!(tap.ipv6_info(), Ipv6Info::default());
+        assert!(events(&mut tap).is_empty());
+        run_until(&mut tap, t0 + Duration::from_secs(5));
+        let infos: Vec<Ipv6Info> = events(&mut tap)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Ipv6Changed(info) => Some(info),
+                _ => None,
+            })
+            .collect();
+        assert!(!infos.is_empty(), "seed {seed}");
+        for info in &infos {
+            assert_eq!(info.link_local, Some(ll()), "seed {seed}: {infos:?}");
+        }
+        assert_eq!(
+            infos.last().map(|i| i.addresses.clone()),
+            Some(vec![(global(), 64)])
+        );
+    }
+}
