@@ -2,7 +2,8 @@
 //! and lifetimes, SLAAC (RFC 4862), router discovery and the router list (RFC 4861),
 //! RA options (MTU, RDNSS and DNSSL of RFC 8106), the on-link prefixes and the next-hop
 //! choice, and the MLDv2 reports (RFC 3810) that keep snooping bridges forwarding our
-//! solicited-node groups to us.
+//! solicited-node groups to us. The groups the TUN side joins are learnt from the
+//! kernel's own MLD reports, so their traffic is taken from the link and delivered.
 //!
 //! [`crate::Tap`] owns one [`Ipv6Host`] when IPv6 is enabled and hands it every IPv6
 //! packet from the TUN and every IPv6 frame from the link.
@@ -62,6 +63,11 @@ pub struct Ipv6Config {
     pub max_prefixes: usize,
     /// Most DNS servers and most search domains kept (each).
     pub max_dns: usize,
+    /// Most multicast groups learnt from the MLD reports the TUN sends (groups its apps
+    /// join, such as mDNS `ff02::fb`); traffic to them is delivered to the TUN. A join
+    /// beyond the limit is not learnt, and that group's frames are dropped and counted
+    /// like any group we do not take.
+    pub max_groups: usize,
     /// Ask for DNS servers and search domains with a stateless DHCPv6
     /// Information-Request when a router sets the O or M flag (addresses are not
     /// leased by DHCPv6).
@@ -80,6 +86,7 @@ impl Default for Ipv6Config {
             max_routers: 8,
             max_prefixes: 16,
             max_dns: 8,
+            max_groups: 32,
             dhcpv6: true,
         }
     }
@@ -113,6 +120,9 @@ pub struct Ipv6Route {
 }
 
 /// The usable IPv6 configuration, as a TUN (or `VpnService.Builder`) needs it.
+///
+/// Empty until our link-local address passed DAD; from then on `link_local` is always
+/// set (a usable link-local address is never removed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ipv6Info {
     /// Global addresses that passed DAD and are still valid, with their prefix length.
@@ -287,6 +297,9 @@ pub struct Ipv6Host {
     rs: Option<(Instant, u8)>,
     rs_started: bool,
     mld: Mld,
+    /// Groups the TUN side listens to, learnt from its MLD reports (at most
+    /// `config.max_groups`).
+    tun_groups: Vec<Ipv6Addr>,
     dhcp: Option<InfoRequest>,
     dhcp_refresh: Option<Instant>,
     dhcp_info: Dhcpv6Info,
@@ -321,6 +334,7 @@ impl Ipv6Host {
             rs: None,
             rs_started: false,
             mld: Mld::default(),
+            tun_groups: Vec::new(),
             dhcp: None,
             dhcp_refresh: None,
             dhcp_info: Dhcpv6Info::default(),
@@ -348,19 +362,19 @@ impl Ipv6Host {
         &self.cache
     }
 
-    /// The usable configuration.
+    /// The usable configuration: empty until the link-local address passed DAD, so
+    /// every non-empty [`Ipv6Info`] (and every [`Event::Ipv6Changed`]) carries
+    /// `link_local`; a global address whose DAD finished first waits for it.
     pub fn info(&self) -> Ipv6Info {
+        let Some(link_local) = self.link_local() else {
+            return Ipv6Info::default();
+        };
         let addresses = self
             .addresses
             .iter()
             .filter(|a| a.kind == Kind::Slaac && a.usable())
             .map(|a| (a.addr, a.prefix_len))
             .collect();
-        let link_local = self
-            .addresses
-            .iter()
-            .find(|a| a.kind == Kind::LinkLocal && a.usable())
-            .map(|a| a.addr);
         let mut routes: Vec<Ipv6Route> = self
             .prefixes
             .iter()
@@ -391,7 +405,7 @@ impl Ipv6Host {
         }
         Ipv6Info {
             addresses,
-            link_local,
+            link_local: Some(link_local),
             routes,
             dns,
             search,
@@ -426,14 +440,66 @@ impl Ipv6Host {
         groups
     }
 
-    /// True when a frame to the multicast MAC `mac` is for us: all-nodes or one of our
-    /// solicited-node groups.
+    /// True when a frame to the multicast MAC `mac` is for us: all-nodes, one of our
+    /// solicited-node groups or a group the TUN side joined.
     pub fn accepts_mac(&self, mac: MacAddr) -> bool {
         mac == MacAddr::ipv6_multicast(ALL_NODES)
             || self
                 .addresses
                 .iter()
                 .any(|a| MacAddr::ipv6_multicast(solicited_node(a.addr)) == mac)
+            || self
+                .tun_groups
+                .iter()
+                .any(|g| MacAddr::ipv6_multicast(*g) == mac)
+    }
+
+    /// The multicast groups learnt from the TUN side's MLD reports.
+    pub fn tun_groups(&self) -> &[Ipv6Addr] {
+        &self.tun_groups
+    }
+
+    /// Learns the groups joined and left in an MLD report from the TUN (`packet`, the
+    /// whole IPv6 packet). Invalid reports teach nothing; they still go out.
+    fn learn_tun_groups(&mut self, packet: &[u8]) {
+        let Some((PROTO_ICMPV6, offset)) = upper_layer(packet) else {
+            return;
+        };
+        let Some(msg) = packet.get(offset..) else {
+            return;
+        };
+        if !matches!(
+            msg.first().copied(),
+            Some(
+                icmpv6_type::MLD_V1_REPORT | icmpv6_type::MLD_V1_DONE | icmpv6_type::MLD_V2_REPORT
+            )
+        ) {
+            return;
+        }
+        let (Some(src), Some(dst)) = (ipv6_at(packet, 8), ipv6_at(packet, 24)) else {
+            return;
+        };
+        let Ok(changes) = ndp::parse_mld_report(src, dst, packet[7], msg) else {
+            return;
+        };
+        for (group, listening) in changes {
+            // ff02::1 and solicited-node groups are ours already (NDP is ours alone);
+            // interface-local and reserved scopes never reach the link.
+            let scope = group.octets()[1] & 0x0f;
+            if group == ALL_NODES || is_solicited_node(group) || scope < 2 {
+                continue;
+            }
+            let known = self.tun_groups.iter().position(|g| *g == group);
+            match (known, listening) {
+                (Some(i), false) => {
+                    self.tun_groups.swap_remove(i);
+                }
+                (None, true) if self.tun_groups.len() < self.config.max_groups => {
+                    self.tun_groups.push(group);
+                }
+                _ => {}
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -623,6 +689,9 @@ impl Ipv6Host {
             stats.drop_tun_ipv6_malformed += 1;
             return Egress::Consumed;
         }
+        if dst.is_multicast() {
+            self.learn_tun_groups(packet);
+        }
         // We are the only NDP speaker on the link: the kernel's own RS/RA/NS/NA/redirects
         // from the TUN (it runs NDP on no real link) would only confuse the neighbours.
         if packet[6] == PROTO_ICMPV6
@@ -734,7 +803,9 @@ impl Ipv6Host {
         let packet = &payload[..total];
         let ours = self.addresses.iter().find(|a| a.addr == dst);
         let to_us = if dst.is_multicast() {
-            dst == ALL_NODES || self.addresses.iter().any(|a| solicited_node(a.addr) == dst)
+            dst == ALL_NODES
+                || self.addresses.iter().any(|a| solicited_node(a.addr) == dst)
+                || self.tun_groups.contains(&dst)
         } else {
             ours.is_some()
         };
@@ -744,15 +815,9 @@ impl Ipv6Host {
         }
         let tentative = ours.is_some_and(|a| !a.usable());
         // ICMPv6 directly or behind one hop-by-hop header (MLD).
-        let (proto, offset) = match packet[6] {
-            PROTO_HOP_BY_HOP => match (packet.get(40), packet.get(41)) {
-                (Some(&next), Some(&len)) => (next, IPV6_HEADER_LEN + (usize::from(len) + 1) * 8),
-                _ => {
-                    stats.drop_link_ipv6_malformed += 1;
-                    return Ingress::Consumed;
-                }
-            },
-            next => (next, IPV6_HEADER_LEN),
+        let Some((proto, offset)) = upper_layer(packet) else {
+            stats.drop_link_ipv6_malformed += 1;
+            return Ingress::Consumed;
         };
         if proto == PROTO_ICMPV6 {
             if let Some(msg) = packet.get(offset..) {
@@ -805,7 +870,10 @@ impl Ipv6Host {
                 Ok(query) => {
                     stats.mld_queries_in += 1;
                     let groups = self.groups();
-                    if query.group.is_unspecified() || groups.contains(&query.group) {
+                    if query.group.is_unspecified()
+                        || groups.contains(&query.group)
+                        || self.tun_groups.contains(&query.group)
+                    {
                         let delay = rng.random_range(0..=u64::from(query.max_response_ms));
                         let at = now.checked_add(Duration::from_millis(delay)).unwrap_or(now);
                         self.mld.query_response =
@@ -1340,13 +1408,17 @@ impl Ipv6Host {
         }
         if self.mld.query_response.is_some_and(|t| t <= now) {
             self.mld.query_response = None;
-            let records: Vec<(u8, Ipv6Addr)> = self
-                .groups()
+            // The kernel behind the TUN never sees the queries: we answer for its
+            // groups too (never solicited-node ones), so snooping bridges keep
+            // forwarding them.
+            let mut groups = self.groups();
+            groups.extend_from_slice(&self.tun_groups);
+            let records: Vec<(u8, Ipv6Addr)> = groups
                 .into_iter()
                 .map(|g| (record_type::MODE_IS_EXCLUDE, g))
                 .collect();
-            if !records.is_empty() {
-                let report = ndp::mld_report(src, &records);
+            for chunk in records.chunks(MAX_MLD_RECORDS) {
+                let report = ndp::mld_report(src, chunk);
                 stats.mld_reports_out += 1;
                 self.push_multicast(stats, &report);
             }
@@ -1373,6 +1445,23 @@ fn update_timed<T: PartialEq>(
         None if list.len() < max => list.push(Timed { value, expires }),
         None => stats.drop_ndp_table_limit += 1,
     }
+}
+
+/// The protocol after the IPv6 header of `packet` and where it starts, past one
+/// hop-by-hop header if there is one (as MLD has); `None` when that header is cut short.
+fn upper_layer(packet: &[u8]) -> Option<(u8, usize)> {
+    match *packet.get(6)? {
+        PROTO_HOP_BY_HOP => {
+            let (&next, &len) = (packet.get(40)?, packet.get(41)?);
+            Some((next, IPV6_HEADER_LEN + (usize::from(len) + 1) * 8))
+        }
+        next => Some((next, IPV6_HEADER_LEN)),
+    }
+}
+
+/// True for the solicited-node groups `ff02::1:ff00:0/104`.
+fn is_solicited_node(group: Ipv6Addr) -> bool {
+    group.octets()[..13] == solicited_node(Ipv6Addr::UNSPECIFIED).octets()[..13]
 }
 
 fn ipv6_at(bytes: &[u8], at: usize) -> Option<Ipv6Addr> {

@@ -1120,9 +1120,159 @@ fn ra_retrans_timer_and_reachable_time_drive_the_ndp_cache() {
     assert_eq!(of_type(&out, 135).len(), 3);
 }
 
+/// An MLD report or done from the TUN (the kernel's own, from `::`), behind headroom.
+fn mld_from_tun(tap: &mut Tap, now: Instant, packet: &[u8]) {
+    let mut frame = vec![0u8; HEADROOM];
+    frame.extend_from_slice(packet);
+    // It still goes out to the link, for snooping bridges.
+    assert_eq!(tap.handle_tun_packet(now, &mut frame), Egress::Send);
+    assert_eq!(frame[HEADROOM - 14..HEADROOM - 12], [0x33, 0x33]);
+}
+
+/// A UDP datagram from a peer to the multicast group `group`, as a link frame.
+fn udp6_to_group(group: Ipv6Addr) -> Vec<u8> {
+    let mut p = vec![0u8; HEADROOM];
+    PacketBuilder::ipv6(a("fe80::a").octets(), group.octets(), 255)
+        .udp(5353, 5353)
+        .write(&mut p, b"mdns")
+        .unwrap();
+    frame_to(MacAddr::ipv6_multicast(group), PEER_MAC, &p[HEADROOM..])
+}
+
+/// An MLDv1 report (131) or done (132) for `group`.
+fn mldv1(kind: u8, group: Ipv6Addr) -> Vec<u8> {
+    let mut msg = vec![kind, 0, 0, 0, 0, 0, 0, 0];
+    msg.extend_from_slice(&group.octets());
+    let dst = if kind == 131 { group } else { ALL_ROUTERS };
+    ndp::icmpv6_packet(Ipv6Addr::UNSPECIFIED, dst, 1, true, msg)
+}
+
+#[test]
+fn groups_the_tun_joins_are_delivered_until_it_leaves() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    let mdns = a("ff02::fb");
+    let frame = udp6_to_group(mdns);
+    assert_eq!(frame[..6], [0x33, 0x33, 0, 0, 0, 0xfb]);
+    // Not joined yet: dropped and counted, as any group we do not take.
+    assert_eq!(tap.handle_link_frame(t0, &frame), Ingress::Consumed);
+    assert_eq!(tap.stats().drop_link_not_for_us, 1);
+    // The kernel joins ff02::fb (MLDv2 CHANGE_TO_EXCLUDE {}): the report still goes
+    // out, and the group's traffic is now delivered.
+    let join = ndp::mld_report(
+        Ipv6Addr::UNSPECIFIED,
+        &[(record_type::CHANGE_TO_EXCLUDE, mdns)],
+    );
+    mld_from_tun(&mut tap, t0, &join);
+    assert_eq!(
+        tap.handle_link_frame(t0, &frame),
+        Ingress::Deliver(14..frame.len())
+    );
+    // A group never joined (SSDP ff02::c) is still dropped and counted.
+    let ssdp = udp6_to_group(a("ff02::c"));
+    assert_eq!(tap.handle_link_frame(t0, &ssdp), Ingress::Consumed);
+    assert_eq!(tap.stats().drop_link_not_for_us, 2);
+    // Same MAC (33:33:00:00:00:fb), another group: dropped at the IPv6 layer.
+    let other = udp6_to_group(a("ff05::fb"));
+    assert_eq!(tap.handle_link_frame(t0, &other), Ingress::Consumed);
+    assert_eq!(tap.stats().drop_link_ipv6_not_for_us, 1);
+    // A general query is answered for the kernel's group too.
+    let mut q = vec![130, 0, 0, 0, 0x03, 0xe8, 0, 0];
+    q.extend_from_slice(&[0; 20]);
+    let query = ndp::icmpv6_packet(a("fe80::1"), ALL_NODES, 1, true, q);
+    let now = t0 + Duration::from_secs(5);
+    let _ = tap.handle_link_frame(
+        now,
+        &frame_to(MacAddr::ipv6_multicast(ALL_NODES), ROUTER_MAC, &query),
+    );
+    let out = run_until(&mut tap, now + Duration::from_secs(1));
+    let reports = of_type(&out, 143);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].msg[6..8], [0, 2]);
+    assert_eq!(ipv6_at(&reports[0].msg, 12), Some(solicited_node(ll())));
+    assert_eq!(ipv6_at(&reports[0].msg, 32), Some(mdns));
+    // The kernel leaves (CHANGE_TO_INCLUDE {}): dropped and counted again.
+    let leave = ndp::mld_report(
+        Ipv6Addr::UNSPECIFIED,
+        &[(record_type::CHANGE_TO_INCLUDE, mdns)],
+    );
+    mld_from_tun(&mut tap, now, &leave);
+    assert_eq!(tap.handle_link_frame(now, &frame), Ingress::Consumed);
+    assert_eq!(tap.stats().drop_link_not_for_us, 3);
+    // MLDv1 report and done work the same way.
+    let site = a("ff05::1:3");
+    mld_from_tun(&mut tap, now, &mldv1(131, site));
+    let frame = udp6_to_group(site);
+    assert_eq!(
+        tap.handle_link_frame(now, &frame),
+        Ingress::Deliver(14..frame.len())
+    );
+    mld_from_tun(&mut tap, now, &mldv1(132, site));
+    assert_eq!(tap.handle_link_frame(now, &frame), Ingress::Consumed);
+    assert_eq!(tap.stats().drop_link_not_for_us, 4);
+}
+
+#[test]
+fn tun_groups_leave_ndp_and_mld_to_us() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    // The kernel's solicited-node and all-nodes groups and a bad checksum teach nothing.
+    let report = ndp::mld_report(
+        Ipv6Addr::UNSPECIFIED,
+        &[
+            (record_type::CHANGE_TO_EXCLUDE, a("ff02::1:ff00:99")),
+            (record_type::CHANGE_TO_EXCLUDE, ALL_NODES),
+        ],
+    );
+    mld_from_tun(&mut tap, t0, &report);
+    let mut bad = ndp::mld_report(
+        Ipv6Addr::UNSPECIFIED,
+        &[(record_type::CHANGE_TO_EXCLUDE, a("ff02::fb"))],
+    );
+    bad[50] ^= 1;
+    mld_from_tun(&mut tap, t0, &bad);
+    let ns = ndp::neighbor_solicitation(
+        a("fe80::a"),
+        a("ff02::1:ff00:99"),
+        a("fe80::99"),
+        Some(PEER_MAC),
+        None,
+    );
+    let r = tap.handle_link_frame(
+        t0,
+        &frame_to(MacAddr([0x33, 0x33, 0xff, 0, 0, 0x99]), PEER_MAC, &ns),
+    );
+    assert_eq!(r, Ingress::Consumed);
+    let frame = udp6_to_group(a("ff02::fb"));
+    assert_eq!(tap.handle_link_frame(t0, &frame), Ingress::Consumed);
+    assert_eq!(tap.stats().drop_link_not_for_us, 2);
+    // In a joined group, MLD from the link is still ours, never the TUN's.
+    let join = ndp::mld_report(
+        Ipv6Addr::UNSPECIFIED,
+        &[(record_type::CHANGE_TO_EXCLUDE, a("ff02::fb"))],
+    );
+    mld_from_tun(&mut tap, t0, &join);
+    let peer_report = ndp::icmpv6_packet(a("fe80::a"), a("ff02::fb"), 1, true, {
+        let mut m = vec![131, 0, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&a("ff02::fb").octets());
+        m
+    });
+    let r = tap.handle_link_frame(
+        t0,
+        &frame_to(
+            MacAddr::ipv6_multicast(a("ff02::fb")),
+            PEER_MAC,
+            &peer_report,
+        ),
+    );
+    assert_eq!(r, Ingress::Consumed);
+    assert_eq!(tap.stats().ndp_ignored, 1);
+}
+
 mod prop {
     use super::*;
     use proptest::prelude::*;
+    use rand::SeedableRng;
 
     fn arb_ndp() -> impl Strategy<Value = (u8, u8, u8, Vec<u8>, bool)> {
         (
@@ -1190,5 +1340,89 @@ mod prop {
             while tap.poll_transmit().is_some() { n += 1; }
             prop_assert!(n <= 64);
         }
+    }
+
+    fn arb_group() -> impl Strategy<Value = Ipv6Addr> {
+        prop_oneof![
+            (0u16..64).prop_map(|i| Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x100 + i)),
+            any::<u128>().prop_map(|g| Ipv6Addr::from(g | (0xff << 120))),
+            Just(ALL_NODES),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn tun_group_joins_never_grow_past_the_limit(
+            reports in proptest::collection::vec(
+                (proptest::collection::vec((1u8..=7, arb_group()), 1..30), any::<bool>()),
+                1..40,
+            ),
+            max_groups in 0usize..6,
+        ) {
+            let t0 = Instant::now();
+            let mut rng = StdRng::seed_from_u64(1);
+            let mut stats = Stats::default();
+            let config = Ipv6Config { max_groups, ..Ipv6Config::default() };
+            let mut host = Ipv6Host::new(
+                config, NeighbourConfig::default(), OUR_MAC, 1500, t0, &mut rng, &mut stats,
+            );
+            for (records, v1) in reports {
+                let packets = if v1 {
+                    records.iter().map(|(k, g)| mldv1(130 + (k % 3), *g)).collect()
+                } else {
+                    vec![ndp::mld_report(Ipv6Addr::UNSPECIFIED, &records)]
+                };
+                for packet in packets {
+                    let mut frame = vec![0u8; HEADROOM];
+                    frame.extend_from_slice(&packet);
+                    let _ = host.egress(t0, &mut frame, &mut stats);
+                    prop_assert!(host.tun_groups().len() <= max_groups);
+                }
+            }
+            for g in host.tun_groups() {
+                prop_assert!(host.accepts_mac(MacAddr::ipv6_multicast(*g)));
+                prop_assert!(*g != ALL_NODES);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_event_after_link_local_dad_carries_the_link_local_address() {
+    // An RA that arrives while the link-local address is still tentative: whichever
+    // DAD finishes first, no event reports a global address without the link-local one,
+    // and every event from the link-local verdict on carries it.
+    for seed in 0..32 {
+        let t0 = Instant::now();
+        let mut tap = Tap::new(
+            Config {
+                rng_seed: seed,
+                ..config(Ipv6Config::default())
+            },
+            t0,
+        );
+        let _ = tap.handle_link_frame(t0, &radvd_ra(1800, 86400, 14400));
+        // The router's routes and DNS are known but not reported without a link-local
+        // address.
+        assert_eq!(tap.ipv6_info(), Ipv6Info::default());
+        assert!(events(&mut tap).is_empty());
+        run_until(&mut tap, t0 + Duration::from_secs(5));
+        let infos: Vec<Ipv6Info> = events(&mut tap)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Ipv6Changed(info) => Some(info),
+                _ => None,
+            })
+            .collect();
+        assert!(!infos.is_empty(), "seed {seed}");
+        for info in &infos {
+            assert_eq!(info.link_local, Some(ll()), "seed {seed}: {infos:?}");
+        }
+        assert_eq!(
+            infos.last().map(|i| i.addresses.clone()),
+            Some(vec![(global(), 64)])
+        );
     }
 }

@@ -566,12 +566,77 @@ pub fn router_solicitation(src: Ipv6Addr, mac: MacAddr) -> Vec<u8> {
 
 /// MLDv2 multicast address record types (RFC 3810 §5.2.12).
 pub mod record_type {
+    /// MODE_IS_INCLUDE: listening to the listed sources only (none: not listening).
+    pub const MODE_IS_INCLUDE: u8 = 1;
     /// MODE_IS_EXCLUDE: the answer to a query for a group we listen to.
     pub const MODE_IS_EXCLUDE: u8 = 2;
     /// CHANGE_TO_INCLUDE_MODE with no sources: we left the group.
     pub const CHANGE_TO_INCLUDE: u8 = 3;
     /// CHANGE_TO_EXCLUDE_MODE with no sources: we joined the group.
     pub const CHANGE_TO_EXCLUDE: u8 = 4;
+    /// ALLOW_NEW_SOURCES: more sources are listened to.
+    pub const ALLOW_NEW_SOURCES: u8 = 5;
+    /// BLOCK_OLD_SOURCES: fewer sources are listened to.
+    pub const BLOCK_OLD_SOURCES: u8 = 6;
+}
+
+/// Size of an MLDv2 multicast address record without sources and auxiliary data.
+const MLD_RECORD_LEN: usize = 20;
+
+/// Validates an MLD report or done message (`msg` after any hop-by-hop header: MLDv1
+/// report or done, or MLDv2 report) and returns, per group it names, whether the
+/// sender now listens to it (`true`) or stopped (`false`).
+///
+/// Listening: an MLDv1 report; an MLDv2 record in exclude mode, allowing sources, or
+/// in include mode with sources. Stopped: an MLDv1 done; an MLDv2 record in include
+/// mode without sources. BLOCK_OLD_SOURCES and unknown record types say neither and are
+/// skipped (RFC 3810 §5.2.12); so are groups that are not multicast addresses.
+pub fn parse_mld_report(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    msg: &[u8],
+) -> Result<Vec<(Ipv6Addr, bool)>, NdpError> {
+    if icmpv6_checksum(src, dst, msg) != 0 {
+        return Err(NdpError::BadChecksum);
+    }
+    if hop_limit != 1 {
+        return Err(NdpError::BadHopLimit);
+    }
+    let mut changes = Vec::new();
+    match msg.first().copied() {
+        Some(kind @ (icmpv6_type::MLD_V1_REPORT | icmpv6_type::MLD_V1_DONE)) => {
+            let group = addr_at(msg, 8).ok_or(NdpError::Malformed)?;
+            if group.is_multicast() {
+                changes.push((group, kind == icmpv6_type::MLD_V1_REPORT));
+            }
+        }
+        Some(icmpv6_type::MLD_V2_REPORT) => {
+            let count = msg.get(6..8).ok_or(NdpError::Malformed)?;
+            let count = usize::from(u16::from_be_bytes([count[0], count[1]]));
+            let mut rest = msg.get(8..).ok_or(NdpError::Malformed)?;
+            for _ in 0..count {
+                let header = rest.get(..MLD_RECORD_LEN).ok_or(NdpError::Malformed)?;
+                let (kind, aux_words) = (header[0], usize::from(header[1]));
+                let sources = usize::from(u16::from_be_bytes([header[2], header[3]]));
+                let len = MLD_RECORD_LEN + sources * 16 + aux_words * 4;
+                let group = addr_at(header, 4).ok_or(NdpError::Malformed)?;
+                rest = rest.get(len..).ok_or(NdpError::Malformed)?;
+                let listening = match kind {
+                    record_type::MODE_IS_INCLUDE | record_type::CHANGE_TO_INCLUDE => sources > 0,
+                    record_type::MODE_IS_EXCLUDE
+                    | record_type::CHANGE_TO_EXCLUDE
+                    | record_type::ALLOW_NEW_SOURCES => true,
+                    _ => continue,
+                };
+                if group.is_multicast() {
+                    changes.push((group, listening));
+                }
+            }
+        }
+        _ => return Err(NdpError::Invalid),
+    }
+    Ok(changes)
 }
 
 /// An MLDv2 report from `src` (link-local, or `::` before we have one) to `ff02::16`,
@@ -866,5 +931,56 @@ mod tests {
         let parsed = parse_mld_query(a("fe80::1"), ALL_NODES, 1, &pkt[48..]).unwrap();
         assert_eq!(parsed.max_response_ms, 10000);
         assert!(parsed.group.is_unspecified());
+    }
+
+    #[test]
+    fn mld_report_records_say_who_listens() {
+        let record = |kind: u8, aux: u8, sources: u16, group: &str| {
+            let mut r = vec![kind, aux];
+            r.extend_from_slice(&sources.to_be_bytes());
+            r.extend_from_slice(&a(group).octets());
+            r.extend(std::iter::repeat_n(0xaa, usize::from(sources) * 16));
+            r.extend(std::iter::repeat_n(0xbb, usize::from(aux) * 4));
+            r
+        };
+        let records = [
+            record(record_type::MODE_IS_INCLUDE, 0, 0, "ff02::a"),
+            record(record_type::CHANGE_TO_INCLUDE, 1, 2, "ff02::b"),
+            record(record_type::MODE_IS_EXCLUDE, 0, 1, "ff02::c"),
+            record(record_type::ALLOW_NEW_SOURCES, 0, 1, "ff05::d"),
+            record(record_type::BLOCK_OLD_SOURCES, 0, 1, "ff02::e"),
+            record(9, 0, 0, "ff02::f"),
+            record(record_type::CHANGE_TO_EXCLUDE, 0, 0, "2001:db8::1"),
+        ];
+        let build = |count: u16, body: &[u8]| {
+            let mut msg = vec![icmpv6_type::MLD_V2_REPORT, 0, 0, 0, 0, 0];
+            msg.extend_from_slice(&count.to_be_bytes());
+            msg.extend_from_slice(body);
+            icmpv6_packet(Ipv6Addr::UNSPECIFIED, ALL_MLDV2_ROUTERS, 1, true, msg)
+        };
+        let p = build(7, &records.concat());
+        let parse = |p: &[u8], hop| {
+            parse_mld_report(Ipv6Addr::UNSPECIFIED, ALL_MLDV2_ROUTERS, hop, &p[48..])
+        };
+        assert_eq!(
+            parse(&p, 1),
+            Ok(vec![
+                (a("ff02::a"), false),
+                (a("ff02::b"), true),
+                (a("ff02::c"), true),
+                (a("ff05::d"), true),
+            ])
+        );
+        assert_eq!(parse(&p, 255), Err(NdpError::BadHopLimit));
+        // A record count beyond the records, or a record cut short, is malformed.
+        assert_eq!(
+            parse(&build(8, &records.concat()), 1),
+            Err(NdpError::Malformed)
+        );
+        let cut = &records[1][..30];
+        assert_eq!(parse(&build(1, cut), 1), Err(NdpError::Malformed));
+        let mut bad = p.clone();
+        bad[60] ^= 1;
+        assert_eq!(parse(&bad, 1), Err(NdpError::BadChecksum));
     }
 }

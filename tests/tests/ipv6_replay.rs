@@ -496,3 +496,81 @@ fn every_recorded_frame_is_handled_without_surprises() {
     );
     assert!(s.ndp_ra_in >= 1);
 }
+
+#[test]
+fn recorded_ra_before_link_local_dad_never_reports_a_global_address_alone() {
+    let frames = load();
+    let ra = multicast_ra(&frames);
+    // Whichever DAD finishes first (the random delays differ per seed), every event
+    // carries the link-local address, and the last one the SLAAC address too.
+    for seed in 0..16 {
+        let t0 = Instant::now();
+        let mut tap = Tap::new(
+            Config {
+                mac: Some(HOST_B),
+                rng_seed: seed,
+                ipv4: Ipv4Mode::Disabled,
+                ..Config::default()
+            },
+            t0,
+        );
+        assert_eq!(tap.handle_link_frame(t0, &ra.data), Ingress::Consumed);
+        run_until(&mut tap, t0 + Duration::from_secs(5));
+        let infos: Vec<Ipv6Info> = events(&mut tap)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Ipv6Changed(info) => Some(info),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            infos.iter().all(|i| i.link_local == Some(ll(HOST_B))),
+            "seed {seed}: {infos:?}"
+        );
+        assert_eq!(
+            infos.last().map(|i| i.addresses.len()),
+            Some(1),
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn groups_from_a_recorded_kernel_report_on_the_tun_are_delivered() {
+    let frames = load();
+    let t0 = Instant::now();
+    let mut tap = configured(HOST_B, multicast_ra(&frames), t0);
+    // The router's kernel joined ff02::1:ff00:1, ff05::2 and ff02::2; here the same
+    // report comes from B's TUN.
+    let report = find(&frames, "the router's MLD report", |f| {
+        f.src_mac == ROUTER && f.icmp_type == 143 && f.src.is_unspecified()
+    });
+    let mut tun = vec![0u8; HEADROOM];
+    tun.extend_from_slice(report.ip_packet());
+    let now = t0 + Duration::from_secs(10);
+    assert_eq!(tap.handle_tun_packet(now, &mut tun), Egress::Send);
+    let udp_to = |group: Ipv6Addr| {
+        let mut p = Vec::new();
+        etherparse::PacketBuilder::ethernet2(HOST_A.0, MacAddr::ipv6_multicast(group).0)
+            .ipv6(ll(HOST_A).octets(), group.octets(), 1)
+            .udp(1000, 2000)
+            .write(&mut p, b"group")
+            .expect("packet");
+        p
+    };
+    let site = udp_to(a("ff05::2"));
+    assert_eq!(
+        tap.handle_link_frame(now, &site),
+        Ingress::Deliver(14..site.len())
+    );
+    // A group nobody joined is dropped and counted.
+    let before = tap.stats().drop_link_not_for_us;
+    let _ = tap.handle_link_frame(now, &udp_to(a("ff05::3")));
+    assert_eq!(tap.stats().drop_link_not_for_us, before + 1);
+    // NDP to a joined group is still ours: A's RS to ff02::2 is not delivered.
+    let rs = find(&frames, "A's RS", |f| {
+        f.src_mac == HOST_A && f.icmp_type == 133
+    });
+    assert_eq!(tap.handle_link_frame(now, &rs.data), Ingress::Consumed);
+    assert!(drain(&mut tap).is_empty());
+}
