@@ -461,7 +461,7 @@ impl Ipv6Host {
 
     /// Learns the groups joined and left in an MLD report from the TUN (`packet`, the
     /// whole IPv6 packet). Invalid reports teach nothing; they still go out.
-    fn learn_tun_groups(&mut self, packet: &[u8]) {
+    fn learn_tun_groups(&mut self, packet: &[u8], stats: &mut Stats) {
         let Some((PROTO_ICMPV6, offset)) = upper_layer(packet) else {
             return;
         };
@@ -497,6 +497,7 @@ impl Ipv6Host {
                 (None, true) if self.tun_groups.len() < self.config.max_groups => {
                     self.tun_groups.push(group);
                 }
+                (None, true) => stats.mld_groups_not_learnt += 1,
                 _ => {}
             }
         }
@@ -690,7 +691,7 @@ impl Ipv6Host {
             return Egress::Consumed;
         }
         if dst.is_multicast() {
-            self.learn_tun_groups(packet);
+            self.learn_tun_groups(packet, stats);
         }
         // We are the only NDP speaker on the link: the kernel's own RS/RA/NS/NA/redirects
         // from the TUN (it runs NDP on no real link) would only confuse the neighbours.

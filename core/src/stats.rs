@@ -146,6 +146,9 @@ counters! {
     drop_ndp_invalid,
     /// RA contents dropped because a table (routers, prefixes, addresses, DNS) was full.
     drop_ndp_table_limit,
+    /// Multicast groups joined on the TUN side beyond `Ipv6Config::max_groups` (their
+    /// traffic is not delivered).
+    mld_groups_not_learnt,
     /// IPv6 packets dropped by NDP neighbour queue limits.
     drop_ndp_queue_full,
     /// IPv6 packets dropped because the NDP table was full of unresolved entries.
