@@ -113,9 +113,19 @@ impl JavaCallbacks {
                 return None;
             }
         };
-        let name = JNIString::from(std::thread::current().name().unwrap_or("tapemu"));
+        // The JVM sees the thread's name only when it attaches, once per thread: build it
+        // for that call alone, not for every frame (the config is built on every call).
+        let name = match vm.is_thread_attached() {
+            Ok(true) => None,
+            _ => Some(JNIString::from(
+                std::thread::current().name().unwrap_or("tapemu"),
+            )),
+        };
         let attached = vm.attach_current_thread_with_config(
-            || AttachConfig::new().thread_name(&name),
+            || match &name {
+                Some(name) => AttachConfig::new().thread_name(name),
+                None => AttachConfig::new(),
+            },
             Some(LOCAL_FRAME_CAPACITY),
             f,
         );

@@ -13,9 +13,9 @@
 //! pointer.
 
 use std::collections::HashMap;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
@@ -132,6 +132,7 @@ pub fn stat_names() -> Vec<&'static str> {
     names.extend_from_slice(&[
         "tun_attached",
         "link_dropped_out",
+        "link_dropped_in",
         "tun_dropped_out",
         "dropped_no_tun",
         "link_reconnects",
@@ -147,6 +148,7 @@ fn stat_values(s: &DriverStats, callback_dropped: u64) -> Vec<i64> {
     values.extend_from_slice(&[
         i64::from(s.tun_attached),
         as_i64(s.link_dropped_out),
+        as_i64(s.link_dropped_in),
         as_i64(s.tun_dropped_out),
         as_i64(s.dropped_no_tun),
         as_i64(s.link_reconnects),
@@ -268,7 +270,13 @@ impl Session {
         }
     }
 
-    /// Hands the TUN fd to the driver, which owns it from then on. `fd` must be open.
+    /// Hands the TUN fd to the driver.
+    ///
+    /// Ownership: a negative or closed `fd`, or an emulator not running
+    /// (`IllegalStateException`), leaves `fd` to the caller. Otherwise the emulator owns
+    /// it from this call on, whatever the outcome: it is attached, or closed on failure
+    /// (an `IOException`); if the emulator does not answer within [`COMMAND_TIMEOUT`]
+    /// the `IOException` says so and the emulator still attaches or closes it later.
     pub fn attach_tun(&self, fd: RawFd) -> Result<()> {
         if fd < 0 {
             return Err(Error::Io(format!("invalid TUN fd {fd}")));
@@ -284,17 +292,34 @@ impl Session {
         })?;
         // SAFETY: the caller hands over ownership of this open fd (as after detachFd()).
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        // A session thread that has ended gives the command back: the fd returns to the
+        // caller unclosed, as when the emulator is not running.
+        let stopped = |e: mpsc::error::SendError<Command>| {
+            if let Command::AttachTun(owned, _) = e.0 {
+                let _ = owned.into_raw_fd();
+            }
+            Error::IllegalState("TapEmulator has stopped".into())
+        };
         if !wait {
             return sender
                 .send(Command::AttachTun(owned, None))
-                .map_err(|_| Error::IllegalState("TapEmulator has stopped".into()));
+                .map_err(stopped);
         }
         let (tx, rx) = sync_channel(1);
         sender
             .send(Command::AttachTun(owned, Some(tx)))
-            .map_err(|_| Error::IllegalState("TapEmulator has stopped".into()))?;
-        rx.recv_timeout(COMMAND_TIMEOUT)
-            .map_err(|_| Error::IllegalState("TapEmulator has stopped".into()))?
+            .map_err(stopped)?;
+        match rx.recv_timeout(COMMAND_TIMEOUT) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(Error::Io(format!(
+                "TUN fd {fd}: the emulator did not answer within {COMMAND_TIMEOUT:?}; \
+                 it owns the fd and attaches or closes it when it gets to it"
+            ))),
+            // The session thread dropped the command, and the fd with it.
+            Err(RecvTimeoutError::Disconnected) => Err(Error::Io(format!(
+                "TUN fd {fd}: the emulator stopped before attaching it; the fd is closed"
+            ))),
+        }
     }
 
     /// Detaches and closes the TUN.
@@ -494,7 +519,7 @@ impl SessionTask {
                     .attach_tun(fd)
                     .await
                     .map(drop)
-                    .map_err(|e| Error::Io(e.to_string()));
+                    .map_err(|e| Error::Io(format!("{e}; the TUN fd is closed")));
                 match reply {
                     Some(reply) => {
                         let _ = reply.send(result);

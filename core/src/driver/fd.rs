@@ -34,6 +34,10 @@ impl PacketFd {
     /// Waits until at least one packet is readable, then reads up to `bufs.len()`
     /// packets, packet `i` into `bufs[i][offset..]`, its length into `lens[i]`.
     /// Returns how many were read (at least one). Cancel-safe.
+    ///
+    /// A read of 0 bytes is end of file (a TUN never returns an empty packet; a socket
+    /// or pipe whose other end closed does, forever, with readiness staying set): it is
+    /// an [`io::ErrorKind::UnexpectedEof`] error, not a packet.
     pub async fn read_batch(
         &self,
         bufs: &mut [Vec<u8>],
@@ -46,6 +50,14 @@ impl PacketFd {
             while n < bufs.len() {
                 let buf = &mut bufs[n][offset..];
                 match guard.try_io(|fd| read(fd.get_ref().as_raw_fd(), buf)) {
+                    Ok(Ok(0)) if n == 0 => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "end of file (not a TUN, or its other end closed)",
+                        ))
+                    }
+                    // Report what was read; end of file comes again on the next call.
+                    Ok(Ok(0)) => break,
                     Ok(Ok(len)) => {
                         lens[n] = len;
                         n += 1;

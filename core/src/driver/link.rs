@@ -16,11 +16,12 @@ use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::Interest;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use super::fd::PacketFd;
 use super::SocketHook;
@@ -224,6 +225,14 @@ impl FromStr for LinkSpec {
     }
 }
 
+/// Bytes queued for a TCP connection beyond which frames are dropped (and counted):
+/// a peer that stops reading must never stall the driver.
+const TCP_OUT_LIMIT: usize = 256 << 10;
+/// Bytes queued for a TCP connection from which the driver stops reading the TUN
+/// ([`Link::congested`]), leaving the excess to the TUN's own queue rather than to this
+/// buffer (whose every byte is latency).
+const TCP_OUT_PAUSE: usize = 64 << 10;
+
 /// The application's side of a [`channel`] link.
 #[derive(Debug)]
 pub struct ChannelPeer {
@@ -291,11 +300,122 @@ type ConnectFuture = Pin<Box<dyn std::future::Future<Output = io::Result<TcpStre
 #[allow(clippy::large_enum_variant)]
 enum TcpState {
     Connected {
-        read: FramedRead<tokio::net::tcp::OwnedReadHalf, LengthDelimitedCodec>,
-        write: FramedWrite<tokio::net::tcp::OwnedWriteHalf, LengthDelimitedCodec>,
+        read: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+        /// Written only without blocking, from [`TcpOut`].
+        write: OwnedWriteHalf,
     },
     Connecting(ConnectFuture),
     Waiting(Pin<Box<tokio::time::Sleep>>),
+}
+
+/// Length-prefixed frames queued for a TCP connection, written without ever waiting:
+/// `buf[head..]` is still to be written.
+#[derive(Debug, Default)]
+struct TcpOut {
+    buf: Vec<u8>,
+    head: usize,
+}
+
+impl TcpOut {
+    /// Bytes not yet written.
+    fn len(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head == self.buf.len()
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.head = 0;
+    }
+
+    /// Queues `frame` with its length prefix; false (nothing queued) when it would take
+    /// the queue past [`TCP_OUT_LIMIT`] or does not fit the prefix.
+    fn push(&mut self, prefix: LengthPrefix, frame: &[u8]) -> bool {
+        let Ok(len) = u32::try_from(frame.len()) else {
+            return false;
+        };
+        let header: &[u8] = match prefix {
+            LengthPrefix::U16 => match u16::try_from(len) {
+                Ok(n) => &n.to_be_bytes()[..],
+                Err(_) => return false,
+            },
+            LengthPrefix::U32 => &len.to_be_bytes()[..],
+        };
+        if frame.len() > MAX_FRAME || self.len() + header.len() + frame.len() > TCP_OUT_LIMIT {
+            return false;
+        }
+        // Written bytes are reclaimed once they outweigh the rest: amortised O(1).
+        if self.head > 0 && self.head >= self.len() {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        self.buf.extend_from_slice(header);
+        self.buf.extend_from_slice(frame);
+        true
+    }
+
+    /// Writes as much as the socket takes now. An error means the connection failed.
+    fn write_to(&mut self, write: &OwnedWriteHalf) -> io::Result<()> {
+        while !self.is_empty() {
+            match write.try_write(&self.buf[self.head..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.head += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.is_empty() {
+            self.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The connection failed: drop it and what was queued for it (a partial frame must not
+/// reach the next connection), report it and retry after the backoff.
+fn tcp_down(
+    state: &mut TcpState,
+    out: &mut TcpOut,
+    backoff: &mut Duration,
+    status: &mut Vec<LinkStatus>,
+    url: &str,
+    e: &io::Error,
+) {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    *state = TcpState::Waiting(Box::pin(tokio::time::sleep(wait)));
+    out.clear();
+    status.push(LinkStatus::Down {
+        error: format!("link {url}: {e}"),
+        retry_in: Some(wait),
+    });
+}
+
+/// The arrays a `recvmmsg`/`sendmmsg` call needs, kept between calls so a batch
+/// allocates nothing. They are refilled by every call (the headers point into the other
+/// arrays and the caller's buffers, so they cannot be kept) and cleared before it returns.
+#[derive(Default)]
+struct MmsgScratch {
+    addrs: Vec<libc::sockaddr_storage>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: the raw pointers in `iovs` and `msgs` are written and dereferenced only within
+// one call of `recv_batch_from`/`send_batch_to`, which clears them before returning;
+// outside a call the vectors are empty and hold nothing but their allocations.
+unsafe impl Send for MmsgScratch {}
+
+impl MmsgScratch {
+    fn clear(&mut self) {
+        self.addrs.clear();
+        self.iovs.clear();
+        self.msgs.clear();
+    }
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -312,6 +432,8 @@ enum Io {
         remote: String,
         codec: LengthPrefix,
         state: TcpState,
+        /// Frames not yet written to the connection.
+        out: TcpOut,
         backoff: Duration,
         hook: Option<SocketHook>,
     },
@@ -327,6 +449,8 @@ pub(crate) struct Link {
     from: Vec<Option<IpAddr>>,
     /// Lengths of a batch read from a TAP.
     lens: Vec<usize>,
+    /// For `recvmmsg`/`sendmmsg`.
+    mmsg: MmsgScratch,
     status: Vec<LinkStatus>,
     /// Frames dropped because the link could not take them (down, full).
     pub(crate) dropped_out: u64,
@@ -406,31 +530,30 @@ fn recv_batch_from(
     bufs: &mut [Vec<u8>],
     spans: &mut [(usize, usize)],
     from: &mut Vec<Option<IpAddr>>,
+    scratch: &mut MmsgScratch,
 ) -> io::Result<usize> {
     let n = bufs.len().min(spans.len());
+    let MmsgScratch { addrs, iovs, msgs } = scratch;
     // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut addrs: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; n];
-    let mut iovs: Vec<libc::iovec> = bufs[..n]
-        .iter_mut()
-        .map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr().cast(),
-            iov_len: b.len(),
-        })
-        .collect();
-    let mut msgs: Vec<libc::mmsghdr> = iovs
-        .iter_mut()
-        .zip(addrs.iter_mut())
-        .map(|(iov, addr)| {
-            // SAFETY: all-zero is a valid mmsghdr; the pointers set below outlive the call.
-            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            m.msg_hdr.msg_iov = iov;
-            m.msg_hdr.msg_iovlen = 1;
-            m.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
-            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
-            m
-        })
-        .collect();
-    // SAFETY: `msgs` holds `n` headers whose buffers and names are valid and writable.
+    addrs.resize(n, unsafe { std::mem::zeroed() });
+    iovs.extend(bufs[..n].iter_mut().map(|b| libc::iovec {
+        iov_base: b.as_mut_ptr().cast(),
+        iov_len: b.len(),
+    }));
+    // `addrs` and `iovs` are complete: the pointers taken into them stay valid while
+    // `msgs` grows.
+    msgs.extend(iovs.iter_mut().zip(addrs.iter_mut()).map(|(iov, addr)| {
+        // SAFETY: all-zero is a valid mmsghdr.
+        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
+        m.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+        m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
+        m
+    }));
+    // SAFETY: `msgs` holds `n` headers, each naming one writable `addrs` entry and one
+    // iovec over a writable buffer of `bufs`; all of them outlive the call and nothing
+    // else touches them during it.
     let got = unsafe {
         libc::recvmmsg(
             fd,
@@ -440,16 +563,19 @@ fn recv_batch_from(
             std::ptr::null_mut(),
         )
     };
-    if got < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let got = got.unsigned_abs() as usize;
-    from.clear();
-    for i in 0..got {
-        spans[i] = (0, msgs[i].msg_len as usize);
-        from.push(sockaddr_ip(&addrs[i]));
-    }
-    Ok(got)
+    let result = if got < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        let got = got.unsigned_abs() as usize;
+        from.clear();
+        for i in 0..got {
+            spans[i] = (0, msgs[i].msg_len as usize);
+            from.push(sockaddr_ip(&addrs[i]));
+        }
+        Ok(got)
+    };
+    scratch.clear();
+    result
 }
 
 /// Sends `bufs[i][start..end]` for each `(i, end)` with one `sendmmsg`, to `dest` or
@@ -460,34 +586,35 @@ fn send_batch_to(
     items: &[(usize, usize)],
     start: usize,
     dest: Option<SocketAddr>,
+    scratch: &mut MmsgScratch,
 ) -> io::Result<usize> {
     // SAFETY: all-zero is a valid sockaddr_storage.
     let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let name_len = dest.map_or(0, |d| sockaddr_from(d, &mut name));
-    let mut iovs: Vec<libc::iovec> = items
-        .iter()
-        .map(|&(i, end)| libc::iovec {
-            iov_base: bufs[i][start..end].as_ptr() as *mut libc::c_void,
-            iov_len: end - start,
-        })
-        .collect();
-    let mut msgs: Vec<libc::mmsghdr> = iovs
-        .iter_mut()
-        .map(|iov| {
-            // SAFETY: all-zero is a valid mmsghdr; the pointers set below outlive the call.
-            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            m.msg_hdr.msg_iov = iov;
-            m.msg_hdr.msg_iovlen = 1;
-            if name_len > 0 {
-                m.msg_hdr.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
-                m.msg_hdr.msg_namelen = name_len;
-            }
-            m
-        })
-        .collect();
-    // SAFETY: `msgs` holds valid headers over readable buffers; sendmmsg only reads them.
+    let name_ptr: *mut libc::sockaddr_storage = &mut name;
+    let MmsgScratch { iovs, msgs, .. } = scratch;
+    iovs.extend(items.iter().map(|&(i, end)| libc::iovec {
+        iov_base: bufs[i][start..end].as_ptr() as *mut libc::c_void,
+        iov_len: end - start,
+    }));
+    // `iovs` is complete: the pointers taken into it stay valid while `msgs` grows.
+    msgs.extend(iovs.iter_mut().map(|iov| {
+        // SAFETY: all-zero is a valid mmsghdr.
+        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
+        if name_len > 0 {
+            m.msg_hdr.msg_name = name_ptr.cast();
+            m.msg_hdr.msg_namelen = name_len;
+        }
+        m
+    }));
+    // SAFETY: `msgs` holds valid headers, each naming one iovec over a readable buffer of
+    // `bufs` and, if any, the local `name`; all outlive the call and sendmmsg only reads
+    // them (the iovecs' `*mut` is the C type's, nothing is written through it).
     let sent =
         unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), msgs.len() as _, libc::MSG_DONTWAIT) };
+    scratch.clear();
     if sent < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -568,6 +695,7 @@ impl Link {
             io,
             from: Vec::new(),
             lens: Vec::new(),
+            mmsg: MmsgScratch::default(),
             status: Vec::new(),
             dropped_out: 0,
             reconnects: 0,
@@ -601,8 +729,9 @@ impl Link {
                     codec: len,
                     state: TcpState::Connected {
                         read: FramedRead::new(r, codec(len)),
-                        write: FramedWrite::new(w, codec(len)),
+                        write: w,
                     },
+                    out: TcpOut::default(),
                     backoff: BACKOFF_MIN,
                     hook,
                 }
@@ -635,9 +764,11 @@ impl Link {
     }
 
     /// Waits for frames and reads up to `bufs.len()` of them, frame `i` being
-    /// `bufs[i][spans[i].0..spans[i].1]` (an empty span is a datagram to ignore). Returns
-    /// 0 when only the link's state changed (see [`Link::take_status`]). Cancel-safe.
-    /// An error is fatal for the link.
+    /// `bufs[i][spans[i].0..spans[i].1]` (an empty span is a frame to drop: empty, too
+    /// large, or a datagram not for us). Returns 0 when only the link's state changed
+    /// (see [`Link::take_status`]) or it wrote out queued bytes: a TCP link with bytes
+    /// queued also waits for its socket to take more. Cancel-safe. An error is fatal for
+    /// the link.
     pub(crate) async fn recv_batch(
         &mut self,
         bufs: &mut [Vec<u8>],
@@ -647,7 +778,13 @@ impl Link {
             Io::Udp(socket) => loop {
                 socket.readable().await?;
                 match socket.try_io(Interest::READABLE, || {
-                    recv_batch_from(socket.as_raw_fd(), bufs, spans, &mut self.from)
+                    recv_batch_from(
+                        socket.as_raw_fd(),
+                        bufs,
+                        spans,
+                        &mut self.from,
+                        &mut self.mmsg,
+                    )
                 }) {
                     Ok(n) if n > 0 => return Ok(n),
                     Ok(_) => {}
@@ -665,7 +802,13 @@ impl Link {
             } => loop {
                 socket.readable().await?;
                 let n = match socket.try_io(Interest::READABLE, || {
-                    recv_batch_from(socket.as_raw_fd(), bufs, spans, &mut self.from)
+                    recv_batch_from(
+                        socket.as_raw_fd(),
+                        bufs,
+                        spans,
+                        &mut self.from,
+                        &mut self.mmsg,
+                    )
                 }) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
@@ -700,11 +843,16 @@ impl Link {
                 let mut n = 0;
                 let mut next = Some(first);
                 while let Some(frame) = next.take() {
-                    if frame.len() <= bufs[n].len() {
-                        bufs[n][..frame.len()].copy_from_slice(&frame);
-                        spans[n] = (0, frame.len());
-                        n += 1;
-                    }
+                    // A frame too large for the buffers is an empty span: dropped and
+                    // counted like an empty frame.
+                    spans[n] = match bufs[n].get_mut(..frame.len()) {
+                        Some(buf) => {
+                            buf.copy_from_slice(&frame);
+                            (0, frame.len())
+                        }
+                        None => (0, 0),
+                    };
+                    n += 1;
                     if n < bufs.len() {
                         next = c.rx.try_recv().ok();
                     }
@@ -715,6 +863,7 @@ impl Link {
                 remote,
                 codec: len,
                 state,
+                out,
                 backoff,
                 hook,
             } => {
@@ -734,8 +883,9 @@ impl Link {
                                 let (r, w) = stream.into_split();
                                 *state = TcpState::Connected {
                                     read: FramedRead::new(r, codec(*len)),
-                                    write: FramedWrite::new(w, codec(*len)),
+                                    write: w,
                                 };
+                                out.clear();
                                 *backoff = BACKOFF_MIN;
                                 self.reconnects += 1;
                                 self.status.push(LinkStatus::Up);
@@ -752,9 +902,23 @@ impl Link {
                         }
                         Ok(0)
                     }
-                    TcpState::Connected { read, .. } => {
+                    TcpState::Connected { read, write } => {
+                        let first = if out.is_empty() {
+                            read.next().await
+                        } else {
+                            tokio::select! {
+                                item = read.next() => item,
+                                ready = write.writable() => {
+                                    let written = ready.and_then(|()| out.write_to(write));
+                                    if let Err(e) = written {
+                                        tcp_down(state, out, backoff, &mut self.status, url, &e);
+                                    }
+                                    return Ok(0);
+                                }
+                            }
+                        };
                         let mut n = 0;
-                        let mut next = Some(read.next().await);
+                        let mut next = Some(first);
                         let mut failure = None;
                         while let Some(item) = next.take() {
                             match item {
@@ -776,13 +940,7 @@ impl Link {
                             }
                         }
                         if let Some(e) = failure {
-                            let wait = *backoff;
-                            *backoff = (*backoff * 2).min(BACKOFF_MAX);
-                            *state = TcpState::Waiting(Box::pin(tokio::time::sleep(wait)));
-                            self.status.push(LinkStatus::Down {
-                                error: format!("link {url}: {e}"),
-                                retry_in: Some(wait),
-                            });
+                            tcp_down(state, out, backoff, &mut self.status, url, &e);
                         }
                         Ok(n)
                     }
@@ -793,7 +951,8 @@ impl Link {
 
     /// Sends the frame `buf[headroom..]`; `buf[..headroom]` is free space the link may
     /// write a header into (`headroom` is 0 or at least [`LINK_HEADROOM`]). A link that
-    /// cannot take the frame drops it; only a fatal error is returned.
+    /// cannot take the frame drops it; only a fatal error is returned. A TCP link only
+    /// queues the frame (see [`Link::flush`]) and never waits for its peer.
     pub(crate) async fn send(&mut self, buf: &mut [u8], headroom: usize) -> io::Result<()> {
         let frame_len = buf.len() - headroom;
         match &mut self.io {
@@ -844,13 +1003,12 @@ impl Link {
                 }
                 Ok(())
             }
-            Io::Tcp { state, .. } => {
-                let TcpState::Connected { write, .. } = state else {
-                    self.dropped_out += 1;
-                    return Ok(());
-                };
-                // A failed write shows up as a read error too, which reconnects.
-                if write.feed(&buf[headroom..]).await.is_err() {
+            Io::Tcp {
+                state, out, codec, ..
+            } => {
+                // Down, or a peer not reading fast enough: drop, as Ethernet would.
+                let connected = matches!(state, TcpState::Connected { .. });
+                if !connected || !out.push(*codec, &buf[headroom..]) {
                     self.dropped_out += 1;
                 }
                 Ok(())
@@ -896,7 +1054,7 @@ impl Link {
             let rest = &items[done..];
             match socket
                 .async_io(Interest::WRITABLE, || {
-                    send_batch_to(socket.as_raw_fd(), bufs, rest, start, dest)
+                    send_batch_to(socket.as_raw_fd(), bufs, rest, start, dest, &mut self.mmsg)
                 })
                 .await
             {
@@ -912,14 +1070,44 @@ impl Link {
         Ok(())
     }
 
-    /// Pushes out frames buffered by [`Link::send`] (TCP).
-    pub(crate) async fn flush(&mut self) {
+    /// Writes what [`Link::send`] queued (TCP) as far as the socket takes it now, without
+    /// waiting; [`Link::recv_batch`] writes the rest as the socket drains.
+    pub(crate) fn flush(&mut self) {
         if let Io::Tcp {
-            state: TcpState::Connected { write, .. },
+            state,
+            out,
+            backoff,
             ..
         } = &mut self.io
         {
-            let _ = SinkExt::<&[u8]>::flush(write).await;
+            if let TcpState::Connected { write, .. } = state {
+                if let Err(e) = out.write_to(write) {
+                    tcp_down(state, out, backoff, &mut self.status, &self.url, &e);
+                }
+            }
+        }
+    }
+
+    /// True while a TCP link has so much queued that the driver should stop reading
+    /// the TUN until the peer catches up.
+    pub(crate) fn congested(&self) -> bool {
+        matches!(&self.io, Io::Tcp { out, .. } if out.len() >= TCP_OUT_PAUSE)
+    }
+
+    /// Waits until what [`Link::send`] queued is written (TCP), or the connection fails.
+    /// Unbounded: the caller sets the deadline.
+    pub(crate) async fn drain(&mut self) {
+        if let Io::Tcp {
+            state: TcpState::Connected { write, .. },
+            out,
+            ..
+        } = &mut self.io
+        {
+            while !out.is_empty() {
+                if write.writable().await.is_err() || out.write_to(write).is_err() {
+                    return;
+                }
+            }
         }
     }
 }
@@ -991,6 +1179,35 @@ mod tests {
         ] {
             assert!(bad.parse::<LinkSpec>().is_err(), "{bad} parsed");
         }
+    }
+
+    #[test]
+    fn tcp_queue_prefixes_frames_and_drops_past_its_limit() {
+        let mut out = TcpOut::default();
+        assert!(out.push(LengthPrefix::U16, b"abc"));
+        assert!(out.push(LengthPrefix::U32, b"de"));
+        assert_eq!(out.buf, b"\x00\x03abc\x00\x00\x00\x02de");
+        assert!(
+            !out.push(LengthPrefix::U16, &vec![0; 65536]),
+            "over a 2-byte prefix"
+        );
+        // Written bytes are reclaimed when a frame is queued once they outweigh the rest.
+        out.head = 7;
+        assert!(out.push(LengthPrefix::U16, b"f"));
+        assert_eq!(out.buf, b"\x00\x02de\x00\x01f");
+        assert_eq!((out.head, out.len()), (0, 7));
+        let frame = vec![0; 1500];
+        let mut queued = 1;
+        while out.push(LengthPrefix::U16, &frame) {
+            queued += 1;
+        }
+        assert!(out.len() <= TCP_OUT_LIMIT);
+        assert!(out.len() + 1502 > TCP_OUT_LIMIT);
+        assert_eq!(queued, 1 + (TCP_OUT_LIMIT - 7) / 1502);
+        assert!(
+            out.push(LengthPrefix::U16, b""),
+            "room for the smallest frame"
+        );
     }
 
     #[test]

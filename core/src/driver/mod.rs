@@ -3,7 +3,10 @@
 //!
 //! The loop reads TUN packets and link frames in batches, drains
 //! [`Tap::poll_transmit`], and sleeps exactly until [`Tap::poll_timeout`]: while idle
-//! nothing wakes it but the next protocol timer. The TUN is an owned fd (a Linux
+//! nothing wakes it but the next protocol timer. It never waits for a peer: control
+//! commands come first, the TUN and the link take turns, timers run after every
+//! wake-up that finds them due, and a TCP link whose peer falls behind pauses TUN reads
+//! and drops (and counts) the frames it cannot queue instead of blocking the loop. The TUN is an owned fd (a Linux
 //! `/dev/net/tun` fd from [`open_tun`] or an Android `VpnService` fd) that may be
 //! attached after the lease and swapped later.
 //!
@@ -23,9 +26,12 @@
 mod fd;
 pub mod link;
 
+use std::future::Future;
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -116,8 +122,12 @@ pub struct DriverStats {
     pub tap: Stats,
     /// Whether a TUN is attached.
     pub tun_attached: bool,
-    /// Frames the link could not take (down, buffer full) and dropped.
+    /// Frames the link could not take (down, buffer full, a TCP peer not reading) and
+    /// dropped.
     pub link_dropped_out: u64,
+    /// Frames from the link dropped before the emulated host: empty, too large, or
+    /// (VXLAN) from another source or VNI.
+    pub link_dropped_in: u64,
     /// Packets the TUN could not take and dropped.
     pub tun_dropped_out: u64,
     /// Link frames or TUN packets that arrived while no TUN was attached.
@@ -258,7 +268,8 @@ impl DriverHandle {
     }
 
     /// Stops the driver in order: releases the lease (DHCPRELEASE), sends what is
-    /// pending, then ends. Returns once it has ended.
+    /// pending, then ends. Returns once it has ended, within about
+    /// [`STOP_DEADLINE`] even if the link cannot take what is pending.
     pub async fn stop(&self) {
         self.shutdown(true).await;
     }
@@ -289,8 +300,11 @@ struct Runner {
     link_spans: Vec<(usize, usize)>,
     /// TUN buffers holding a frame for the link: (index, end).
     ready: Vec<(usize, usize)>,
+    /// Whose turn it is when both the link and the TUN are ready.
+    link_first: bool,
     tun_dropped_out: u64,
     dropped_no_tun: u64,
+    link_dropped_in: u64,
     wakeups: u64,
 }
 
@@ -303,6 +317,10 @@ enum Wake {
 
 /// Offset of the IP packet in a TUN read buffer: link headroom, then Ethernet headroom.
 const TUN_OFFSET: usize = LINK_HEADROOM + HEADROOM;
+
+/// Longest [`DriverHandle::stop`] spends sending what is pending (the DHCPRELEASE)
+/// before the driver ends anyway.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(1);
 
 impl Runner {
     fn new(
@@ -327,8 +345,10 @@ impl Runner {
             link_bufs: vec![vec![0; MAX_FRAME]; batch],
             link_spans: vec![(0, 0); batch],
             ready: Vec::with_capacity(batch),
+            link_first: false,
             tun_dropped_out: 0,
             dropped_no_tun: 0,
+            link_dropped_in: 0,
             wakeups: 0,
         }
     }
@@ -338,6 +358,7 @@ impl Runner {
             tap: self.tap.stats(),
             tun_attached: self.tun.is_some(),
             link_dropped_out: self.link.dropped_out,
+            link_dropped_in: self.link_dropped_in,
             tun_dropped_out: self.tun_dropped_out,
             dropped_no_tun: self.dropped_no_tun,
             link_reconnects: self.link.reconnects,
@@ -361,18 +382,43 @@ impl Runner {
             self.flush_outputs().await?;
             let deadline = self.tap.poll_timeout();
             let sleep_until = deadline.map_or(far_future, tokio::time::Instant::from_std);
-            let tun = self.tun.as_ref();
-            let wake = tokio::select! {
-                biased;
-                c = self.commands.recv() => Wake::Command(c),
-                r = async {
+            // A TCP link that cannot keep up pauses the TUN (its own queue holds or drops
+            // the excess); the link itself and everything else go on.
+            let wake = {
+                // A TCP link that cannot keep up pauses the TUN (its own queue holds or
+                // drops the excess); the link itself and everything else go on.
+                let tun = self.tun.as_ref().filter(|_| !self.link.congested());
+                let (tun_bufs, tun_lens) = (&mut self.tun_bufs, &mut self.tun_lens);
+                let mut tun_read = pin!(async move {
                     match tun {
-                        Some(t) => t.read_batch(&mut self.tun_bufs, TUN_OFFSET, &mut self.tun_lens).await,
+                        Some(t) => t.read_batch(tun_bufs, TUN_OFFSET, tun_lens).await,
                         None => std::future::pending().await,
                     }
-                } => Wake::Tun(r),
-                r = self.link.recv_batch(&mut self.link_bufs, &mut self.link_spans) => Wake::Link(r),
-                () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => Wake::Timer,
+                });
+                let mut link_recv = pin!(self
+                    .link
+                    .recv_batch(&mut self.link_bufs, &mut self.link_spans));
+                // The TUN and the link take turns: an app flooding the TUN must not
+                // starve the link (ARP, DHCP), nor a flooding link the TUN.
+                let link_first = self.link_first;
+                let data = std::future::poll_fn(|cx| {
+                    for link in [link_first, !link_first] {
+                        if link {
+                            if let Poll::Ready(r) = link_recv.as_mut().poll(cx) {
+                                return Poll::Ready(Wake::Link(r));
+                            }
+                        } else if let Poll::Ready(r) = tun_read.as_mut().poll(cx) {
+                            return Poll::Ready(Wake::Tun(r));
+                        }
+                    }
+                    Poll::Pending
+                });
+                tokio::select! {
+                    biased;
+                    c = self.commands.recv() => Wake::Command(c),
+                    wake = data => wake,
+                    () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => Wake::Timer,
+                }
             };
             self.wakeups += 1;
             let now = Instant::now();
@@ -400,17 +446,29 @@ impl Runner {
                         let _ = reply.send(self.tun.take().map(PacketFd::into_inner));
                     }
                 },
-                Wake::Timer => self.tap.handle_timeout(now),
+                Wake::Timer => {}
                 Wake::Link(Err(e)) => return Err(format!("link {}: {e}", self.link.url())),
-                Wake::Link(Ok(n)) => self.handle_link_frames(now, n),
+                Wake::Link(Ok(n)) => {
+                    self.link_first = false;
+                    self.handle_link_frames(now, n);
+                }
                 Wake::Tun(Err(e)) => {
                     let error = format!("TUN read: {e}");
                     tracing::warn!("{error}; detaching the TUN");
                     self.tun = None;
                     let _ = self.events.send(DriverEvent::TunFailed(error));
                 }
-                Wake::Tun(Ok(n)) => self.handle_tun_packets(now, n).await?,
+                Wake::Tun(Ok(n)) => {
+                    self.link_first = true;
+                    self.handle_tun_packets(now, n).await?;
+                }
             }
+            // Whatever woke the loop, timers that are due run now: under a steady load
+            // the sleep branch may never be the one selected.
+            if self.tap.poll_timeout().is_some_and(|t| t <= now) {
+                self.tap.handle_timeout(now);
+            }
+            self.report_link_status();
         }
     }
 
@@ -418,6 +476,7 @@ impl Runner {
         for i in 0..n {
             let (start, end) = self.link_spans[i];
             if start == end {
+                self.link_dropped_in += 1;
                 continue;
             }
             let frame = &self.link_bufs[i][start..end];
@@ -437,7 +496,11 @@ impl Runner {
                 }
             }
         }
-        // A link that closes may still report what it carried before.
+    }
+
+    /// Forwards the link's status changes (a link that closes may still have reported
+    /// what it carried before; a failed write also takes it down).
+    fn report_link_status(&mut self) {
         for status in self.link.take_status() {
             match &status {
                 LinkStatus::Up => tracing::info!("link {} up", self.link.url()),
@@ -465,7 +528,7 @@ impl Runner {
             .send_batch(&mut self.tun_bufs, &self.ready, LINK_HEADROOM)
             .await
             .map_err(|e| format!("link {}: {e}", self.link.url()))?;
-        self.link.flush().await;
+        self.link.flush();
         Ok(())
     }
 
@@ -495,7 +558,7 @@ impl Runner {
             }
         }
         if sent {
-            self.link.flush().await;
+            self.link.flush();
         }
         while let Some(event) = self.tap.poll_event() {
             let _ = self.events.send(DriverEvent::Tap(event));
@@ -503,13 +566,28 @@ impl Runner {
         Ok(())
     }
 
-    /// The orderly end: release the lease, send what is pending.
+    /// The orderly end: release the lease, send what is pending, for at most
+    /// [`STOP_DEADLINE`]: a link that cannot take it must not keep the driver alive.
     async fn stop(&mut self, release: bool) -> Result<(), String> {
         if release {
             // DHCPRELEASE goes out through the transmit queue.
             self.tap.release(Instant::now());
         }
-        self.flush_outputs().await
+        let send = async {
+            self.flush_outputs().await?;
+            self.link.drain().await;
+            Ok(())
+        };
+        match tokio::time::timeout(STOP_DEADLINE, send).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    "link {}: what was pending at stop was not sent within {STOP_DEADLINE:?}",
+                    self.link.url()
+                );
+                Ok(())
+            }
+        }
     }
 }
 

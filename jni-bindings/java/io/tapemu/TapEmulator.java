@@ -89,12 +89,22 @@ public final class TapEmulator implements AutoCloseable {
     }
 
     /**
-     * Hands over a TUN fd, e.g. from {@code ParcelFileDescriptor.detachFd()}. The emulator owns
-     * and closes it from now on; a previously attached TUN is closed.
+     * Hands over a TUN fd, e.g. from {@code ParcelFileDescriptor.detachFd()}; a previously
+     * attached TUN is closed.
+     *
+     * <p>Ownership: if {@code fd} is negative or not open, or this throws
+     * {@link IllegalStateException}, the fd is left untouched and stays the caller's. Otherwise
+     * the emulator owns it from this call on, whatever the outcome: it is attached and closed
+     * later by the emulator, or, on an {@link IOException}, already closed by it. The one
+     * exception to "already closed" is an emulator that does not answer in time (a listener
+     * blocking its thread for seconds): the {@link IOException} says so, and the emulator
+     * attaches or closes the fd once it gets to it. Never close or reuse the fd after handing it
+     * over.
      *
      * @param fd an open TUN file descriptor
-     * @throws IOException if the fd is negative, not open or unusable (it is then closed, unless negative)
-     * @throws IllegalStateException if closed or not started
+     * @throws IOException if the fd is negative or not open (untouched), or unusable or not
+     *     attached in time (the emulator's to close, see above)
+     * @throws IllegalStateException if closed, not started or stopped (the fd is untouched)
      */
     public void attachTun(int fd) throws IOException {
         nativeAttachTun(live(), fd);
