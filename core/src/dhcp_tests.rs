@@ -1094,6 +1094,34 @@ fn split_options_search_list_overload_and_string_quirks_are_decoded() {
 }
 
 #[test]
+fn interface_mtu_option_lowers_the_ipv4_mtu_never_raises_it() {
+    let (mut tap, lease) = lease_from_raw(&[26, 2, 0x05, 0x78]); // 1400
+    assert_eq!(lease.mtu, Some(1400));
+    assert_eq!((tap.mtu(), tap.ipv4_mtu()), (1500, 1400));
+    // A 1401-byte packet with DF gets fragmentation-needed carrying 1400.
+    let mut frame = vec![0u8; crate::HEADROOM];
+    etherparse::PacketBuilder::ipv4(lease.address.octets(), [192, 0, 2, 255], 64)
+        .udp(1, 2)
+        .write(&mut frame, &[0u8; 1401 - 28])
+        .unwrap();
+    assert_eq!(
+        tap.handle_tun_packet(Instant::now(), &mut frame),
+        crate::Egress::Consumed
+    );
+    let icmp = drain(&mut tap)
+        .into_iter()
+        .find_map(|t| match t {
+            Transmit::Tun(p) => Some(p),
+            Transmit::Link(_) => None,
+        })
+        .expect("an ICMP error for the TUN");
+    assert_eq!((icmp[20], icmp[21]), (3, 4));
+    assert_eq!(&icmp[26..28], &1400u16.to_be_bytes());
+    let (tap, _) = lease_from_raw(&[26, 2, 0x23, 0x28]); // 9000: the link stays at 1500
+    assert_eq!(tap.ipv4_mtu(), 1500);
+}
+
+#[test]
 fn malformed_options_are_ignored_and_counted() {
     #[rustfmt::skip]
     let options = [

@@ -172,6 +172,8 @@ pub enum Ingress {
 pub struct Tap {
     mac: MacAddr,
     mtu: u16,
+    /// The IPv4 MTU in force: the link MTU, lowered by a DHCP lease's option 26.
+    ipv4_mtu: u16,
     ipv4: Option<Ipv4Interface>,
     arp_cache: NeighbourCache<Ipv4Addr>,
     ipv6: Option<Ipv6Host>,
@@ -213,6 +215,7 @@ impl Tap {
         let mut tap = Tap {
             mac,
             mtu: config.mtu,
+            ipv4_mtu: config.mtu,
             ipv4: None,
             arp_cache: NeighbourCache::new(config.neighbour.clone()),
             ipv6,
@@ -250,6 +253,12 @@ impl Tap {
     /// The link MTU (largest IP packet).
     pub fn mtu(&self) -> u16 {
         self.mtu
+    }
+
+    /// The largest IPv4 packet sent: the link MTU, or the lease's interface MTU
+    /// (option 26) when that is smaller.
+    pub fn ipv4_mtu(&self) -> u16 {
+        self.ipv4_mtu
     }
 
     /// The IPv4 configuration in force, if any.
@@ -374,10 +383,10 @@ impl Tap {
             self.stats.drop_tun_malformed += 1;
             return Egress::Consumed;
         }
-        if packet.len() > usize::from(self.mtu) {
+        if packet.len() > usize::from(self.ipv4_mtu) {
             self.stats.drop_too_big += 1;
             if dont_fragment {
-                let mtu = self.mtu;
+                let mtu = self.ipv4_mtu;
                 self.icmp_to_tun(
                     &frame[HEADROOM..],
                     dst,
@@ -656,7 +665,12 @@ impl Tap {
                     let probe = ArpPacket::probe(self.mac, candidate);
                     self.push_link(probe.to_frame(MacAddr::BROADCAST));
                 }
-                dhcp::Action::Configure(iface) => self.set_ipv4(now, iface),
+                dhcp::Action::Configure(iface) => {
+                    self.set_ipv4(now, iface);
+                    // Option 26 (at least 68, RFC 2132) may lower the MTU, never raise it.
+                    let lease_mtu = self.lease().and_then(|l| l.mtu);
+                    self.ipv4_mtu = lease_mtu.map_or(self.mtu, |m| m.clamp(68, self.mtu));
+                }
                 dhcp::Action::Event(event) => self.push_event(*event),
             }
         }
