@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod clock;
 mod fd;
 pub mod link;
 
@@ -36,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use self::clock::Clock;
 pub use self::fd::PacketFd;
 #[cfg(target_os = "linux")]
 pub use self::fd::{open_tun_device, DeviceKind};
@@ -289,6 +291,8 @@ impl DriverHandle {
 
 struct Runner {
     tap: Tap,
+    /// Keeps counting while the device is suspended (`CLOCK_BOOTTIME`).
+    clock: Clock,
     tun: Option<PacketFd>,
     link: Link,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -331,10 +335,12 @@ impl Runner {
         events: mpsc::UnboundedSender<DriverEvent>,
     ) -> Runner {
         let batch = config.batch.max(1);
+        let clock = Clock::new();
         // Zeroed allocations: pages are touched only as packets fill them.
         let tun_mtu = usize::from(config.tap.mtu).max(1500);
         Runner {
-            tap: Tap::new(config.tap, Instant::now()),
+            tap: Tap::new(config.tap, clock.now()),
+            clock,
             tun,
             link,
             commands,
@@ -381,7 +387,7 @@ impl Runner {
         loop {
             self.flush_outputs().await?;
             let deadline = self.tap.poll_timeout();
-            let sleep_until = deadline.map_or(far_future, tokio::time::Instant::from_std);
+            let sleep_until = deadline.map_or(far_future, |d| self.clock.tokio_deadline(d));
             // A TCP link that cannot keep up pauses the TUN (its own queue holds or drops
             // the excess); the link itself and everything else go on.
             let wake = {
@@ -421,7 +427,7 @@ impl Runner {
                 }
             };
             self.wakeups += 1;
-            let now = Instant::now();
+            let now = self.clock.now();
             match wake {
                 Wake::Command(None) => return self.stop(true).await,
                 Wake::Command(Some(command)) => match command {
@@ -571,7 +577,7 @@ impl Runner {
     async fn stop(&mut self, release: bool) -> Result<(), String> {
         if release {
             // DHCPRELEASE goes out through the transmit queue.
-            self.tap.release(Instant::now());
+            self.tap.release(self.clock.now());
         }
         let send = async {
             self.flush_outputs().await?;
