@@ -1,7 +1,7 @@
 //! Frames recorded from real hosts and servers (`tests/data/*.pcap`; how each was
 //! captured is in `tests/data/README.md`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The path of a file in `tests/data/`.
 pub fn data_path(name: &str) -> PathBuf {
@@ -10,12 +10,17 @@ pub fn data_path(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Every frame of a recorded Ethernet pcap, in order.
+/// Every frame of a recorded Ethernet pcap in `tests/data/`, in order.
 ///
 /// Panics with the file name when the file is missing or not an Ethernet pcap.
 pub fn frames(name: &str) -> Vec<Vec<u8>> {
-    let path = data_path(name);
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    read_pcap(&data_path(name))
+}
+
+/// Every frame of the Ethernet pcap at `path`, in order; panics, naming the file, when it
+/// is missing, unreadable or not an Ethernet capture.
+pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut reader = pcap_file::pcap::PcapReader::new(file)
         .unwrap_or_else(|e| panic!("{}: not a pcap: {e}", path.display()));
     assert_eq!(

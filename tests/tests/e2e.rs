@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tapemu_tests::lab::*;
+use tapemu_tests::recorded::read_pcap;
 
 const T: Duration = Duration::from_secs(20);
 const L2PEER: &str = env!("CARGO_BIN_EXE_l2peer");
@@ -86,16 +87,22 @@ fn check_lease(lab: &Lab, lease: &Value, mac: &str) -> Ipv4Addr {
     address
 }
 
-/// The frames in a pcap file, checking the file parses.
-fn pcap_frames(path: &Path) -> Vec<Vec<u8>> {
-    let file = std::fs::File::open(path).expect("pcap file");
-    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("pcap header");
-    assert_eq!(reader.header().datalink, pcap_file::DataLink::ETHERNET);
-    let mut frames = Vec::new();
-    while let Some(packet) = reader.next_packet() {
-        frames.push(packet.expect("pcap record").data.into_owned());
+/// Root, namespaces and the `tapemu` binary, or `None` after printing why the test
+/// skips (under `CI=true` a missing prerequisite fails the test instead).
+fn prerequisites(test: &str) -> Option<std::path::PathBuf> {
+    if !require_root(test) {
+        return None;
     }
-    frames
+    require_bin(test, "tapemu")
+}
+
+/// Starts `tapemu run --link URL --json` and `args` in the phone namespace.
+fn spawn_run(lab: &Lab, bin: &Path, args: &[&str]) -> Proc {
+    let bin = bin.to_string_lossy();
+    let url = lab.link_url();
+    let mut argv = vec![&*bin, "run", "--link", &url, "--json"];
+    argv.extend_from_slice(args);
+    lab.phone().spawn("tapemu", &argv).expect("spawn tapemu")
 }
 
 fn mac_bytes(mac: &str) -> [u8; 6] {
@@ -107,36 +114,18 @@ fn mac_bytes(mac: &str) -> [u8; 6] {
 }
 
 fn end_to_end(link: LabLink, mac: &str) {
-    let name = format!("e2e_{}", link.name());
-    if !require_root(&name) {
-        return;
-    }
-    let Some(bin) = require_bin(&name, "tapemu") else {
+    let Some(bin) = prerequisites(&format!("e2e_{}", link.name())) else {
         return;
     };
     let lab = lab(link, Duration::from_secs(3600));
     let phone = lab.phone();
     let pcap = phone.dir().join("tapemu.pcap");
-    let url = lab.link_url();
     let pcap_arg = pcap.to_string_lossy().into_owned();
-    let tapemu = phone
-        .spawn(
-            "tapemu",
-            &[
-                &bin.to_string_lossy(),
-                "run",
-                "--link",
-                &url,
-                "--mac",
-                mac,
-                "--hostname",
-                "phone",
-                "--json",
-                "--pcap",
-                &pcap_arg,
-            ],
-        )
-        .expect("spawn tapemu");
+    let tapemu = spawn_run(
+        &lab,
+        &bin,
+        &["--mac", mac, "--hostname", "phone", "--pcap", &pcap_arg],
+    );
     if link == LabLink::Tap {
         lab.enslave_to_phone_bridge(DEFAULT_PHONE_TAP, T)
             .expect("tap0 into the phone bridge");
@@ -220,7 +209,7 @@ fn end_to_end(link: LabLink, mac: &str) {
         "{out}"
     );
 
-    let frames = pcap_frames(&pcap);
+    let frames = read_pcap(&pcap);
     let ours = mac_bytes(mac);
     let sent = frames
         .iter()
@@ -271,10 +260,7 @@ fn e2e_tcp_len4() {
 /// The Android order: a lease with no TUN at all, printed, then released.
 #[test]
 fn e2e_lease_without_tun_then_release() {
-    if !require_root("e2e_lease_without_tun_then_release") {
-        return;
-    }
-    let Some(bin) = require_bin("e2e_lease_without_tun_then_release", "tapemu") else {
+    let Some(bin) = prerequisites("e2e_lease_without_tun_then_release") else {
         return;
     };
     let lab = lab(LabLink::Vxlan, Duration::from_secs(3600));
@@ -319,29 +305,12 @@ fn e2e_lease_without_tun_then_release() {
 /// live while traffic keeps flowing.
 #[test]
 fn e2e_dhcp_renewal() {
-    if !require_root("e2e_dhcp_renewal") {
-        return;
-    }
-    let Some(bin) = require_bin("e2e_dhcp_renewal", "tapemu") else {
+    let Some(bin) = prerequisites("e2e_dhcp_renewal") else {
         return;
     };
     let lab = lab(LabLink::Vxlan, Duration::from_secs(120));
     let mac = "02:00:00:00:e2:07";
-    let tapemu = lab
-        .phone()
-        .spawn(
-            "tapemu",
-            &[
-                &bin.to_string_lossy(),
-                "run",
-                "--link",
-                &lab.link_url(),
-                "--mac",
-                mac,
-                "--json",
-            ],
-        )
-        .expect("spawn tapemu");
+    let tapemu = spawn_run(&lab, &bin, &["--mac", mac]);
     let lease = json_event(&tapemu, "lease", 0, T);
     let address = check_lease(&lab, &lease, mac);
     let expires_before = lab.leases()[0].expires;
@@ -365,32 +334,22 @@ fn e2e_dhcp_renewal() {
 /// A static address (no DHCP) with a gateway, on the udp link.
 #[test]
 fn e2e_static_address() {
-    if !require_root("e2e_static_address") {
-        return;
-    }
-    let Some(bin) = require_bin("e2e_static_address", "tapemu") else {
+    let Some(bin) = prerequisites("e2e_static_address") else {
         return;
     };
     let lab = lab(LabLink::Udp, Duration::from_secs(3600));
     let address = Ipv4Addr::new(192, 0, 2, 77);
-    let tapemu = lab
-        .phone()
-        .spawn(
-            "tapemu",
-            &[
-                &bin.to_string_lossy(),
-                "run",
-                "--link",
-                &lab.link_url(),
-                "--static",
-                "192.0.2.77/24",
-                "--gateway",
-                &LAN_ROUTER.to_string(),
-                "--no-ipv6",
-                "--json",
-            ],
-        )
-        .expect("spawn tapemu");
+    let tapemu = spawn_run(
+        &lab,
+        &bin,
+        &[
+            "--static",
+            "192.0.2.77/24",
+            "--gateway",
+            &LAN_ROUTER.to_string(),
+            "--no-ipv6",
+        ],
+    );
     json_event(&tapemu, "ipv4", 0, T);
     lab.host()
         .wait_ping(address.into(), T)
@@ -407,10 +366,7 @@ fn e2e_static_address() {
 /// emulator's NDP answers, and TCP crosses both ways over IPv6.
 #[test]
 fn e2e_ipv6_slaac_mtu_ping_and_tcp() {
-    if !require_root("e2e_ipv6_slaac_mtu_ping_and_tcp") {
-        return;
-    }
-    let Some(bin) = require_bin("e2e_ipv6_slaac_mtu_ping_and_tcp", "tapemu") else {
+    let Some(bin) = prerequisites("e2e_ipv6_slaac_mtu_ping_and_tcp") else {
         return;
     };
     let lab = Lab::builder(LabLink::Vxlan)
@@ -418,20 +374,7 @@ fn e2e_ipv6_slaac_mtu_ping_and_tcp() {
         .build()
         .expect("lab");
     let phone = lab.phone();
-    let tapemu = phone
-        .spawn(
-            "tapemu",
-            &[
-                &bin.to_string_lossy(),
-                "run",
-                "--link",
-                &lab.link_url(),
-                "--mac",
-                "02:00:00:00:e2:08",
-                "--json",
-            ],
-        )
-        .expect("spawn tapemu");
+    let tapemu = spawn_run(&lab, &bin, &["--mac", "02:00:00:00:e2:08"]);
     let v6 = json_event_where(&tapemu, "an IPv6 address with the RA's MTU", T, |v| {
         v["event"] == "ipv6"
             && v["mtu"] == 1400
