@@ -994,7 +994,8 @@ fn raw_ack(to: &Sent, yiaddr: Ipv4Addr, raw_options: &[u8]) -> Vec<u8> {
 }
 
 /// Binds with an ACK carrying `raw_options`; returns the lease.
-fn lease_from_raw(raw_options: &[u8]) -> (Tap, Lease) {
+/// A host (no probe) that got an OFFER and then an ACK carrying `raw_options`.
+fn tap_after_raw_ack(raw_options: &[u8]) -> Tap {
     let t0 = Instant::now();
     let mut tap = dhcp_tap(
         DhcpConfig {
@@ -1012,6 +1013,11 @@ fn lease_from_raw(raw_options: &[u8]) -> (Tap, Lease) {
     .pop()
     .unwrap();
     feed(&mut tap, t0, &raw_ack(&request, offered(), raw_options));
+    tap
+}
+
+fn lease_from_raw(raw_options: &[u8]) -> (Tap, Lease) {
+    let tap = tap_after_raw_ack(raw_options);
     let lease = tap.lease().expect("bound").clone();
     (tap, lease)
 }
@@ -1141,27 +1147,7 @@ fn malformed_options_are_ignored_and_counted() {
 
 #[test]
 fn a_non_contiguous_subnet_mask_or_missing_lease_time_makes_the_ack_unusable() {
-    let t0 = Instant::now();
-    let mut tap = dhcp_tap(
-        DhcpConfig {
-            probe: false,
-            ..DhcpConfig::default()
-        },
-        t0,
-    );
-    let discover = dhcp_sent(&drain(&mut tap)).pop().unwrap();
-    let request = dhcp_sent(&feed(
-        &mut tap,
-        t0,
-        &Server::default().reply(&discover, MessageType::Offer, offered()),
-    ))
-    .pop()
-    .unwrap();
-    feed(
-        &mut tap,
-        t0,
-        &raw_ack(&request, offered(), &[1, 4, 255, 0, 255, 0]),
-    );
+    let tap = tap_after_raw_ack(&[1, 4, 255, 0, 255, 0]);
     assert_eq!(tap.dhcp_state(), Some(DhcpState::Requesting));
     assert_eq!(tap.stats().drop_dhcp_invalid, 1);
 }
