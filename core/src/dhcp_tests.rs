@@ -217,6 +217,24 @@ fn feed(tap: &mut Tap, now: Instant, frame: &[u8]) -> Vec<Transmit> {
     drain(tap)
 }
 
+/// Answers our DISCOVER with an OFFER and the REQUEST that follows with an ACK, all at
+/// `t0`; the probe phase has not run yet.
+fn offer_then_ack(tap: &mut Tap, server: &Server, t0: Instant) {
+    let discover = dhcp_sent(&drain(tap)).pop().expect("a DISCOVER");
+    let request = dhcp_sent(&feed(
+        tap,
+        t0,
+        &server.reply(&discover, MessageType::Offer, offered()),
+    ))
+    .pop()
+    .expect("a REQUEST");
+    feed(
+        tap,
+        t0,
+        &server.reply(&request, MessageType::Ack, offered()),
+    );
+}
+
 /// Drives DISCOVER → OFFER → REQUEST → ACK → probes → BOUND; returns the time bound.
 fn bind(tap: &mut Tap, server: &Server, t0: Instant) -> Instant {
     let discover = dhcp_sent(&drain(tap)).pop().expect("a DISCOVER");
@@ -707,19 +725,7 @@ fn conflict_during_probe_declines_and_restarts_after_ten_seconds() {
         let t0 = Instant::now();
         let mut tap = dhcp_tap(DhcpConfig::default(), t0);
         let server = Server::default();
-        let discover = dhcp_sent(&drain(&mut tap)).pop().unwrap();
-        let request = dhcp_sent(&feed(
-            &mut tap,
-            t0,
-            &server.reply(&discover, MessageType::Offer, offered()),
-        ))
-        .pop()
-        .unwrap();
-        feed(
-            &mut tap,
-            t0,
-            &server.reply(&request, MessageType::Ack, offered()),
-        );
+        offer_then_ack(&mut tap, &server, t0);
         let t1 = t0 + secs(0.2);
         let dst = if conflict.operation == crate::arp::Operation::Reply {
             OUR_MAC
@@ -771,19 +777,7 @@ fn arp_from_ourselves_or_about_other_addresses_is_no_conflict() {
     let t0 = Instant::now();
     let mut tap = dhcp_tap(DhcpConfig::default(), t0);
     let server = Server::default();
-    let discover = dhcp_sent(&drain(&mut tap)).pop().unwrap();
-    let request = dhcp_sent(&feed(
-        &mut tap,
-        t0,
-        &server.reply(&discover, MessageType::Offer, offered()),
-    ))
-    .pop()
-    .unwrap();
-    feed(
-        &mut tap,
-        t0,
-        &server.reply(&request, MessageType::Ack, offered()),
-    );
+    offer_then_ack(&mut tap, &server, t0);
     let unrelated = ArpPacket::request(OTHER_MAC, ip("192.0.2.7"), ip("192.0.2.8"));
     feed(&mut tap, t0, &unrelated.to_frame(MacAddr::BROADCAST));
     assert_eq!(tap.dhcp_state(), Some(DhcpState::Probing));
@@ -802,19 +796,7 @@ fn probing_can_be_disabled() {
         t0,
     );
     let server = Server::default();
-    let discover = dhcp_sent(&drain(&mut tap)).pop().unwrap();
-    let request = dhcp_sent(&feed(
-        &mut tap,
-        t0,
-        &server.reply(&discover, MessageType::Offer, offered()),
-    ))
-    .pop()
-    .unwrap();
-    feed(
-        &mut tap,
-        t0,
-        &server.reply(&request, MessageType::Ack, offered()),
-    );
+    offer_then_ack(&mut tap, &server, t0);
     assert_eq!(tap.dhcp_state(), Some(DhcpState::Bound));
     assert_eq!(tap.ipv4().map(|i| i.address), Some(offered()));
 }
