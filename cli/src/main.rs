@@ -15,12 +15,13 @@ use clap::{Args, Parser, Subcommand};
 use tapemu::driver::{
     Direction, Driver, DriverConfig, DriverEvent, DriverHandle, FrameHook, LinkSpec,
 };
-use tapemu::{Config, DhcpConfig, Event, Ipv4Interface, Ipv4Mode, Ipv6Mode, MacAddr};
+use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, Ipv6Mode, MacAddr};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::netconf::NetConf;
 use crate::output::Output;
+use tapemu::{DhcpEvent, Event, Ipv4Event, Ipv6Event};
 
 /// Emulates a TAP (Ethernet) device on top of a TUN (IP) device: ARP, NDP and DHCP in
 /// user space, Ethernet frames over UDP, TCP, VXLAN or a local TAP.
@@ -331,17 +332,18 @@ async fn apply(conf: &mut NetConf, event: &DriverEvent, is_static: bool) -> Resu
         return Ok(());
     };
     match event {
-        Event::Ipv4Up(iface) if is_static => {
+        Event::Ipv4(Ipv4Event::Up(iface)) if is_static => {
             conf.apply_ipv4(iface.address, iface.prefix_len, &iface.routes, None)
                 .await
         }
-        Event::LeaseAcquired(lease) | Event::LeaseRenewed(lease) => conf.apply_lease(lease).await,
-        Event::LeaseChanged { new, .. } => conf.apply_lease(new).await,
-        Event::LeaseLost { .. } => {
+        Event::Dhcp(DhcpEvent::LeaseAcquired(lease))
+        | Event::Dhcp(DhcpEvent::LeaseRenewed(lease)) => conf.apply_lease(lease).await,
+        Event::Dhcp(DhcpEvent::LeaseChanged { new, .. }) => conf.apply_lease(new).await,
+        Event::Dhcp(DhcpEvent::LeaseLost { .. }) => {
             conf.remove_ipv4().await;
             Ok(())
         }
-        Event::Ipv6Changed(info) => conf.apply_ipv6(info).await,
+        Event::Ipv6(Ipv6Event::Changed(info)) => conf.apply_ipv6(info).await,
         _ => Ok(()),
     }
 }
@@ -364,7 +366,7 @@ async fn lease(args: LeaseArgs) -> Result<(), String> {
             Some(DriverEvent::Stopped { error }) => {
                 break Err(error.unwrap_or_else(|| "the driver ended".to_owned()))
             }
-            Some(DriverEvent::Tap(Event::LeaseAcquired(lease))) => {
+            Some(DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseAcquired(lease)))) => {
                 out.lease(&lease);
                 break Ok(());
             }

@@ -3,7 +3,8 @@
 
 use serde_json::{json, Value};
 use tapemu::driver::{DriverEvent, LinkStatus};
-use tapemu::{Event, Ipv6Info, Lease, LeaseLostReason};
+use tapemu::{DhcpEvent, Event, Ipv4Event, Ipv6Event};
+use tapemu::{Ipv6Info, Lease, LeaseLostReason};
 
 /// Prints events in the chosen format.
 #[derive(Debug, Clone, Copy)]
@@ -144,15 +145,15 @@ impl Output {
     /// One driver event.
     pub fn event(&self, event: &DriverEvent) {
         let (value, line): (Option<Value>, Option<String>) = match event {
-            DriverEvent::Tap(Event::LeaseAcquired(l)) => (
+            DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseAcquired(l))) => (
                 Some(lease_json("lease", l)),
                 Some(format!("lease {}", lease_line(l))),
             ),
-            DriverEvent::Tap(Event::LeaseRenewed(l)) => (
+            DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseRenewed(l))) => (
                 Some(lease_json("renewed", l)),
                 Some(format!("renewed {}", lease_line(l))),
             ),
-            DriverEvent::Tap(Event::LeaseChanged { old, new }) => {
+            DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseChanged { old, new })) => {
                 let mut v = lease_json("changed", new);
                 v["old_address"] = json!(old.address.to_string());
                 (
@@ -164,29 +165,29 @@ impl Output {
                     )),
                 )
             }
-            DriverEvent::Tap(Event::LeaseLost { address, reason: r }) => (
+            DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseLost { address, reason: r })) => (
                 Some(json!({"event": "lost", "address": address.to_string(), "reason": reason(r)})),
                 Some(format!("lease lost: {address} ({})", reason(r))),
             ),
-            DriverEvent::Tap(Event::LeaseDeclined { address, mac }) => (
+            DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseDeclined { address, mac })) => (
                 Some(
                     json!({"event": "declined", "address": address.to_string(), "mac": mac.to_string()}),
                 ),
                 Some(format!("declined {address}: in use by {mac}")),
             ),
-            DriverEvent::Tap(Event::Ipv4Up(iface)) => (
+            DriverEvent::Tap(Event::Ipv4(Ipv4Event::Up(iface))) => (
                 Some(
                     json!({"event": "ipv4", "address": iface.address.to_string(), "prefix": iface.prefix_len}),
                 ),
                 None,
             ),
-            DriverEvent::Tap(Event::AddressConflict { address, mac }) => (
+            DriverEvent::Tap(Event::Ipv4(Ipv4Event::AddressConflict { address, mac })) => (
                 Some(
                     json!({"event": "conflict", "address": address.to_string(), "mac": mac.to_string()}),
                 ),
                 Some(format!("address conflict: {address} claimed by {mac}")),
             ),
-            DriverEvent::Tap(Event::Ipv6Changed(info)) => {
+            DriverEvent::Tap(Event::Ipv6(Ipv6Event::Changed(info))) => {
                 let mut line = String::from("ipv6");
                 for (a, l) in &info.addresses {
                     line += &format!(" {a}/{l}");
@@ -205,7 +206,7 @@ impl Output {
                 }
                 (Some(ipv6_json(info)), Some(line))
             }
-            DriverEvent::Tap(Event::Ipv6AddressConflict(a)) => (
+            DriverEvent::Tap(Event::Ipv6(Ipv6Event::AddressConflict(a))) => (
                 Some(json!({"event": "ipv6_conflict", "address": a.to_string()})),
                 Some(format!("IPv6 address conflict: {a}")),
             ),

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use etherparse::PacketBuilder;
-use tapemu::arp::ArpPacket;
+use tapemu::wire::arp::ArpPacket;
 use tapemu::{Config, Egress, Ingress, Ipv4Interface, Ipv4Mode, MacAddr, Tap, HEADROOM};
 
 const OUR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x64]);
@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
         .iter()
         .map(|p| {
             // The same packets coming back from the LAN to us.
-            let mut f = tapemu::ethernet::build_frame(OUR_MAC, PEER_MAC, 0x0800, p);
+            let mut f = tapemu::wire::ethernet::build_frame(OUR_MAC, PEER_MAC, 0x0800, p);
             f[14 + 12..14 + 16].copy_from_slice(&PEER_IP);
             f[14 + 16..14 + 20].copy_from_slice(&OUR_IP);
             f[14 + 10..14 + 12].fill(0);
@@ -125,7 +125,7 @@ fn bench(c: &mut Criterion) {
     // for the DHCP client port.
     let config = Config {
         mac: Some(OUR_MAC),
-        ipv4: Ipv4Mode::Dhcp(tapemu::dhcp::DhcpConfig::default()),
+        ipv4: Ipv4Mode::Dhcp(tapemu::ipv4::dhcp::DhcpConfig::default()),
         ..Config::default()
     };
     let mut tap = Tap::new(config, now);

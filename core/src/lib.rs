@@ -6,8 +6,8 @@
 //! frames, packets and events it hands back. It adds and strips Ethernet headers,
 //! answers and sends ARP like a Linux host, resolves neighbours while queueing the
 //! packets waiting for them, gets its IPv4 address from a DHCP server and keeps it
-//! renewed ([`dhcp`]), is a full IPv6 host on the link — DAD, NDP, router discovery,
-//! SLAAC, RDNSS/DNSSL, stateless DHCPv6 ([`ipv6`], [`ndp`], [`dhcpv6`]) — and reports
+//! renewed ([`ipv4::dhcp`]), is a full IPv6 host on the link — DAD, NDP, router discovery,
+//! SLAAC, RDNSS/DNSSL, stateless DHCPv6 ([`ipv6`], [`wire::ndp`], [`ipv6::dhcpv6`]) — and reports
 //! what it drops.
 //!
 //! ```
@@ -27,24 +27,24 @@
 //! assert_eq!(&frame[..6], &[0xff; 6]);
 //! ```
 
-pub mod arp;
-pub mod dhcp;
-pub mod dhcpv6;
+mod config;
 #[cfg(feature = "tokio")]
 pub mod driver;
-pub mod ethernet;
-pub mod icmp;
+pub mod io;
+pub mod ipv4;
 pub mod ipv6;
-pub mod ndp;
 pub mod neighbour;
-pub mod route;
 pub mod stats;
 pub mod tap;
+pub mod wire;
 
-pub use dhcp::{DhcpConfig, DhcpState, Lease, LeaseLostReason};
-pub use ethernet::MacAddr;
-pub use ipv6::{Ipv6Config, Ipv6Info, Ipv6Mode, Ipv6Route, LinkLocalMode};
+pub use config::Config;
+pub use io::{Egress, Ingress, Transmit, HEADROOM};
+pub use ipv4::dhcp::{DhcpConfig, DhcpEvent, DhcpState, Lease, LeaseLostReason};
+pub use ipv4::route::{Ipv4Interface, Ipv4Route, NextHop};
+pub use ipv4::{Ipv4Event, Ipv4Mode};
+pub use ipv6::{Ipv6Config, Ipv6Event, Ipv6Info, Ipv6Mode, Ipv6Route, LinkLocalMode};
 pub use neighbour::NeighbourConfig;
-pub use route::{Ipv4Interface, Ipv4Route, NextHop};
 pub use stats::Stats;
-pub use tap::{Config, Egress, Event, Ingress, Ipv4Mode, Tap, Transmit, HEADROOM};
+pub use tap::{Event, Tap};
+pub use wire::ethernet::MacAddr;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, RngExt};
 
-use crate::ethernet::MacAddr;
+use crate::wire::ethernet::MacAddr;
 
 /// Timing and size limits of a neighbour cache. Defaults are Linux's.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,24 +12,23 @@
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use etherparse::Ipv4HeaderSlice;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::arp::{ArpPacket, Operation};
-use crate::dhcp::{self, DhcpClient, DhcpConfig, DhcpState, Lease, LeaseLostReason};
-use crate::ethernet::{self, ether_type, MacAddr, HEADER_LEN};
-use crate::icmp::{self, Unreachable};
-use crate::ipv6::{Ipv6Host, Ipv6Info, Ipv6Mode};
+use crate::config::Config;
+use crate::io::{Egress, Ingress, Transmit, HEADROOM};
+use crate::ipv4::dhcp::{self, DhcpClient, DhcpEvent, DhcpState, Lease};
+use crate::ipv4::route::{Ipv4Interface, NextHop};
+use crate::ipv4::{Ipv4Event, Ipv4Mode};
+use crate::ipv6::{Ipv6Event, Ipv6Host, Ipv6Info, Ipv6Mode};
 use crate::neighbour::{Action, Lookup, NeighbourCache, NeighbourConfig};
-use crate::route::{Ipv4Interface, NextHop};
 use crate::stats::Stats;
-
-/// Bytes of headroom [`Tap::handle_tun_packet`] needs in front of the IP packet.
-pub const HEADROOM: usize = HEADER_LEN;
+use crate::wire::arp::{ArpPacket, Operation};
+use crate::wire::ethernet::{self, ether_type, MacAddr, HEADER_LEN};
+use crate::wire::icmp::{self, Unreachable};
 
 /// Announcements sent when an address comes up (RFC 5227 `ANNOUNCE_NUM`).
 const ANNOUNCE_COUNT: u8 = 2;
@@ -38,133 +37,36 @@ const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(2);
 /// Least time between two defences of our address (RFC 5227 `DEFEND_INTERVAL`).
 const DEFEND_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How the IPv4 address is configured.
+/// Something the caller may want to know: each protocol's own event, wrapped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ipv4Mode {
-    /// No IPv4 address: IPv4 from the TUN is dropped, ARP for us is not answered.
-    Disabled,
-    /// A fixed address, subnet and routes.
-    Static(Ipv4Interface),
-    /// An address from a DHCP server (see [`crate::dhcp`]).
-    Dhcp(DhcpConfig),
+#[non_exhaustive]
+// Events are rare and short-lived: boxing the lease would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Event {
+    /// Static IPv4 addressing and ARP.
+    Ipv4(Ipv4Event),
+    /// The DHCPv4 client's lease.
+    Dhcp(DhcpEvent),
+    /// IPv6 addressing, routers and neighbours.
+    Ipv6(Ipv6Event),
 }
 
-/// Configuration of a [`Tap`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// Our MAC; `None` picks a random locally administered one from the RNG.
-    pub mac: Option<MacAddr>,
-    /// IPv4 addressing.
-    pub ipv4: Ipv4Mode,
-    /// IPv6 addressing: by default a link-local address and SLAAC.
-    pub ipv6: Ipv6Mode,
-    /// Largest IP packet the link carries (the Ethernet payload), normally 1500.
-    pub mtu: u16,
-    /// Neighbour cache timing and limits.
-    pub neighbour: NeighbourConfig,
-    /// Seed of the random source (MAC, reachable-time jitter, DHCP xids and backoff).
-    pub rng_seed: u64,
-    /// Most outputs held for [`Tap::poll_transmit`] before new ones are dropped.
-    pub max_pending_transmits: usize,
-    /// Most events held for [`Tap::poll_event`] before new ones are dropped.
-    pub max_pending_events: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            mac: None,
-            ipv4: Ipv4Mode::Disabled,
-            ipv6: Ipv6Mode::default(),
-            mtu: 1500,
-            neighbour: NeighbourConfig::default(),
-            rng_seed: 0,
-            max_pending_transmits: 4096,
-            max_pending_events: 256,
-        }
+impl From<Ipv4Event> for Event {
+    fn from(event: Ipv4Event) -> Event {
+        Event::Ipv4(event)
     }
 }
 
-/// Something the caller must send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transmit {
-    /// An Ethernet frame for the link.
-    Link(Vec<u8>),
-    /// An IP packet for the TUN.
-    Tun(Vec<u8>),
+impl From<DhcpEvent> for Event {
+    fn from(event: DhcpEvent) -> Event {
+        Event::Dhcp(event)
+    }
 }
 
-/// Something the caller may want to know.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
-    /// An IPv4 address was configured and announced.
-    Ipv4Up(Ipv4Interface),
-    /// Another host on the link claims our IPv4 address.
-    AddressConflict {
-        /// The contested address.
-        address: Ipv4Addr,
-        /// The MAC of the host that claims it.
-        mac: MacAddr,
-    },
-    /// A neighbour did not answer; packets queued for it were dropped.
-    NeighbourUnreachable(Ipv4Addr),
-    /// The usable IPv6 addresses, routes, DNS servers, search domains or MTU changed;
-    /// carries the complete new set.
-    Ipv6Changed(Ipv6Info),
-    /// Duplicate address detection failed: another host uses this address, so we do not.
-    Ipv6AddressConflict(Ipv6Addr),
-    /// An IPv6 neighbour did not answer; packets queued for it were dropped.
-    Ipv6NeighbourUnreachable(Ipv6Addr),
-    /// DHCP gave us our first lease; the interface is configured and the TUN can be
-    /// created with it.
-    LeaseAcquired(Lease),
-    /// The lease was renewed with the same address: nothing to rebuild, though routes,
-    /// DNS or times may have changed.
-    LeaseRenewed(Lease),
-    /// A renewal or rebinding gave a different address: the TUN must be rebuilt.
-    LeaseChanged {
-        /// The lease that was in force.
-        old: Lease,
-        /// The lease now in force.
-        new: Lease,
-    },
-    /// The lease is gone and the address removed; DHCP starts over (unless released).
-    LeaseLost {
-        /// The address we no longer have.
-        address: Ipv4Addr,
-        /// Why.
-        reason: LeaseLostReason,
-    },
-    /// An acknowledged address was in use by another host (RFC 5227 probe); it was
-    /// declined and DHCP starts over.
-    LeaseDeclined {
-        /// The address we declined.
-        address: Ipv4Addr,
-        /// The MAC of the host that uses it.
-        mac: MacAddr,
-    },
-}
-
-/// What to do with a packet given to [`Tap::handle_tun_packet`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use]
-pub enum Egress {
-    /// The buffer now holds a complete Ethernet frame: send all of it to the link.
-    Send,
-    /// Nothing to send now: the packet was queued, answered or dropped (see
-    /// [`Tap::poll_transmit`] and [`Tap::stats`]).
-    Consumed,
-}
-
-/// What to do with a frame given to [`Tap::handle_link_frame`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use]
-pub enum Ingress {
-    /// Write `frame[range]`, an IP packet, to the TUN.
-    Deliver(Range<usize>),
-    /// Nothing for the TUN: the frame was handled (ARP, DHCP) or dropped.
-    Consumed,
+impl From<Ipv6Event> for Event {
+    fn from(event: Ipv6Event) -> Event {
+        Event::Ipv6(event)
+    }
 }
 
 /// The emulated Ethernet host. See the [module documentation](self).
@@ -313,7 +215,7 @@ impl Tap {
         }
         if let (Some(iface), true) = (&self.ipv4, old_address != new_address) {
             let iface = iface.clone();
-            self.push_event(Event::Ipv4Up(iface));
+            self.push_event(Event::Ipv4(Ipv4Event::Up(iface)));
         }
     }
 
@@ -562,7 +464,7 @@ impl Tap {
         // interval (the counter has them all).
         let may_defend = self.last_defence.is_none_or(|t| now >= t + DEFEND_INTERVAL);
         if may_defend {
-            self.push_event(Event::AddressConflict { address, mac });
+            self.push_event(Event::Ipv4(Ipv4Event::AddressConflict { address, mac }));
             self.last_defence = Some(now);
             self.stats.arp_requests_out += 1;
             self.push_link(ArpPacket::announcement(self.mac, address).to_frame(MacAddr::BROADCAST));
@@ -620,7 +522,7 @@ impl Tap {
     }
 
     /// Orderly shutdown of DHCP: sends DHCPRELEASE for the lease in force (unicast to
-    /// the server), removes the address (a [`Event::LeaseLost`] with
+    /// the server), removes the address (a [`DhcpEvent::LeaseLost`] with
     /// [`LeaseLostReason::Released`] follows) and stops the client. Does nothing
     /// unless the IPv4 mode is DHCP.
     pub fn release(&mut self, now: Instant) {
@@ -671,7 +573,7 @@ impl Tap {
                     let lease_mtu = self.lease().and_then(|l| l.mtu);
                     self.ipv4_mtu = lease_mtu.map_or(self.mtu, |m| m.clamp(68, self.mtu));
                 }
-                dhcp::Action::Event(event) => self.push_event(*event),
+                dhcp::Action::Event(event) => self.push_event(event.into()),
             }
         }
     }
@@ -703,7 +605,7 @@ impl Tap {
                     }
                 }
                 Action::Unreachable { target, frames } => {
-                    self.push_event(Event::NeighbourUnreachable(target));
+                    self.push_event(Event::Ipv4(Ipv4Event::NeighbourUnreachable(target)));
                     for frame in frames {
                         self.stats.drop_neighbour_unreachable += 1;
                         // Reported from the neighbour's address: the kernel discards
@@ -739,7 +641,7 @@ impl Tap {
             self.push_transmit(transmit);
         }
         for event in events {
-            self.push_event(event);
+            self.push_event(event.into());
         }
     }
 
@@ -766,5 +668,4 @@ impl Tap {
 }
 
 #[cfg(test)]
-#[path = "tap_tests.rs"]
 mod tests;

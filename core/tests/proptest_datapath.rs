@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
-use tapemu::arp::ArpPacket;
+use tapemu::wire::arp::ArpPacket;
 use tapemu::{Config, Ipv4Interface, Ipv4Mode, MacAddr, NeighbourConfig, Tap, HEADROOM};
 
 const OUR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x64]);
@@ -102,7 +102,7 @@ proptest! {
         let mut tap = tap(now);
         // As is, and behind a valid header addressed to us with a chosen EtherType.
         let _ = tap.handle_link_frame(now, &bytes);
-        let frame = tapemu::ethernet::build_frame(OUR_MAC, MacAddr([2, 0, 0, 0, 0, 9]), ether_type, &bytes);
+        let frame = tapemu::wire::ethernet::build_frame(OUR_MAC, MacAddr([2, 0, 0, 0, 0, 9]), ether_type, &bytes);
         if let tapemu::Ingress::Deliver(range) = tap.handle_link_frame(now, &frame) {
             prop_assert!(range.end <= frame.len() && range.start == 14);
         }

@@ -171,7 +171,7 @@ impl RawConfig {
                     .transpose()?;
                 let iface = Ipv4Interface::new(address, prefix_len, gateway);
                 if let Some(gw) = gateway {
-                    let mask = tapemu::route::prefix_mask(prefix_len);
+                    let mask = tapemu::ipv4::route::prefix_mask(prefix_len);
                     if u32::from(gw) & mask != u32::from(address) & mask || gw == address {
                         return Err(bad(format!(
                             "gateway {gw} is not another host on {address}/{prefix_len}"

@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 
 use std::net::Ipv4Addr;
 
-use tapemu::route::prefix_mask;
-use tapemu::{Event, Ipv4Interface, Ipv4Route, Ipv6Info, Lease, LeaseLostReason};
+use tapemu::ipv4::route::prefix_mask;
+use tapemu::{Ipv4Interface, Ipv4Route, Ipv6Info, Lease, LeaseLostReason};
 
 use crate::callbacks::{EventKind, JavaCallbacks};
+use tapemu::{DhcpEvent, Event, Ipv6Event};
 
 fn subnet(address: Ipv4Addr, prefix_len: u8) -> String {
     let network = Ipv4Addr::from(u32::from(address) & prefix_mask(prefix_len));
@@ -131,23 +132,23 @@ pub fn encode_static(iface: &Ipv4Interface, mtu: u16) -> String {
 /// Forwards the lease events; others are logged.
 pub fn forward(cb: &JavaCallbacks, event: Event, link_mtu: u16) {
     match event {
-        Event::LeaseAcquired(l) => {
+        Event::Dhcp(DhcpEvent::LeaseAcquired(l)) => {
             cb.event(EventKind::LeaseAcquired, Some(&encode(&l, link_mtu)), None)
         }
-        Event::LeaseRenewed(l) => {
+        Event::Dhcp(DhcpEvent::LeaseRenewed(l)) => {
             cb.event(EventKind::LeaseRenewed, Some(&encode(&l, link_mtu)), None)
         }
-        Event::LeaseChanged { old, new } => cb.event(
+        Event::Dhcp(DhcpEvent::LeaseChanged { old, new }) => cb.event(
             EventKind::LeaseChanged,
             Some(&encode(&old, link_mtu)),
             Some(&encode(&new, link_mtu)),
         ),
-        Event::LeaseLost { address, reason: r } => cb.event(
+        Event::Dhcp(DhcpEvent::LeaseLost { address, reason: r }) => cb.event(
             EventKind::LeaseLost,
             Some(&address.to_string()),
             Some(reason(&r)),
         ),
-        Event::LeaseDeclined { address, mac } => {
+        Event::Dhcp(DhcpEvent::LeaseDeclined { address, mac }) => {
             tracing::warn!("declined {address}: in use by {mac}");
             cb.event(
                 EventKind::AddressConflict,
@@ -155,10 +156,10 @@ pub fn forward(cb: &JavaCallbacks, event: Event, link_mtu: u16) {
                 Some(&mac.to_string()),
             )
         }
-        Event::Ipv6Changed(info) => {
+        Event::Ipv6(Ipv6Event::Changed(info)) => {
             cb.event(EventKind::Ipv6Changed, Some(&encode_ipv6(&info)), None)
         }
-        Event::Ipv6AddressConflict(address) => {
+        Event::Ipv6(Ipv6Event::AddressConflict(address)) => {
             cb.event(EventKind::AddressConflict, Some(&address.to_string()), None)
         }
         other => tracing::debug!("tapemu event {other:?}"),

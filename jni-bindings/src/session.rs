@@ -23,13 +23,14 @@ use std::time::Duration;
 use tapemu::driver::{
     channel, Driver, DriverConfig, DriverEvent, DriverHandle, DriverStats, LinkSpec,
 };
-use tapemu::{Event, Stats};
+use tapemu::Stats;
 use tokio::sync::mpsc;
 
 use crate::callbacks::{EventKind, JavaCallbacks};
 use crate::config::{Addressing, EmulatorConfig, LinkSpec as ConfigLink};
 use crate::error::{Error, Result};
 use crate::lease;
+use tapemu::{Event, Ipv4Event};
 
 /// Frames buffered each way between the app's link and the driver in callback mode.
 const CHANNEL_CAPACITY: usize = 1024;
@@ -567,12 +568,12 @@ impl SessionTask {
     fn tap_event(&self, event: Event) {
         let cb = &self.callbacks;
         match event {
-            Event::Ipv4Up(_) => {
+            Event::Ipv4(Ipv4Event::Up(_)) => {
                 if let Some(lease) = &self.static_lease {
                     cb.event(EventKind::LeaseAcquired, Some(lease), None);
                 }
             }
-            Event::AddressConflict { address, mac } => cb.event(
+            Event::Ipv4(Ipv4Event::AddressConflict { address, mac }) => cb.event(
                 EventKind::AddressConflict,
                 Some(&address.to_string()),
                 Some(&mac.to_string()),

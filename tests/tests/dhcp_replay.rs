@@ -12,9 +12,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use tapemu::{
-    Config, DhcpConfig, DhcpState, Event, Ingress, Ipv4Mode, Ipv4Route, Lease, MacAddr, Tap,
-    Transmit,
+    Config, DhcpConfig, DhcpState, Ingress, Ipv4Mode, Ipv4Route, Lease, MacAddr, Tap, Transmit,
 };
+use tapemu::{DhcpEvent, Event};
 use tapemu_tests::recorded::{data_path as data, frames};
 
 /// dhclient's MAC in the recording.
@@ -149,10 +149,10 @@ fn lease_events(tap: &mut Tap) -> Vec<Event> {
         .filter(|e| {
             matches!(
                 e,
-                Event::LeaseAcquired(_)
-                    | Event::LeaseRenewed(_)
-                    | Event::LeaseChanged { .. }
-                    | Event::LeaseLost { .. }
+                Event::Dhcp(DhcpEvent::LeaseAcquired(_))
+                    | Event::Dhcp(DhcpEvent::LeaseRenewed(_))
+                    | Event::Dhcp(DhcpEvent::LeaseChanged { .. })
+                    | Event::Dhcp(DhcpEvent::LeaseLost { .. })
             )
         })
         .collect()
@@ -303,7 +303,7 @@ fn dnsmasq_exchange_yields_the_lease_dhclient_got() {
     assert_eq!(lease, expected_lease(file, t0));
     assert_eq!(
         lease_events(&mut tap),
-        vec![Event::LeaseAcquired(lease.clone())]
+        vec![Event::Dhcp(DhcpEvent::LeaseAcquired(lease.clone()))]
     );
     let iface = tap.ipv4().expect("the interface is configured");
     assert_eq!(iface.address, lease.address);
@@ -366,7 +366,7 @@ fn dnsmasq_exchange_yields_the_lease_dhclient_got() {
     assert_eq!(renewed, expected);
     assert_eq!(
         lease_events(&mut tap),
-        vec![Event::LeaseRenewed(renewed.clone())]
+        vec![Event::Dhcp(DhcpEvent::LeaseRenewed(renewed.clone()))]
     );
 
     // DHCPRELEASE on shutdown: addressed like dhclient's.

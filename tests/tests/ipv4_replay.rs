@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use tapemu::arp::ArpPacket;
+use tapemu::wire::arp::ArpPacket;
 use tapemu::{Config, Egress, Ingress, Ipv4Interface, Ipv4Mode, MacAddr, Tap, Transmit, HEADROOM};
 use tapemu_tests::recorded::{frames, src_mac};
 
@@ -70,7 +70,7 @@ fn as_host_b_we_answer_arp_exactly_as_bs_kernel_did() {
             continue;
         }
         let arp = ArpPacket::parse(&frame[14..]).unwrap();
-        let asks_for_b = arp.operation == tapemu::arp::Operation::Request
+        let asks_for_b = arp.operation == tapemu::wire::arp::Operation::Request
             && arp.target_ip == Ipv4Addr::new(192, 0, 2, 20)
             && arp.sender_ip != arp.target_ip;
         if asks_for_b {

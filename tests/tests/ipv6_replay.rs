@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use tapemu::ipv6::{Ipv6Route, LinkLocalMode};
 use tapemu::neighbour::State;
 use tapemu::{
-    Config, Egress, Event, Ingress, Ipv4Mode, Ipv6Config, Ipv6Info, Ipv6Mode, MacAddr, Tap,
-    Transmit, HEADROOM,
+    Config, Egress, Ingress, Ipv4Mode, Ipv6Config, Ipv6Info, Ipv6Mode, MacAddr, Tap, Transmit,
+    HEADROOM,
 };
+use tapemu::{Event, Ipv6Event};
 
 const ROUTER: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x01]);
 const HOST_A: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0a]);
@@ -294,7 +295,7 @@ fn recorded_ra_gives_the_kernels_slaac_address_routes_dns_and_mtu() {
     assert_eq!(tap.ipv6_info(), expected);
     assert_eq!(
         events(&mut tap).last(),
-        Some(&Event::Ipv6Changed(expected.clone()))
+        Some(&Event::Ipv6(Ipv6Event::Changed(expected.clone())))
     );
 
     // radvd's goodbye (router lifetime 0, RDNSS/DNSSL lifetime 0): no default route, no
@@ -394,7 +395,7 @@ fn recorded_dad_probe_during_our_dad_is_a_conflict() {
     let _ = tap.handle_link_frame(t0, &probe.data);
     assert_eq!(
         events(&mut tap),
-        vec![Event::Ipv6AddressConflict(ll(HOST_A))]
+        vec![Event::Ipv6(Ipv6Event::AddressConflict(ll(HOST_A)))]
     );
     run_until(&mut tap, t0 + Duration::from_secs(10));
     assert_eq!(tap.ipv6_info().link_local, None);
@@ -519,7 +520,7 @@ fn recorded_ra_before_link_local_dad_never_reports_a_global_address_alone() {
         let infos: Vec<Ipv6Info> = events(&mut tap)
             .into_iter()
             .filter_map(|e| match e {
-                Event::Ipv6Changed(info) => Some(info),
+                Event::Ipv6(Ipv6Event::Changed(info)) => Some(info),
                 _ => None,
             })
             .collect();

@@ -24,8 +24,8 @@
 //! ```
 
 mod clock;
-mod fd;
 pub mod link;
+mod sys;
 
 use std::future::Future;
 use std::io;
@@ -38,11 +38,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use self::clock::Clock;
-pub use self::fd::PacketFd;
-#[cfg(target_os = "linux")]
-pub use self::fd::{open_tun_device, DeviceKind};
 pub use self::link::{channel, ChannelPeer, LengthPrefix, LinkError, LinkSpec, LinkStatus};
 use self::link::{Link, LINK_HEADROOM, MAX_FRAME};
+pub use self::sys::PacketFd;
+#[cfg(target_os = "linux")]
+pub use self::sys::{open_tun_device, DeviceKind};
 use crate::{Config, Egress, Event, Ingress, Lease, Stats, Tap, Transmit, HEADROOM};
 
 /// Called with the raw fd of every socket a link opens, before it connects: on

@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::time::timeout;
 
 use super::*;
-use crate::arp::ArpPacket;
+use crate::wire::arp::ArpPacket;
+use crate::{Event, Ipv4Event};
 use crate::{Ipv4Interface, Ipv4Mode, MacAddr};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -59,7 +60,10 @@ async fn answers_arp_and_forwards_both_ways() {
         .await
         .expect("event")
         .expect("open");
-    assert!(matches!(up, DriverEvent::Tap(Event::Ipv4Up(_))), "{up:?}");
+    assert!(
+        matches!(up, DriverEvent::Tap(Event::Ipv4(Ipv4Event::Up(_)))),
+        "{up:?}"
+    );
 
     // ARP request for us from the peer → reply to the peer.
     let request = ArpPacket::request(PEER_MAC, [192, 0, 2, 1].into(), [192, 0, 2, 123].into());

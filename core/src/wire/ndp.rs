@@ -10,7 +10,7 @@ use std::net::Ipv6Addr;
 
 use etherparse::checksum::Sum16BitWords;
 
-use crate::ethernet::MacAddr;
+use crate::wire::ethernet::MacAddr;
 
 /// ICMPv6 message types handled here.
 pub mod icmpv6_type {

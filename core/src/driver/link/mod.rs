@@ -23,7 +23,7 @@ use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
-use super::fd::PacketFd;
+use super::sys::PacketFd;
 use super::SocketHook;
 
 /// Largest frame a link accepts: a 64 KiB IP packet plus its Ethernet header.
@@ -738,8 +738,8 @@ impl Link {
             }
             #[cfg(target_os = "linux")]
             LinkSpec::Tap { name } => {
-                let (fd, actual) = super::fd::open_tun_device(&name, super::fd::DeviceKind::Tap)?;
-                super::fd::set_link_up(&actual)?;
+                let (fd, actual) = super::sys::open_tun_device(&name, super::sys::DeviceKind::Tap)?;
+                super::sys::set_link_up(&actual)?;
                 Io::Tap(PacketFd::new(fd)?)
             }
             #[cfg(not(target_os = "linux"))]

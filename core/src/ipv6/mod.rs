@@ -15,16 +15,18 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt};
 
-use crate::dhcpv6::{self, Dhcpv6Info};
-use crate::ethernet::{self, ether_type, MacAddr, HEADER_LEN};
-use crate::icmp::{self, Ipv6Error};
-use crate::ndp::{
+pub mod dhcpv6;
+
+use crate::io::{Egress, Ingress, Transmit};
+use crate::neighbour::{Action, Lookup, NeighbourCache, NeighbourConfig, State};
+use crate::stats::Stats;
+use crate::wire::ethernet::{self, ether_type, MacAddr, HEADER_LEN};
+use crate::wire::icmp::{self, Ipv6Error};
+use crate::wire::ndp::{
     self, icmpv6_type, is_link_local, record_type, solicited_node, NaFlags, NdpError, NdpMessage,
     RouterAdvert, ALL_NODES, IPV6_HEADER_LEN, PROTO_HOP_BY_HOP, PROTO_ICMPV6,
 };
-use crate::neighbour::{Action, Lookup, NeighbourCache, NeighbourConfig, State};
-use crate::stats::Stats;
-use crate::tap::{Egress, Event, Ingress, Transmit};
+use dhcpv6::Dhcpv6Info;
 
 /// How the interface identifier of our addresses is formed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +107,19 @@ impl Default for Ipv6Mode {
     fn default() -> Self {
         Ipv6Mode::Slaac(Ipv6Config::default())
     }
+}
+
+/// What the IPv6 side reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ipv6Event {
+    /// The usable IPv6 addresses, routes, DNS servers, search domains or MTU changed;
+    /// carries the complete new set.
+    Changed(Ipv6Info),
+    /// Duplicate address detection failed: another host uses this address, so we do not.
+    AddressConflict(Ipv6Addr),
+    /// An IPv6 neighbour did not answer; packets queued for it were dropped.
+    NeighbourUnreachable(Ipv6Addr),
 }
 
 /// An IPv6 route: packets to `destination/prefix_len` go to `gateway`, or straight to
@@ -305,7 +320,7 @@ pub struct Ipv6Host {
     dhcp_info: Dhcpv6Info,
     reported: Ipv6Info,
     pub(crate) transmits: VecDeque<Transmit>,
-    pub(crate) events: VecDeque<Event>,
+    pub(crate) events: VecDeque<Ipv6Event>,
 }
 
 impl Ipv6Host {
@@ -363,7 +378,7 @@ impl Ipv6Host {
     }
 
     /// The usable configuration: empty until the link-local address passed DAD, so
-    /// every non-empty [`Ipv6Info`] (and every [`Event::Ipv6Changed`]) carries
+    /// every non-empty [`Ipv6Info`] (and every [`Ipv6Event::Changed`]) carries
     /// `link_local`; a global address whose DAD finished first waits for it.
     pub fn info(&self) -> Ipv6Info {
         let Some(link_local) = self.link_local() else {
@@ -762,7 +777,7 @@ impl Ipv6Host {
                 }
                 Action::Unreachable { target, frames } => {
                     self.events
-                        .push_back(Event::Ipv6NeighbourUnreachable(target));
+                        .push_back(Ipv6Event::NeighbourUnreachable(target));
                     for frame in frames {
                         stats.drop_ndp_neighbour_unreachable += 1;
                         // From the neighbour's address: the kernel drops packets that
@@ -1045,7 +1060,7 @@ impl Ipv6Host {
         let failed = self.remove_address(now, index);
         stats.ndp_dad_conflicts += 1;
         self.events
-            .push_back(Event::Ipv6AddressConflict(failed.addr));
+            .push_back(Ipv6Event::AddressConflict(failed.addr));
         if matches!(self.config.link_local, LinkLocalMode::StablePrivacy { .. })
             && failed.dad_counter < IDGEN_RETRIES
         {
@@ -1293,7 +1308,7 @@ impl Ipv6Host {
         let info = self.info();
         if info != self.reported {
             self.reported = info.clone();
-            self.events.push_back(Event::Ipv6Changed(info));
+            self.events.push_back(Ipv6Event::Changed(info));
         }
     }
 
@@ -1470,11 +1485,10 @@ fn ipv6_at(bytes: &[u8], at: usize) -> Option<Ipv6Addr> {
     Some(Ipv6Addr::from(octets))
 }
 
-/// The destination of a packet built by [`crate::ndp`].
+/// The destination of a packet built by [`crate::wire::ndp`].
 fn ndp_dst(packet: &[u8]) -> Ipv6Addr {
     ipv6_at(packet, 24).unwrap_or(ALL_NODES)
 }
 
 #[cfg(test)]
-#[path = "ipv6_tests.rs"]
 mod tests;

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use etherparse::{ArpEthIpv4Packet, ArpHardwareId, ArpOperation, ArpPacketSlice, EtherType};
 
-use crate::ethernet::{self, ether_type, MacAddr};
+use crate::wire::ethernet::{self, ether_type, MacAddr};
 
 /// Length of an ARP frame as Linux sends it: 14-byte header plus the 28-byte body.
 pub const FRAME_LEN: usize = ethernet::HEADER_LEN + ArpEthIpv4Packet::LEN;

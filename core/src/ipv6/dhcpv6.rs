@@ -12,7 +12,7 @@ use std::net::Ipv6Addr;
 use dhcproto::v6::{DhcpOption, Message, MessageType, OptionCode, ORO};
 use dhcproto::Encodable;
 
-use crate::ethernet::MacAddr;
+use crate::wire::ethernet::MacAddr;
 
 /// UDP port of DHCPv6 clients.
 pub const CLIENT_PORT: u16 = 546;
@@ -106,7 +106,7 @@ pub fn parse_reply(bytes: &[u8], xid: [u8; 3]) -> Option<Dhcpv6Info> {
             }
             code::DOMAIN_LIST => info
                 .search
-                .extend(crate::ndp::parse_domain_list(data).ok()?),
+                .extend(crate::wire::ndp::parse_domain_list(data).ok()?),
             code::INFORMATION_REFRESH_TIME => {
                 let b: [u8; 4] = data.try_into().ok()?;
                 info.refresh = Some(u32::from_be_bytes(b));
@@ -150,7 +150,7 @@ pub fn udp_to_client(packet: &[u8]) -> Option<&[u8]> {
     }
     let src: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
     let dst: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
-    let sum = crate::ndp::pseudo_checksum(
+    let sum = crate::wire::ndp::pseudo_checksum(
         Ipv6Addr::from(src),
         Ipv6Addr::from(dst),
         PROTO_UDP,

@@ -1,8 +1,9 @@
 //! State-machine tests of the DHCP client, driven through [`Tap`] with simulated time.
 
 use super::*;
-use crate::tap::{Config, Ingress, Ipv4Mode, Tap, Transmit};
 use crate::NextHop;
+use crate::{Config, Ingress, Ipv4Mode, Tap, Transmit};
+use crate::{DhcpEvent, Event, Ipv4Event};
 use dhcproto::v4::Flags;
 use proptest::prelude::*;
 
@@ -431,8 +432,11 @@ fn offer_request_ack_probe_bound_configures_the_interface() {
     assert_eq!(lease.server, server_ip());
     assert_eq!(lease.acquired_at, t0, "counted from the REQUEST");
     let ev = events(&mut tap);
-    assert!(ev.contains(&Event::LeaseAcquired(lease.clone())), "{ev:?}");
-    assert!(ev.contains(&Event::Ipv4Up(iface)));
+    assert!(
+        ev.contains(&Event::Dhcp(DhcpEvent::LeaseAcquired(lease.clone()))),
+        "{ev:?}"
+    );
+    assert!(ev.contains(&Event::Ipv4(Ipv4Event::Up(iface))));
     assert_eq!(
         tap.poll_timeout(),
         Some(t1 + secs(3.0)),
@@ -525,7 +529,10 @@ fn renewal_is_unicast_through_arp_and_an_answer_keeps_the_lease_quietly() {
     assert_eq!(lease.dns, vec![ip("192.0.2.99")]);
     assert_eq!(lease.acquired_at, t1);
     assert_eq!(lease.t1, Some(secs(1800.0)));
-    assert_eq!(events(&mut tap), vec![Event::LeaseRenewed(lease)]);
+    assert_eq!(
+        events(&mut tap),
+        vec![Event::Dhcp(DhcpEvent::LeaseRenewed(lease))]
+    );
 }
 
 #[test]
@@ -592,10 +599,10 @@ fn unanswered_renewal_retries_at_half_the_time_to_t2_then_rebinds_then_expires()
     assert_eq!(tap.lease(), None);
     assert_eq!(
         events(&mut tap),
-        vec![Event::LeaseLost {
+        vec![Event::Dhcp(DhcpEvent::LeaseLost {
             address: offered(),
             reason: LeaseLostReason::Expired
-        }]
+        })]
     );
     assert_eq!(tap.dhcp_state(), Some(DhcpState::Selecting));
     let discover = dhcp_sent(&out).pop().expect("discovery starts over");
@@ -620,7 +627,7 @@ fn rebinding_answered_by_any_server_keeps_the_address() {
     assert_eq!(tap.dhcp_state(), Some(DhcpState::Bound));
     let ev = events(&mut tap);
     assert!(
-        matches!(ev.as_slice(), [.., Event::LeaseRenewed(l)] if l.acquired_at == t0 + secs(3150.0)),
+        matches!(ev.as_slice(), [.., Event::Dhcp(DhcpEvent::LeaseRenewed(l))] if l.acquired_at == t0 + secs(3150.0)),
         "{ev:?}"
     );
 }
@@ -642,10 +649,10 @@ fn nak_while_renewing_drops_the_address_and_starts_over() {
     assert_eq!(tap.ipv4(), None);
     assert_eq!(
         events(&mut tap),
-        vec![Event::LeaseLost {
+        vec![Event::Dhcp(DhcpEvent::LeaseLost {
             address: offered(),
             reason: LeaseLostReason::Nak
-        }]
+        })]
     );
     let out: Vec<Transmit> = out
         .into_iter()
@@ -727,7 +734,7 @@ fn conflict_during_probe_declines_and_restarts_after_ten_seconds() {
         let server = Server::default();
         offer_then_ack(&mut tap, &server, t0);
         let t1 = t0 + secs(0.2);
-        let dst = if conflict.operation == crate::arp::Operation::Reply {
+        let dst = if conflict.operation == crate::wire::arp::Operation::Reply {
             OUR_MAC
         } else {
             MacAddr::BROADCAST
@@ -751,10 +758,10 @@ fn conflict_during_probe_declines_and_restarts_after_ten_seconds() {
         assert!(decline.opt(OptionCode::ParameterRequestList).is_none());
         assert_eq!(
             events(&mut tap),
-            vec![Event::LeaseDeclined {
+            vec![Event::Dhcp(DhcpEvent::LeaseDeclined {
                 address: offered(),
                 mac: OTHER_MAC
-            }]
+            })]
         );
         assert_eq!(tap.dhcp_state(), Some(DhcpState::Init));
         assert_eq!(tap.ipv4(), None);
@@ -830,7 +837,7 @@ fn init_reboot_accepted() {
     assert_eq!(tap.lease().unwrap().address, offered());
     assert!(matches!(
         events(&mut tap)[..],
-        [.., Event::LeaseAcquired(_)]
+        [.., Event::Dhcp(DhcpEvent::LeaseAcquired(_))]
     ));
 }
 
@@ -1195,7 +1202,7 @@ fn a_renewal_with_another_address_says_the_tun_must_be_rebuilt() {
     );
     let ev = events(&mut tap);
     assert!(
-        ev.iter().any(|e| matches!(e, Event::LeaseChanged { old, new } if old.address == offered() && new.address == ip("192.0.2.101"))),
+        ev.iter().any(|e| matches!(e, Event::Dhcp(DhcpEvent::LeaseChanged { old, new }) if old.address == offered() && new.address == ip("192.0.2.101"))),
         "{ev:?}"
     );
 }
@@ -1226,10 +1233,10 @@ fn release_unicasts_to_the_server_and_drops_the_address() {
     assert_eq!(tap.dhcp_state(), Some(DhcpState::Released));
     assert_eq!(
         events(&mut tap),
-        vec![Event::LeaseLost {
+        vec![Event::Dhcp(DhcpEvent::LeaseLost {
             address: offered(),
             reason: LeaseLostReason::Released
-        }]
+        })]
     );
     assert_eq!(tap.poll_timeout(), None);
     // Released before any lease: nothing to send, the client just stops.

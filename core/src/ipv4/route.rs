@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::ethernet::MacAddr;
+use crate::wire::ethernet::MacAddr;
 
 /// A route: packets to `destination/prefix_len` go to `gateway`, or straight to the
 /// destination when the route is on-link (`gateway` is `None`).

@@ -1,5 +1,6 @@
 use super::*;
-use crate::arp::FRAME_LEN as ARP_FRAME_LEN;
+use crate::wire::arp::FRAME_LEN as ARP_FRAME_LEN;
+use crate::{Event, Ipv4Event};
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 
 const OUR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x64]);
@@ -201,11 +202,13 @@ fn failed_resolution_returns_host_unreachable_per_queued_packet() {
     assert_eq!(tap.stats().drop_neighbour_unreachable, 2);
     assert_eq!(
         tap.poll_event(),
-        Some(Event::Ipv4Up(tap.ipv4().unwrap().clone()))
+        Some(Event::Ipv4(Ipv4Event::Up(tap.ipv4().unwrap().clone())))
     );
     assert_eq!(
         tap.poll_event(),
-        Some(Event::NeighbourUnreachable(ip("192.0.2.77")))
+        Some(Event::Ipv4(Ipv4Event::NeighbourUnreachable(ip(
+            "192.0.2.77"
+        ))))
     );
 }
 
@@ -281,10 +284,10 @@ fn conflict_raises_event_and_defends_at_most_every_ten_seconds() {
     let _ = tap.handle_link_frame(t0, &arp_frame(claim, MacAddr::BROADCAST));
     assert_eq!(
         tap.poll_event(),
-        Some(Event::AddressConflict {
+        Some(Event::Ipv4(Ipv4Event::AddressConflict {
             address: ip("192.0.2.123"),
             mac: intruder
-        })
+        }))
     );
     assert_eq!(link_arps(&drain(&mut tap)).len(), 1, "one defence");
     let _ = tap.handle_link_frame(
@@ -312,7 +315,7 @@ fn conflict_raises_event_and_defends_at_most_every_ten_seconds() {
     );
     assert!(matches!(
         tap.poll_event(),
-        Some(Event::AddressConflict { .. })
+        Some(Event::Ipv4(Ipv4Event::AddressConflict { .. }))
     ));
 }
 

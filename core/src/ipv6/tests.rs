@@ -2,9 +2,10 @@
 //! and resolution, next-hop choice, errors to the TUN, lifetimes and limits.
 
 use super::*;
-use crate::dhcpv6;
-use crate::ndp::{PrefixInfo, ALL_ROUTERS};
-use crate::tap::{Config, Ipv4Mode, Tap, HEADROOM};
+use crate::ipv6::dhcpv6;
+use crate::wire::ndp::{PrefixInfo, ALL_ROUTERS};
+use crate::{Config, Ipv4Mode, Tap, HEADROOM};
+use crate::{Event, Ipv6Event};
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 
 const OUR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x64]);
@@ -221,10 +222,10 @@ fn startup_joins_probes_solicits_and_goes_idle() {
     let ev = events(&mut tap);
     assert_eq!(
         ev,
-        vec![Event::Ipv6Changed(Ipv6Info {
+        vec![Event::Ipv6(Ipv6Event::Changed(Ipv6Info {
             link_local: Some(ll()),
             ..Ipv6Info::default()
-        })]
+        }))]
     );
     let s = tap.stats();
     assert_eq!(
@@ -270,7 +271,10 @@ fn ra_gives_slaac_address_routes_dns_and_mtu() {
         search: vec!["lab.example".into()],
         mtu: Some(1400),
     };
-    assert_eq!(ev.last(), Some(&Event::Ipv6Changed(expected.clone())));
+    assert_eq!(
+        ev.last(),
+        Some(&Event::Ipv6(Ipv6Event::Changed(expected.clone())))
+    );
     assert_eq!(
         ev.len(),
         2,
@@ -359,7 +363,10 @@ fn tentative_address_is_not_answered_and_a_foreign_probe_is_a_conflict() {
         Some([9; 6]),
     );
     let _ = tap.handle_link_frame(t0, &frame_to(group_mac, PEER_MAC, &probe));
-    assert_eq!(events(&mut tap), vec![Event::Ipv6AddressConflict(ll())]);
+    assert_eq!(
+        events(&mut tap),
+        vec![Event::Ipv6(Ipv6Event::AddressConflict(ll()))]
+    );
     let out = run_until(&mut tap, t0 + Duration::from_secs(20));
     assert!(
         of_type(&out, 133).is_empty(),
@@ -415,7 +422,10 @@ fn na_for_a_tentative_global_address_is_a_conflict_and_it_is_never_used() {
         MacAddr::ipv6_multicast(ALL_NODES),
     );
     let _ = tap.handle_link_frame(t1, &na);
-    assert_eq!(events(&mut tap), vec![Event::Ipv6AddressConflict(global())]);
+    assert_eq!(
+        events(&mut tap),
+        vec![Event::Ipv6(Ipv6Event::AddressConflict(global()))]
+    );
     run_until(&mut tap, t1 + Duration::from_secs(5));
     assert!(tap.ipv6_info().addresses.is_empty());
     assert!(events(&mut tap).is_empty());
@@ -447,7 +457,10 @@ fn stable_privacy_uses_opaque_ids_and_retries_after_a_conflict() {
     );
     let group = MacAddr::ipv6_multicast(solicited_node(first));
     let _ = tap.handle_link_frame(t0, &frame_to(group, PEER_MAC, &probe));
-    assert_eq!(events(&mut tap), vec![Event::Ipv6AddressConflict(first)]);
+    assert_eq!(
+        events(&mut tap),
+        vec![Event::Ipv6(Ipv6Event::AddressConflict(first))]
+    );
     run_until(&mut tap, t0 + Duration::from_secs(3));
     let second = tap.ipv6_info().link_local.unwrap();
     assert!(is_link_local(second));
@@ -616,7 +629,7 @@ fn failed_resolution_sends_three_ns_then_address_unreachable_per_packet() {
     }
     assert_eq!(
         events(&mut tap),
-        vec![Event::Ipv6NeighbourUnreachable(peer)]
+        vec![Event::Ipv6(Ipv6Event::NeighbourUnreachable(peer))]
     );
     assert_eq!(tap.stats().drop_ndp_neighbour_unreachable, 2);
 }
@@ -775,7 +788,7 @@ fn lifetimes_expire_and_zero_router_lifetime_removes_the_default_route() {
     let now = t0 + Duration::from_secs(20);
     let _ = tap.handle_link_frame(now, &radvd_ra(0, 86400, 14400));
     let ev = events(&mut tap);
-    let [Event::Ipv6Changed(info)] = &ev[..] else {
+    let [Event::Ipv6(Ipv6Event::Changed(info))] = &ev[..] else {
         panic!("{ev:?}")
     };
     assert!(info.routes.iter().all(|r| r.prefix_len != 0));
@@ -1072,7 +1085,10 @@ fn o_flag_starts_stateless_dhcpv6_and_its_dns_joins_the_info() {
     let info = tap.ipv6_info();
     assert_eq!(info.dns, vec![a("2001:db8:1::53"), a("2001:db8:1::5")]);
     assert_eq!(info.search, vec!["lab.example".to_string()]);
-    assert!(matches!(events(&mut tap)[..], [Event::Ipv6Changed(_)]));
+    assert!(matches!(
+        events(&mut tap)[..],
+        [Event::Ipv6(Ipv6Event::Changed(_))]
+    ));
     // No more retries; the refresh comes after 3600 s.
     let out = run_until(&mut tap, now + Duration::from_secs(3599));
     assert!(out.is_empty());
@@ -1412,7 +1428,7 @@ fn every_event_after_link_local_dad_carries_the_link_local_address() {
         let infos: Vec<Ipv6Info> = events(&mut tap)
             .into_iter()
             .filter_map(|e| match e {
-                Event::Ipv6Changed(info) => Some(info),
+                Event::Ipv6(Ipv6Event::Changed(info)) => Some(info),
                 _ => None,
             })
             .collect();

@@ -28,7 +28,7 @@
 //! * Discovery starts at once: the RFC 2131 §4.4.1 random 1–10 s wait before the first
 //!   DHCPDISCOVER is left out (a single VPN client has nobody to desynchronise from).
 //! * A renewal or rebinding ACK for a different address is used at once (no probe) and
-//!   reported as [`crate::Event::LeaseChanged`].
+//!   reported as [`DhcpEvent::LeaseChanged`].
 //! * Everything runs with no TUN attached: the lease events carry what a
 //!   `VpnService.Builder` or `ip addr`/`ip route` needs, and ARP for the leased address
 //!   is answered as soon as it is bound.
@@ -47,11 +47,10 @@ use etherparse::{Ipv4HeaderSlice, PacketBuilder};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt};
 
-use crate::arp::ArpPacket;
-use crate::ethernet::MacAddr;
-use crate::route::{prefix_mask, Ipv4Interface, Ipv4Route};
+use crate::ipv4::route::{prefix_mask, Ipv4Interface, Ipv4Route};
 use crate::stats::Stats;
-use crate::tap::Event;
+use crate::wire::arp::ArpPacket;
+use crate::wire::ethernet::MacAddr;
 
 /// Shortest lease accepted; shorter leases are treated as this long.
 pub const MIN_LEASE: Duration = Duration::from_secs(60);
@@ -136,8 +135,8 @@ impl Lease {
     }
 
     /// The interface configuration the lease gives.
-    pub fn interface(&self) -> crate::route::Ipv4Interface {
-        crate::route::Ipv4Interface {
+    pub fn interface(&self) -> crate::ipv4::route::Ipv4Interface {
+        crate::ipv4::route::Ipv4Interface {
             address: self.address,
             prefix_len: self.prefix_len,
             routes: self.routes.clone(),
@@ -256,8 +255,44 @@ pub(crate) fn client_port_payload<'a>(
     })
 }
 
+/// What the DHCP client reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DhcpEvent {
+    /// DHCP gave us our first lease; the interface is configured and the TUN can be
+    /// created with it.
+    LeaseAcquired(Lease),
+    /// The lease was renewed with the same address: nothing to rebuild, though routes,
+    /// DNS or times may have changed.
+    LeaseRenewed(Lease),
+    /// A renewal or rebinding gave a different address: the TUN must be rebuilt.
+    LeaseChanged {
+        /// The lease that was in force.
+        old: Lease,
+        /// The lease now in force.
+        new: Lease,
+    },
+    /// The lease is gone and the address removed; DHCP starts over (unless released).
+    LeaseLost {
+        /// The address we no longer have.
+        address: Ipv4Addr,
+        /// Why.
+        reason: LeaseLostReason,
+    },
+    /// An acknowledged address was in use by another host (RFC 5227 probe); it was
+    /// declined and DHCP starts over.
+    LeaseDeclined {
+        /// The address we declined.
+        address: Ipv4Addr,
+        /// The MAC of the host that uses it.
+        mac: MacAddr,
+    },
+}
+
 /// What the client asks [`crate::Tap`] to do.
 #[derive(Debug)]
+// Events are rare and short-lived: boxing the lease would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Action {
     /// Send this complete Ethernet frame.
     Link(Vec<u8>),
@@ -268,7 +303,7 @@ pub(crate) enum Action {
     /// Configure (or remove) the IPv4 interface.
     Configure(Option<Ipv4Interface>),
     /// Report an event.
-    Event(Box<Event>),
+    Event(DhcpEvent),
 }
 
 /// A DHCPRELEASE to send before the address goes away.
@@ -498,10 +533,10 @@ impl DhcpClient {
     fn lose(&mut self, now: Instant, reason: LeaseLostReason) {
         if let Some(lease) = self.lease.take() {
             self.actions.push(Action::Configure(None));
-            self.actions.push(Action::Event(Box::new(Event::LeaseLost {
+            self.actions.push(Action::Event(DhcpEvent::LeaseLost {
                 address: lease.address,
                 reason,
-            })));
+            }));
         }
         self.restart(now, Duration::ZERO);
     }
@@ -512,11 +547,11 @@ impl DhcpClient {
         self.actions
             .push(Action::Configure(Some(lease.interface())));
         let event = match self.lease.replace(lease.clone()) {
-            None => Event::LeaseAcquired(lease),
-            Some(old) if old.address == lease.address => Event::LeaseRenewed(lease),
-            Some(old) => Event::LeaseChanged { old, new: lease },
+            None => DhcpEvent::LeaseAcquired(lease),
+            Some(old) if old.address == lease.address => DhcpEvent::LeaseRenewed(lease),
+            Some(old) => DhcpEvent::LeaseChanged { old, new: lease },
         };
-        self.actions.push(Action::Event(Box::new(event)));
+        self.actions.push(Action::Event(event));
         // The T1 timer; an infinite lease has none. If T1 is already past (a slow
         // probe, a late ACK), the timer runs at once and renews.
         self.timer = self
@@ -553,11 +588,10 @@ impl DhcpClient {
         ];
         let payload = self.encode(now, Ipv4Addr::UNSPECIFIED, options);
         self.broadcast(Ipv4Addr::UNSPECIFIED, payload, stats);
-        self.actions
-            .push(Action::Event(Box::new(Event::LeaseDeclined {
-                address: candidate,
-                mac: arp.sender_mac,
-            })));
+        self.actions.push(Action::Event(DhcpEvent::LeaseDeclined {
+            address: candidate,
+            mac: arp.sender_mac,
+        }));
         self.restart(now, DECLINE_RESTART);
     }
 
@@ -581,10 +615,10 @@ impl DhcpClient {
         let payload = self.encode(now, lease.address, options);
         stats.dhcp_messages_out += 1;
         self.actions.push(Action::Configure(None));
-        self.actions.push(Action::Event(Box::new(Event::LeaseLost {
+        self.actions.push(Action::Event(DhcpEvent::LeaseLost {
             address: lease.address,
             reason: LeaseLostReason::Released,
-        })));
+        }));
         Some(Release {
             packet: udp_packet(lease.address, lease.server, &payload),
             server: lease.server,
@@ -1226,5 +1260,4 @@ fn decode_name(v: &[u8], start: usize) -> Option<(String, usize)> {
 }
 
 #[cfg(test)]
-#[path = "dhcp_tests.rs"]
 mod tests;

@@ -1,0 +1,8 @@
+//! Stateless parsing and emitting of what crosses the link: Ethernet framing, ARP,
+//! ICMP errors, NDP and MLD. No state and no policy here: the protocol modules
+//! ([`crate::ipv4`], [`crate::ipv6`]) decide what to send and what a message means.
+
+pub mod arp;
+pub mod ethernet;
+pub mod icmp;
+pub mod ndp;
