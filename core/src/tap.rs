@@ -189,11 +189,11 @@ impl Tap {
     pub fn stats(&self) -> Stats {
         let mut stats = self.stats;
         let n = &self.arp_cache.counters;
-        stats.neighbour_resolved = n.resolved;
-        stats.neighbour_failed = n.failed;
-        stats.neighbour_evictions = n.evictions;
-        stats.drop_neighbour_queue_full = n.queue_overflow_drops;
-        stats.drop_neighbour_table_full = n.table_full_drops;
+        stats.arp_cache.resolved = n.resolved;
+        stats.arp_cache.failed = n.failed;
+        stats.arp_cache.evictions = n.evictions;
+        stats.arp_cache.drop_queue_full = n.queue_overflow_drops;
+        stats.arp_cache.drop_table_full = n.table_full_drops;
         if let Some(host) = &self.ipv6 {
             host.fill_stats(&mut stats);
         }
@@ -225,13 +225,13 @@ impl Tap {
     /// [`Egress::Send`] the Ethernet header has been written into the headroom and the
     /// whole buffer is the frame to send; the payload is never copied on that path.
     pub fn handle_tun_packet(&mut self, now: Instant, frame: &mut [u8]) -> Egress {
-        self.stats.tun_packets_in += 1;
+        self.stats.tun.packets_in += 1;
         self.egress(now, frame)
     }
 
     fn egress(&mut self, now: Instant, frame: &mut [u8]) -> Egress {
         let Some(packet) = frame.get(HEADROOM..) else {
-            self.stats.drop_tun_malformed += 1;
+            self.stats.tun.drop_malformed += 1;
             return Egress::Consumed;
         };
         match packet.first().map(|b| b >> 4) {
@@ -243,16 +243,16 @@ impl Tap {
                     egress
                 }
                 None => {
-                    self.stats.drop_tun_ipv6_disabled += 1;
+                    self.stats.ipv6.drop_tun_disabled += 1;
                     Egress::Consumed
                 }
             },
             Some(_) => {
-                self.stats.drop_tun_unsupported_version += 1;
+                self.stats.tun.drop_unsupported_version += 1;
                 Egress::Consumed
             }
             None => {
-                self.stats.drop_tun_malformed += 1;
+                self.stats.tun.drop_malformed += 1;
                 Egress::Consumed
             }
         }
@@ -261,7 +261,7 @@ impl Tap {
     /// Like [`Tap::handle_tun_packet`] for a packet without headroom; the frame, if
     /// any, is queued for [`Tap::poll_transmit`]. Costs one copy.
     pub fn handle_tun_packet_owned(&mut self, now: Instant, packet: &[u8]) {
-        self.stats.tun_packets_in += 1;
+        self.stats.tun.packets_in += 1;
         self.egress_owned(now, packet);
     }
 
@@ -276,17 +276,17 @@ impl Tap {
     fn egress_ipv4(&mut self, now: Instant, frame: &mut [u8]) -> Egress {
         let packet = &frame[HEADROOM..];
         let Ok(header) = Ipv4HeaderSlice::from_slice(packet) else {
-            self.stats.drop_tun_malformed += 1;
+            self.stats.tun.drop_malformed += 1;
             return Egress::Consumed;
         };
         let dst = header.destination_addr();
         let dont_fragment = header.dont_fragment();
         if usize::from(header.total_len()) != packet.len() {
-            self.stats.drop_tun_malformed += 1;
+            self.stats.tun.drop_malformed += 1;
             return Egress::Consumed;
         }
         if packet.len() > usize::from(self.ipv4_mtu) {
-            self.stats.drop_too_big += 1;
+            self.stats.ipv4.drop_too_big += 1;
             if dont_fragment {
                 let mtu = self.ipv4_mtu;
                 self.icmp_to_tun(
@@ -298,14 +298,14 @@ impl Tap {
             return Egress::Consumed;
         }
         let Some(iface) = &self.ipv4 else {
-            self.stats.drop_tun_no_address += 1;
+            self.stats.ipv4.drop_no_address += 1;
             return Egress::Consumed;
         };
         let dst_mac = match iface.next_hop(dst) {
             NextHop::Broadcast => MacAddr::BROADCAST,
             NextHop::Multicast(mac) => mac,
             NextHop::NoRoute => {
-                self.stats.drop_no_route += 1;
+                self.stats.ipv4.drop_no_route += 1;
                 self.icmp_to_tun(&frame[HEADROOM..], dst, Unreachable::Network);
                 return Egress::Consumed;
             }
@@ -318,7 +318,7 @@ impl Tap {
             },
         };
         ethernet::write_header(frame, dst_mac, self.mac, ether_type::IPV4);
-        self.stats.link_frames_out += 1;
+        self.stats.link.frames_out += 1;
         Egress::Send
     }
 
@@ -330,7 +330,7 @@ impl Tap {
 
     fn enqueue_for_neighbour(&mut self, now: Instant, next: Ipv4Addr, frame: Vec<u8>) {
         match self.arp_cache.enqueue(now, next, frame) {
-            Lookup::Queued => self.stats.neighbour_queued += 1,
+            Lookup::Queued => self.stats.arp_cache.queued += 1,
             Lookup::Hit(_) | Lookup::Dropped => {}
         }
         self.run_neighbour_actions();
@@ -341,9 +341,9 @@ impl Tap {
     /// On [`Ingress::Deliver`] the range of `frame` is an IP packet for the TUN,
     /// with any Ethernet padding trimmed.
     pub fn handle_link_frame(&mut self, now: Instant, frame: &[u8]) -> Ingress {
-        self.stats.link_frames_in += 1;
+        self.stats.link.frames_in += 1;
         let Some(header) = ethernet::Header::parse(frame) else {
-            self.stats.drop_link_truncated += 1;
+            self.stats.link.drop_truncated += 1;
             return Ingress::Consumed;
         };
         let ipv6_group = header.dst.is_ipv6_multicast()
@@ -356,11 +356,11 @@ impl Tap {
             && !header.dst.is_ipv4_multicast()
             && !ipv6_group
         {
-            self.stats.drop_link_not_for_us += 1;
+            self.stats.link.drop_not_for_us += 1;
             return Ingress::Consumed;
         }
         if header.src == self.mac {
-            self.stats.drop_link_own_frame += 1;
+            self.stats.link.drop_own_frame += 1;
             return Ingress::Consumed;
         }
         match header.ether_type {
@@ -372,7 +372,7 @@ impl Tap {
                     ingress
                 }
                 None => {
-                    self.stats.drop_link_ipv6_disabled += 1;
+                    self.stats.ipv6.drop_link_disabled += 1;
                     Ingress::Consumed
                 }
             },
@@ -381,11 +381,11 @@ impl Tap {
                 Ingress::Consumed
             }
             ether_type::VLAN | ether_type::QINQ => {
-                self.stats.drop_link_vlan += 1;
+                self.stats.link.drop_vlan += 1;
                 Ingress::Consumed
             }
             _ => {
-                self.stats.drop_link_unknown_ether_type += 1;
+                self.stats.link.drop_unknown_ether_type += 1;
                 Ingress::Consumed
             }
         }
@@ -394,13 +394,13 @@ impl Tap {
     fn ingress_ipv4(&mut self, now: Instant, eth: &ethernet::Header, frame: &[u8]) -> Ingress {
         let payload = &frame[HEADER_LEN..];
         let Ok(header) = Ipv4HeaderSlice::from_slice(payload) else {
-            self.stats.drop_link_ipv4_malformed += 1;
+            self.stats.ipv4.drop_link_malformed += 1;
             return Ingress::Consumed;
         };
         let total_len = usize::from(header.total_len());
         let header_sum = etherparse::checksum::Sum16BitWords::new().add_slice(header.slice());
         if total_len > payload.len() || header_sum.ones_complement() != 0 {
-            self.stats.drop_link_ipv4_malformed += 1;
+            self.stats.ipv4.drop_link_malformed += 1;
             return Ingress::Consumed;
         }
         if self.dhcp.is_some() {
@@ -409,22 +409,22 @@ impl Tap {
                 return Ingress::Consumed;
             }
         }
-        self.stats.tun_packets_out += 1;
+        self.stats.tun.packets_out += 1;
         Ingress::Deliver(HEADER_LEN..HEADER_LEN + total_len)
     }
 
     fn handle_arp(&mut self, now: Instant, eth: &ethernet::Header, payload: &[u8]) {
         let Ok(arp) = ArpPacket::parse(payload) else {
-            self.stats.drop_link_arp_malformed += 1;
+            self.stats.arp.drop_malformed += 1;
             return;
         };
         if !arp.sender_mac.is_unicast() {
-            self.stats.drop_link_arp_malformed += 1;
+            self.stats.arp.drop_malformed += 1;
             return;
         }
         match arp.operation {
-            Operation::Request => self.stats.arp_requests_in += 1,
-            Operation::Reply => self.stats.arp_replies_in += 1,
+            Operation::Request => self.stats.arp.requests_in += 1,
+            Operation::Reply => self.stats.arp.replies_in += 1,
         }
         if let Some(client) = self.dhcp.as_mut() {
             client.handle_arp(now, &arp, &mut self.rng, &mut self.stats);
@@ -439,7 +439,7 @@ impl Tap {
         }
         if arp.operation == Operation::Request && arp.target_ip == our_ip {
             let reply = ArpPacket::reply_to(&arp, self.mac, our_ip);
-            self.stats.arp_replies_out += 1;
+            self.stats.arp.replies_out += 1;
             self.push_link(reply.to_frame(arp.sender_mac));
         }
         if arp.is_probe() {
@@ -458,7 +458,7 @@ impl Tap {
     }
 
     fn address_conflict(&mut self, now: Instant, address: Ipv4Addr, mac: MacAddr) {
-        self.stats.address_conflicts += 1;
+        self.stats.ipv4.address_conflicts += 1;
         // RFC 5227 §2.4 (b): defend once, unless we defended within DEFEND_INTERVAL.
         // The event goes with the defence, so a flood of claims raises one event per
         // interval (the counter has them all).
@@ -466,7 +466,7 @@ impl Tap {
         if may_defend {
             self.push_event(Event::Ipv4(Ipv4Event::AddressConflict { address, mac }));
             self.last_defence = Some(now);
-            self.stats.arp_requests_out += 1;
+            self.stats.arp.requests_out += 1;
             self.push_link(ArpPacket::announcement(self.mac, address).to_frame(MacAddr::BROADCAST));
         }
     }
@@ -495,7 +495,7 @@ impl Tap {
                 if let Some(iface) = &self.ipv4 {
                     let frame = ArpPacket::announcement(self.mac, iface.address)
                         .to_frame(MacAddr::BROADCAST);
-                    self.stats.arp_requests_out += 1;
+                    self.stats.arp.requests_out += 1;
                     self.push_link(frame);
                 }
                 self.announce = (remaining > 1).then(|| (now + ANNOUNCE_INTERVAL, remaining - 1));
@@ -563,7 +563,7 @@ impl Tap {
                 dhcp::Action::Link(frame) => self.push_link(frame),
                 dhcp::Action::Route(packet) => self.send_ipv4_packet(now, &packet),
                 dhcp::Action::Probe(candidate) => {
-                    self.stats.arp_requests_out += 1;
+                    self.stats.arp.requests_out += 1;
                     let probe = ArpPacket::probe(self.mac, candidate);
                     self.push_link(probe.to_frame(MacAddr::BROADCAST));
                 }
@@ -594,20 +594,20 @@ impl Tap {
                 Action::Solicit { target, unicast } => {
                     let Some(iface) = &self.ipv4 else { continue };
                     let request = ArpPacket::request(self.mac, iface.address, target);
-                    self.stats.arp_requests_out += 1;
+                    self.stats.arp.requests_out += 1;
                     self.push_link(request.to_frame(unicast.unwrap_or(MacAddr::BROADCAST)));
                 }
                 Action::Flush { mac, frames, .. } => {
                     for mut frame in frames {
                         ethernet::write_header(&mut frame, mac, self.mac, ether_type::IPV4);
-                        self.stats.link_frames_out += 1;
+                        self.stats.link.frames_out += 1;
                         self.push_transmit(Transmit::Link(frame));
                     }
                 }
                 Action::Unreachable { target, frames } => {
                     self.push_event(Event::Ipv4(Ipv4Event::NeighbourUnreachable(target)));
                     for frame in frames {
-                        self.stats.drop_neighbour_unreachable += 1;
+                        self.stats.arp_cache.drop_unreachable += 1;
                         // Reported from the neighbour's address: the kernel discards
                         // packets arriving with one of its own addresses as the source.
                         if let Some(packet) = frame.get(HEADROOM..) {
@@ -621,8 +621,8 @@ impl Tap {
 
     fn icmp_to_tun(&mut self, original: &[u8], reporter: Ipv4Addr, kind: Unreachable) {
         if let Some(packet) = icmp::ipv4_unreachable(original, reporter, kind) {
-            self.stats.icmp_errors_to_tun += 1;
-            self.stats.tun_packets_out += 1;
+            self.stats.ipv4.icmp_errors_to_tun += 1;
+            self.stats.tun.packets_out += 1;
             self.push_transmit(Transmit::Tun(packet));
         }
     }
@@ -646,13 +646,13 @@ impl Tap {
     }
 
     fn push_link(&mut self, frame: Vec<u8>) {
-        self.stats.link_frames_out += 1;
+        self.stats.link.frames_out += 1;
         self.push_transmit(Transmit::Link(frame));
     }
 
     fn push_transmit(&mut self, transmit: Transmit) {
         if self.transmits.len() >= self.max_transmits {
-            self.stats.drop_transmit_queue_full += 1;
+            self.stats.queues.drop_transmit_full += 1;
             return;
         }
         self.transmits.push_back(transmit);
@@ -660,7 +660,7 @@ impl Tap {
 
     fn push_event(&mut self, event: Event) {
         if self.events.len() >= self.max_events {
-            self.stats.drop_event_queue_full += 1;
+            self.stats.queues.drop_event_full += 1;
             return;
         }
         self.events.push_back(event);

@@ -124,22 +124,26 @@ impl std::fmt::Debug for Session {
 }
 
 /// Names of the values [`Session::stats`] returns, in order.
-pub fn stat_names() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = Stats::default()
+pub fn stat_names() -> Vec<String> {
+    let mut names: Vec<String> = Stats::default()
         .fields()
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    names.extend_from_slice(&[
-        "tun_attached",
-        "link_dropped_out",
-        "link_dropped_in",
-        "tun_dropped_out",
-        "dropped_no_tun",
-        "link_reconnects",
-        "wakeups",
-        "callback_frames_dropped",
-    ]);
+    names.extend(
+        [
+            "drops_total",
+            "tun_attached",
+            "link_dropped_out",
+            "link_dropped_in",
+            "tun_dropped_out",
+            "dropped_no_tun",
+            "link_reconnects",
+            "wakeups",
+            "callback_frames_dropped",
+        ]
+        .map(String::from),
+    );
     names
 }
 
@@ -147,6 +151,7 @@ fn stat_values(s: &DriverStats, callback_dropped: u64) -> Vec<i64> {
     let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let mut values: Vec<i64> = s.tap.fields().into_iter().map(|(_, v)| as_i64(v)).collect();
     values.extend_from_slice(&[
+        as_i64(s.tap.drops_total()),
         i64::from(s.tun_attached),
         as_i64(s.link_dropped_out),
         as_i64(s.link_dropped_in),

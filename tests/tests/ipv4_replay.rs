@@ -87,7 +87,7 @@ fn as_host_b_we_answer_arp_exactly_as_bs_kernel_did() {
         compared, 2,
         "the ping's request and the RFC 5227 probe for B"
     );
-    assert_eq!(tap.stats().arp_replies_out, 2);
+    assert_eq!(tap.stats().arp.replies_out, 2);
 }
 
 #[test]
@@ -191,6 +191,6 @@ fn received_frames_reach_the_tun_trimmed_and_tagged_frames_are_dropped() {
     assert_eq!(delivered, 14);
     // The tagged broadcast ARP request, as recorded and padded; the other tagged frames
     // are unicast between other hosts' MACs and are dropped as not for us.
-    assert_eq!(stats.drop_link_vlan, 2);
-    assert!(stats.drop_link_own_frame > 0);
+    assert_eq!(stats.link.drop_vlan, 2);
+    assert!(stats.link.drop_own_frame > 0);
 }

@@ -469,7 +469,7 @@ fn unsolicited_na_does_not_create_an_entry() {
     let _ = tap.handle_link_frame(t0 + Duration::from_secs(10), &na.data);
     assert!(drain(&mut tap).is_empty());
     assert!(tap.ndp_cache().get(na.target()).is_none());
-    assert_eq!(tap.stats().ndp_na_in, 1);
+    assert_eq!(tap.stats().ndp.na_in, 1);
 }
 
 #[test]
@@ -488,14 +488,14 @@ fn every_recorded_frame_is_handled_without_surprises() {
     let s = tap.stats();
     assert_eq!(
         (
-            s.drop_ndp_malformed,
-            s.drop_ndp_bad_checksum,
-            s.drop_ndp_bad_hop_limit,
-            s.drop_ndp_invalid
+            s.ndp.drop_malformed,
+            s.ndp.drop_bad_checksum,
+            s.ndp.drop_bad_hop_limit,
+            s.ndp.drop_invalid
         ),
         (0, 0, 0, 0)
     );
-    assert!(s.ndp_ra_in >= 1);
+    assert!(s.ndp.ra_in >= 1);
 }
 
 #[test]
@@ -565,9 +565,9 @@ fn groups_from_a_recorded_kernel_report_on_the_tun_are_delivered() {
         Ingress::Deliver(14..site.len())
     );
     // A group nobody joined is dropped and counted.
-    let before = tap.stats().drop_link_not_for_us;
+    let before = tap.stats().link.drop_not_for_us;
     let _ = tap.handle_link_frame(now, &udp_to(a("ff05::3")));
-    assert_eq!(tap.stats().drop_link_not_for_us, before + 1);
+    assert_eq!(tap.stats().link.drop_not_for_us, before + 1);
     // NDP to a joined group is still ours: A's RS to ff02::2 is not delivered.
     let rs = find(&frames, "A's RS", |f| {
         f.src_mac == HOST_A && f.icmp_type == 133

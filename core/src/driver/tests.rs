@@ -107,7 +107,7 @@ async fn answers_arp_and_forwards_both_ways() {
 
     let stats = handle.stats().await.expect("stats");
     assert!(stats.tun_attached);
-    assert_eq!(stats.tap.tun_packets_in, 1);
+    assert_eq!(stats.tap.tun.packets_in, 1);
     assert_eq!(stats.link, "channel:");
 
     let old = handle.detach_tun().await.expect("detach");
@@ -356,7 +356,7 @@ async fn tun_at_end_of_file_is_detached() {
     assert!(failed.contains("end of file"), "{failed}");
     let stats = handle.stats().await.expect("stats");
     assert!(!stats.tun_attached);
-    assert_eq!(stats.tap.tun_packets_in, 0);
+    assert_eq!(stats.tap.tun.packets_in, 0);
     assert!(stats.wakeups < 100, "{} wake-ups", stats.wakeups);
     handle.stop().await;
 }
@@ -379,7 +379,7 @@ async fn channel_link_counts_frames_it_drops() {
     let stats = timeout(WAIT, async {
         loop {
             let stats = handle.stats().await.expect("stats");
-            if stats.tap.arp_requests_in == 1 {
+            if stats.tap.arp.requests_in == 1 {
                 return stats;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -388,7 +388,7 @@ async fn channel_link_counts_frames_it_drops() {
     .await
     .expect("in time");
     assert_eq!(stats.link_dropped_in, 2);
-    assert_eq!(stats.tap.link_frames_in, 1);
+    assert_eq!(stats.tap.link.frames_in, 1);
     handle.stop().await;
 }
 
@@ -464,7 +464,8 @@ async fn tcp_peer_that_never_reads_does_not_stall_the_driver() {
                 .expect("stats answered while the link is stuck")
                 .expect("stats")
                 .tap
-                .tun_packets_in;
+                .tun
+                .packets_in;
             if now == last {
                 return now;
             }
@@ -495,7 +496,7 @@ async fn tcp_peer_that_never_reads_does_not_stall_the_driver() {
                 .await
                 .expect("stats answered")
                 .expect("stats");
-            if stats.tap.arp_requests_in == requests {
+            if stats.tap.arp.requests_in == requests {
                 return stats;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

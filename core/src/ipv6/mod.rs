@@ -436,11 +436,11 @@ impl Ipv6Host {
     /// Puts the NDP cache counters into `stats`.
     pub fn fill_stats(&self, stats: &mut Stats) {
         let n = &self.cache.counters;
-        stats.ndp_neighbour_resolved = n.resolved;
-        stats.ndp_neighbour_failed = n.failed;
-        stats.ndp_neighbour_evictions = n.evictions;
-        stats.drop_ndp_queue_full = n.queue_overflow_drops;
-        stats.drop_ndp_table_full = n.table_full_drops;
+        stats.ndp_cache.resolved = n.resolved;
+        stats.ndp_cache.failed = n.failed;
+        stats.ndp_cache.evictions = n.evictions;
+        stats.ndp_cache.drop_queue_full = n.queue_overflow_drops;
+        stats.ndp_cache.drop_table_full = n.table_full_drops;
     }
 
     /// The solicited-node groups we listen to (one per address, tentative included).
@@ -512,7 +512,7 @@ impl Ipv6Host {
                 (None, true) if self.tun_groups.len() < self.config.max_groups => {
                     self.tun_groups.push(group);
                 }
-                (None, true) => stats.mld_groups_not_learnt += 1,
+                (None, true) => stats.mld.groups_not_learnt += 1,
                 _ => {}
             }
         }
@@ -554,7 +554,7 @@ impl Ipv6Host {
         let state = if self.config.dad_transmits == 0 {
             AddrState::Usable
         } else {
-            stats.ndp_dad_started += 1;
+            stats.ndp.dad_started += 1;
             let delay = rng.random_range(0..MAX_INITIAL_DELAY_MS);
             AddrState::Tentative {
                 next: now + Duration::from_millis(delay),
@@ -638,7 +638,7 @@ impl Ipv6Host {
 
     fn push_packet(&mut self, stats: &mut Stats, dst_mac: MacAddr, packet: &[u8]) {
         let frame = ethernet::build_frame(dst_mac, self.mac, ether_type::IPV6, packet);
-        stats.link_frames_out += 1;
+        stats.link.frames_out += 1;
         self.transmits.push_back(Transmit::Link(frame));
     }
 
@@ -658,8 +658,8 @@ impl Ipv6Host {
             return;
         }
         if let Some(packet) = icmp::ipv6_error(original, reporter, kind) {
-            stats.icmpv6_errors_to_tun += 1;
-            stats.tun_packets_out += 1;
+            stats.ipv6.icmp_errors_to_tun += 1;
+            stats.tun.packets_out += 1;
             self.transmits.push_back(Transmit::Tun(packet));
         }
     }
@@ -689,7 +689,7 @@ impl Ipv6Host {
     /// [`crate::Tap::handle_tun_packet`].
     pub fn egress(&mut self, now: Instant, frame: &mut [u8], stats: &mut Stats) -> Egress {
         let Some(packet) = frame.get(HEADER_LEN..) else {
-            stats.drop_tun_ipv6_malformed += 1;
+            stats.ipv6.drop_tun_malformed += 1;
             return Egress::Consumed;
         };
         let (Some(payload_len), Some(dst)) = (
@@ -698,11 +698,11 @@ impl Ipv6Host {
                 .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))),
             ipv6_at(packet, 24),
         ) else {
-            stats.drop_tun_ipv6_malformed += 1;
+            stats.ipv6.drop_tun_malformed += 1;
             return Egress::Consumed;
         };
         if IPV6_HEADER_LEN + payload_len != packet.len() {
-            stats.drop_tun_ipv6_malformed += 1;
+            stats.ipv6.drop_tun_malformed += 1;
             return Egress::Consumed;
         }
         if dst.is_multicast() {
@@ -715,11 +715,11 @@ impl Ipv6Host {
                 (icmpv6_type::ROUTER_SOLICITATION..=icmpv6_type::REDIRECT).contains(t)
             })
         {
-            stats.drop_tun_ipv6_ndp += 1;
+            stats.ipv6.drop_tun_ndp += 1;
             return Egress::Consumed;
         }
         if packet.len() > usize::from(self.mtu()) {
-            stats.drop_tun_ipv6_too_big += 1;
+            stats.ipv6.drop_tun_too_big += 1;
             let mtu = u32::from(self.mtu());
             let original = packet.to_vec();
             self.error_to_tun(stats, &original, dst, Ipv6Error::PacketTooBig { mtu });
@@ -729,7 +729,7 @@ impl Ipv6Host {
             MacAddr::ipv6_multicast(dst)
         } else {
             let Some(next) = self.next_hop(dst) else {
-                stats.drop_tun_ipv6_no_route += 1;
+                stats.ipv6.drop_tun_no_route += 1;
                 let original = packet.to_vec();
                 self.error_to_tun(stats, &original, dst, Ipv6Error::NoRoute);
                 return Egress::Consumed;
@@ -738,7 +738,7 @@ impl Ipv6Host {
                 Some(mac) => mac,
                 None => {
                     if self.cache.enqueue(now, next, frame.to_vec()) == Lookup::Queued {
-                        stats.ndp_neighbour_queued += 1;
+                        stats.ndp_cache.queued += 1;
                     }
                     self.run_cache_actions(now, stats);
                     return Egress::Consumed;
@@ -746,7 +746,7 @@ impl Ipv6Host {
             }
         };
         ethernet::write_header(frame, dst_mac, self.mac, ether_type::IPV6);
-        stats.link_frames_out += 1;
+        stats.link.frames_out += 1;
         Egress::Send
     }
 
@@ -765,13 +765,13 @@ impl Ipv6Host {
                         }
                     };
                     let ns = ndp::neighbor_solicitation(src, dst, target, Some(self.mac), None);
-                    stats.ndp_ns_out += 1;
+                    stats.ndp.ns_out += 1;
                     self.push_packet(stats, dst_mac, &ns);
                 }
                 Action::Flush { mac, frames, .. } => {
                     for mut frame in frames {
                         ethernet::write_header(&mut frame, mac, self.mac, ether_type::IPV6);
-                        stats.link_frames_out += 1;
+                        stats.link.frames_out += 1;
                         self.transmits.push_back(Transmit::Link(frame));
                     }
                 }
@@ -779,7 +779,7 @@ impl Ipv6Host {
                     self.events
                         .push_back(Ipv6Event::NeighbourUnreachable(target));
                     for frame in frames {
-                        stats.drop_ndp_neighbour_unreachable += 1;
+                        stats.ndp_cache.drop_unreachable += 1;
                         // From the neighbour's address: the kernel drops packets that
                         // arrive with one of its own addresses as the source.
                         if let Some(packet) = frame.get(HEADER_LEN..) {
@@ -808,12 +808,12 @@ impl Ipv6Host {
             ipv6_at(payload, 8),
             ipv6_at(payload, 24),
         ) else {
-            stats.drop_link_ipv6_malformed += 1;
+            stats.ipv6.drop_link_malformed += 1;
             return Ingress::Consumed;
         };
         let total = IPV6_HEADER_LEN + usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
         if first >> 4 != 6 || total > payload.len() || src.is_multicast() {
-            stats.drop_link_ipv6_malformed += 1;
+            stats.ipv6.drop_link_malformed += 1;
             return Ingress::Consumed;
         }
         let packet = &payload[..total];
@@ -826,13 +826,13 @@ impl Ipv6Host {
             ours.is_some()
         };
         if !to_us {
-            stats.drop_link_ipv6_not_for_us += 1;
+            stats.ipv6.drop_link_not_for_us += 1;
             return Ingress::Consumed;
         }
         let tentative = ours.is_some_and(|a| !a.usable());
         // ICMPv6 directly or behind one hop-by-hop header (MLD).
         let Some((proto, offset)) = upper_layer(packet) else {
-            stats.drop_link_ipv6_malformed += 1;
+            stats.ipv6.drop_link_malformed += 1;
             return Ingress::Consumed;
         };
         if proto == PROTO_ICMPV6 {
@@ -849,7 +849,7 @@ impl Ipv6Host {
             }
         }
         if tentative {
-            stats.drop_link_ipv6_not_for_us += 1;
+            stats.ipv6.drop_link_not_for_us += 1;
             return Ingress::Consumed;
         }
         if proto == dhcpv6::PROTO_UDP && packet[6] == dhcpv6::PROTO_UDP {
@@ -858,7 +858,7 @@ impl Ipv6Host {
                 return Ingress::Consumed;
             }
         }
-        stats.tun_packets_out += 1;
+        stats.tun.packets_out += 1;
         Ingress::Deliver(HEADER_LEN..HEADER_LEN + total)
     }
 
@@ -876,15 +876,15 @@ impl Ipv6Host {
     ) {
         let kind = msg.first().copied().unwrap_or(0);
         let count = |stats: &mut Stats, e: NdpError| match e {
-            NdpError::BadHopLimit => stats.drop_ndp_bad_hop_limit += 1,
-            NdpError::BadChecksum => stats.drop_ndp_bad_checksum += 1,
-            NdpError::Malformed => stats.drop_ndp_malformed += 1,
-            NdpError::Invalid => stats.drop_ndp_invalid += 1,
+            NdpError::BadHopLimit => stats.ndp.drop_bad_hop_limit += 1,
+            NdpError::BadChecksum => stats.ndp.drop_bad_checksum += 1,
+            NdpError::Malformed => stats.ndp.drop_malformed += 1,
+            NdpError::Invalid => stats.ndp.drop_invalid += 1,
         };
         match kind {
             icmpv6_type::MLD_QUERY => match ndp::parse_mld_query(src, dst, hop_limit, msg) {
                 Ok(query) => {
-                    stats.mld_queries_in += 1;
+                    stats.mld.queries_in += 1;
                     let groups = self.groups();
                     if query.group.is_unspecified()
                         || groups.contains(&query.group)
@@ -899,7 +899,7 @@ impl Ipv6Host {
                 Err(e) => count(stats, e),
             },
             icmpv6_type::MLD_V1_REPORT | icmpv6_type::MLD_V1_DONE | icmpv6_type::MLD_V2_REPORT => {
-                stats.ndp_ignored += 1;
+                stats.ndp.ignored += 1;
             }
             _ => match ndp::parse(src, dst, hop_limit, msg) {
                 Ok(NdpMessage::NeighborSolicitation {
@@ -907,7 +907,7 @@ impl Ipv6Host {
                     source_mac,
                     nonce,
                 }) => {
-                    stats.ndp_ns_in += 1;
+                    stats.ndp.ns_in += 1;
                     self.handle_ns(now, eth, src, dst, target, source_mac, nonce, rng, stats);
                 }
                 Ok(NdpMessage::NeighborAdvertisement {
@@ -917,7 +917,7 @@ impl Ipv6Host {
                     override_flag,
                     target_mac,
                 }) => {
-                    stats.ndp_na_in += 1;
+                    stats.ndp.na_in += 1;
                     self.handle_na(
                         now,
                         target,
@@ -931,13 +931,13 @@ impl Ipv6Host {
                 }
                 Ok(NdpMessage::RouterAdvertisement(ra)) => {
                     if self.config.accept_ra {
-                        stats.ndp_ra_in += 1;
+                        stats.ndp.ra_in += 1;
                         self.handle_ra(now, src, ra, rng, stats);
                     } else {
-                        stats.ndp_ignored += 1;
+                        stats.ndp.ignored += 1;
                     }
                 }
-                Ok(NdpMessage::RouterSolicitation | NdpMessage::Redirect) => stats.ndp_ignored += 1,
+                Ok(NdpMessage::RouterSolicitation | NdpMessage::Redirect) => stats.ndp.ignored += 1,
                 Err(e) => count(stats, e),
             },
         }
@@ -959,7 +959,7 @@ impl Ipv6Host {
         stats: &mut Stats,
     ) {
         let Some(index) = self.addresses.iter().position(|a| a.addr == target) else {
-            stats.ndp_ignored += 1;
+            stats.ndp.ignored += 1;
             return;
         };
         let address = &self.addresses[index];
@@ -969,7 +969,7 @@ impl Ipv6Host {
             if src.is_unspecified() && nonce != Some(address.nonce) {
                 self.dad_failed(now, index, rng, stats);
             } else {
-                stats.ndp_ignored += 1;
+                stats.ndp.ignored += 1;
             }
             return;
         }
@@ -980,8 +980,8 @@ impl Ipv6Host {
                 ..NaFlags::default()
             };
             let na = ndp::neighbor_advertisement(ALL_NODES, target, flags, Some(self.mac));
-            stats.ndp_dad_defended += 1;
-            stats.ndp_na_out += 1;
+            stats.ndp.dad_defended += 1;
+            stats.ndp.na_out += 1;
             self.push_multicast(stats, &na);
             return;
         }
@@ -1005,7 +1005,7 @@ impl Ipv6Host {
                     .filter(MacAddr::is_unicast)
             })
             .unwrap_or(eth.src);
-        stats.ndp_na_out += 1;
+        stats.ndp.na_out += 1;
         self.push_packet(stats, dst_mac, &na);
     }
 
@@ -1024,7 +1024,7 @@ impl Ipv6Host {
         if let Some(index) = self.addresses.iter().position(|a| a.addr == target) {
             if self.addresses[index].usable() {
                 // Someone else advertises our address; DAD already passed, so keep it.
-                stats.ndp_ignored += 1;
+                stats.ndp.ignored += 1;
             } else {
                 self.dad_failed(now, index, rng, stats);
             }
@@ -1035,11 +1035,11 @@ impl Ipv6Host {
             self.routers.retain(|r| r.value != target);
         }
         match self.cache.get(target) {
-            None => stats.ndp_ignored += 1,
+            None => stats.ndp.ignored += 1,
             Some((State::Incomplete, _)) => match target_mac {
                 Some(mac) if solicited => self.cache.confirm(now, target, mac, rng),
                 Some(mac) => self.cache.learn(now, target, mac, false),
-                None => stats.ndp_ignored += 1,
+                None => stats.ndp.ignored += 1,
             },
             Some((state, cached)) => {
                 let mac = target_mac.unwrap_or(cached);
@@ -1058,7 +1058,7 @@ impl Ipv6Host {
 
     fn dad_failed(&mut self, now: Instant, index: usize, rng: &mut StdRng, stats: &mut Stats) {
         let failed = self.remove_address(now, index);
-        stats.ndp_dad_conflicts += 1;
+        stats.ndp.dad_conflicts += 1;
         self.events
             .push_back(Ipv6Event::AddressConflict(failed.addr));
         if matches!(self.config.link_local, LinkLocalMode::StablePrivacy { .. })
@@ -1105,7 +1105,7 @@ impl Ipv6Host {
                     expires: expiry(now, u32::from(secs)),
                 })
             }
-            (None, _) => stats.drop_ndp_table_limit += 1,
+            (None, _) => stats.ndp.drop_table_limit += 1,
         }
         // Like Linux: values below 100 ms are raised to it; RFC 4861 caps reachable time
         // at one hour.
@@ -1190,7 +1190,7 @@ impl Ipv6Host {
                         expires: expiry(now, secs),
                     })
                 }
-                (None, _) => stats.drop_ndp_table_limit += 1,
+                (None, _) => stats.ndp.drop_table_limit += 1,
             }
         }
         // SLAAC (RFC 4862 §5.5.3): 64-bit interface identifiers only.
@@ -1228,7 +1228,7 @@ impl Ipv6Host {
             .filter(|a| a.kind == Kind::Slaac)
             .count();
         if slaac >= self.config.max_addresses {
-            stats.drop_ndp_table_limit += 1;
+            stats.ndp.drop_table_limit += 1;
             return;
         }
         self.add_address(
@@ -1280,21 +1280,21 @@ impl Ipv6Host {
         let dst = dhcpv6::ALL_SERVERS;
         let port = (dhcpv6::CLIENT_PORT, dhcpv6::SERVER_PORT);
         if let Some(packet) = dhcpv6::udp_packet(src, dst, 1, port.0, port.1, &message) {
-            stats.dhcpv6_requests_out += 1;
+            stats.dhcpv6.requests_out += 1;
             self.push_packet(stats, MacAddr::ipv6_multicast(dst), &packet);
         }
     }
 
     fn handle_dhcp_reply(&mut self, now: Instant, reply: &[u8], stats: &mut Stats) {
         let Some(request) = self.dhcp else {
-            stats.drop_dhcpv6_invalid += 1;
+            stats.dhcpv6.drop_invalid += 1;
             return;
         };
         let Some(mut info) = dhcpv6::parse_reply(reply, request.xid) else {
-            stats.drop_dhcpv6_invalid += 1;
+            stats.dhcpv6.drop_invalid += 1;
             return;
         };
-        stats.dhcpv6_replies_in += 1;
+        stats.dhcpv6.replies_in += 1;
         info.dns.truncate(self.config.max_dns);
         info.search.truncate(self.config.max_dns);
         let refresh = info.refresh.unwrap_or(IRT_DEFAULT).max(IRT_MINIMUM);
@@ -1361,7 +1361,7 @@ impl Ipv6Host {
                 };
             } else {
                 a.state = AddrState::Usable;
-                stats.ndp_dad_succeeded += 1;
+                stats.ndp.dad_succeeded += 1;
                 ready.push(a.kind);
             }
         }
@@ -1369,7 +1369,7 @@ impl Ipv6Host {
             let group = solicited_node(addr);
             let ns =
                 ndp::neighbor_solicitation(Ipv6Addr::UNSPECIFIED, group, addr, None, Some(nonce));
-            stats.ndp_ns_out += 1;
+            stats.ndp.ns_out += 1;
             self.push_multicast(stats, &ns);
         }
         for kind in ready {
@@ -1379,7 +1379,7 @@ impl Ipv6Host {
             if at <= now {
                 let src = self.link_local().unwrap_or(Ipv6Addr::UNSPECIFIED);
                 let rs = ndp::router_solicitation(src, self.mac);
-                stats.ndp_rs_out += 1;
+                stats.ndp.rs_out += 1;
                 self.push_multicast(stats, &rs);
                 let sent = sent + 1;
                 self.rs = (sent < self.config.router_solicitations)
@@ -1411,7 +1411,7 @@ impl Ipv6Host {
         if let Some((at, copies)) = self.mld.next {
             if at <= now {
                 let report = ndp::mld_report(src, &self.mld.changes);
-                stats.mld_reports_out += 1;
+                stats.mld.reports_out += 1;
                 self.push_multicast(stats, &report);
                 if copies > 1 {
                     let delay = rng.random_range(0..MAX_INITIAL_DELAY_MS);
@@ -1435,7 +1435,7 @@ impl Ipv6Host {
                 .collect();
             for chunk in records.chunks(MAX_MLD_RECORDS) {
                 let report = ndp::mld_report(src, chunk);
-                stats.mld_reports_out += 1;
+                stats.mld.reports_out += 1;
                 self.push_multicast(stats, &report);
             }
         }
@@ -1459,7 +1459,7 @@ fn update_timed<T: PartialEq>(
         Some(i) => list[i].expires = expires,
         None if remove => {}
         None if list.len() < max => list.push(Timed { value, expires }),
-        None => stats.drop_ndp_table_limit += 1,
+        None => stats.ndp.drop_table_limit += 1,
     }
 }
 

@@ -230,10 +230,10 @@ fn startup_joins_probes_solicits_and_goes_idle() {
     let s = tap.stats();
     assert_eq!(
         (
-            s.ndp_dad_started,
-            s.ndp_dad_succeeded,
-            s.ndp_rs_out,
-            s.mld_reports_out
+            s.ndp.dad_started,
+            s.ndp.dad_succeeded,
+            s.ndp.rs_out,
+            s.mld.reports_out
         ),
         (1, 1, 3, 4)
     );
@@ -335,7 +335,7 @@ fn multicast_ns_for_our_address_gets_solicited_override_na_with_our_mac() {
     let na = link_icmp(&drain(&mut tap));
     assert_eq!(na[0].msg[4], 0x40);
     assert_eq!(na[0].msg.len(), 24);
-    assert_eq!(tap.stats().ndp_na_out, 2);
+    assert_eq!(tap.stats().ndp.na_out, 2);
 }
 
 #[test]
@@ -373,7 +373,7 @@ fn tentative_address_is_not_answered_and_a_foreign_probe_is_a_conflict() {
         "no RS without a link-local address"
     );
     assert_eq!(tap.ipv6_info(), Ipv6Info::default());
-    assert_eq!(tap.stats().ndp_dad_conflicts, 1);
+    assert_eq!(tap.stats().ndp.dad_conflicts, 1);
     // The group is left (CHANGE_TO_INCLUDE).
     let leave = of_type(&out, 143);
     assert!(leave
@@ -488,7 +488,7 @@ fn probe_for_our_usable_address_is_defended() {
     assert_eq!((na[0].src, na[0].dst), (ll(), ALL_NODES));
     assert_eq!(na[0].dst_mac, MacAddr::ipv6_multicast(ALL_NODES));
     assert_eq!(na[0].msg[4], 0x20, "override, not solicited");
-    assert_eq!(tap.stats().ndp_dad_defended, 1);
+    assert_eq!(tap.stats().ndp.dad_defended, 1);
     assert!(events(&mut tap).is_empty(), "a usable address is kept");
 }
 
@@ -535,7 +535,7 @@ fn egress_resolves_with_ns_queues_and_flushes_in_order() {
     assert_eq!(tap.handle_tun_packet(now, &mut p), Egress::Send);
     assert_eq!(&p[0..6], &PEER_MAC.0);
     let s = tap.stats();
-    assert_eq!((s.ndp_neighbour_queued, s.ndp_neighbour_resolved), (2, 1));
+    assert_eq!((s.ndp_cache.queued, s.ndp_cache.resolved), (2, 1));
 }
 
 #[test]
@@ -597,7 +597,7 @@ fn no_router_gives_no_route_and_oversize_gives_packet_too_big() {
     assert_eq!(tap.handle_tun_packet(t0, &mut p), Egress::Consumed);
     let errors = tun_icmp(&drain(&mut tap));
     assert_eq!(errors, vec![(dst, a("2001:db8:1::7"), 1, 0, vec![0; 4])]);
-    assert_eq!(tap.stats().drop_tun_ipv6_no_route, 1);
+    assert_eq!(tap.stats().ipv6.drop_tun_no_route, 1);
 
     let mut tap = slaac_tap(t0);
     let mut big = udp6_from_tun(global(), dst, &[0u8; 1400]);
@@ -607,7 +607,7 @@ fn no_router_gives_no_route_and_oversize_gives_packet_too_big() {
         errors,
         vec![(dst, global(), 2, 0, 1400u32.to_be_bytes().to_vec())]
     );
-    assert_eq!(tap.stats().drop_tun_ipv6_too_big, 1);
+    assert_eq!(tap.stats().ipv6.drop_tun_too_big, 1);
 }
 
 #[test]
@@ -631,7 +631,7 @@ fn failed_resolution_sends_three_ns_then_address_unreachable_per_packet() {
         events(&mut tap),
         vec![Event::Ipv6(Ipv6Event::NeighbourUnreachable(peer))]
     );
-    assert_eq!(tap.stats().drop_ndp_neighbour_unreachable, 2);
+    assert_eq!(tap.stats().ndp_cache.drop_unreachable, 2);
 }
 
 #[test]
@@ -734,9 +734,9 @@ fn bad_hop_limit_checksum_and_garbage_are_counted_and_dropped() {
     let s = tap.stats();
     assert_eq!(
         (
-            s.drop_ndp_bad_hop_limit,
-            s.drop_ndp_bad_checksum,
-            s.drop_ndp_malformed
+            s.ndp.drop_bad_hop_limit,
+            s.ndp.drop_bad_checksum,
+            s.ndp.drop_malformed
         ),
         (1, 1, 2)
     );
@@ -759,7 +759,7 @@ fn frames_for_other_groups_and_addresses_are_dropped() {
         &frame_to(MacAddr([0x33, 0x33, 0xff, 0, 0, 0x99]), PEER_MAC, &ns),
     );
     assert_eq!(r, Ingress::Consumed);
-    assert_eq!(tap.stats().drop_link_not_for_us, 1);
+    assert_eq!(tap.stats().link.drop_not_for_us, 1);
     // To our MAC but another unicast address.
     let mut p = vec![0u8; HEADROOM];
     PacketBuilder::ipv6(a("fe80::a").octets(), a("fe80::99").octets(), 64)
@@ -768,7 +768,7 @@ fn frames_for_other_groups_and_addresses_are_dropped() {
         .unwrap();
     let frame = frame_to(OUR_MAC, PEER_MAC, &p[HEADROOM..]);
     assert_eq!(tap.handle_link_frame(t0, &frame), Ingress::Consumed);
-    assert_eq!(tap.stats().drop_link_ipv6_not_for_us, 1);
+    assert_eq!(tap.stats().ipv6.drop_link_not_for_us, 1);
     // To us: delivered, padding trimmed.
     let mut p = vec![0u8; HEADROOM];
     PacketBuilder::ipv6(a("fe80::a").octets(), ll().octets(), 64)
@@ -877,7 +877,7 @@ fn ra_floods_stay_within_the_limits() {
     assert_eq!(info.addresses.len(), d.max_addresses);
     assert_eq!(info.routes.len(), d.max_prefixes + 1);
     assert_eq!(info.dns.len(), d.max_dns);
-    assert!(tap.stats().drop_ndp_table_limit > 0);
+    assert!(tap.stats().ndp.drop_table_limit > 0);
 }
 
 #[test]
@@ -898,7 +898,7 @@ fn disabled_ipv6_drops_both_ways() {
     assert_eq!(tap.handle_link_frame(t0, &frame), Ingress::Consumed);
     let s = tap.stats();
     assert_eq!(
-        (s.drop_tun_ipv6_disabled, s.drop_link_ipv6_disabled),
+        (s.ipv6.drop_tun_disabled, s.ipv6.drop_link_disabled),
         (1, 1)
     );
     assert!(tap.ndp_cache().is_empty());
@@ -970,7 +970,7 @@ fn stale_neighbour_is_used_then_probed_by_unicast_ns_and_confirmed() {
         .iter()
         .all(|p| p.dst == peer && p.dst_mac == PEER_MAC));
     assert!(tap.ndp_cache().get(peer).is_none());
-    assert_eq!(tap.stats().ndp_neighbour_failed, 1);
+    assert_eq!(tap.stats().ndp_cache.failed, 1);
 }
 
 #[test]
@@ -1002,7 +1002,7 @@ fn accept_ra_off_sends_no_rs_and_ignores_ras() {
     let _ = tap.handle_link_frame(t0, &radvd_ra(1800, 86400, 14400));
     let info = tap.ipv6_info();
     assert!(info.addresses.is_empty() && info.routes.is_empty());
-    assert_eq!(tap.stats().ndp_ignored, 1);
+    assert_eq!(tap.stats().ndp.ignored, 1);
 }
 
 #[test]
@@ -1014,7 +1014,7 @@ fn the_kernels_own_ndp_from_the_tun_is_not_forwarded() {
     frame.extend_from_slice(&rs);
     assert_eq!(tap.handle_tun_packet(t0, &mut frame), Egress::Consumed);
     assert!(drain(&mut tap).is_empty());
-    assert_eq!(tap.stats().drop_tun_ipv6_ndp, 1);
+    assert_eq!(tap.stats().ipv6.drop_tun_ndp, 1);
     // MLD reports (the kernel's groups, for snooping bridges) do go out.
     let report = ndp::mld_report(
         a("fe80::1234"),
@@ -1062,7 +1062,7 @@ fn o_flag_starts_stateless_dhcpv6_and_its_dns_joins_the_info() {
     let xid: [u8; 3] = msg[1..4].try_into().unwrap();
     // Unanswered: retried about 2 s later.
     let out = run_until(&mut tap, t1 + Duration::from_secs(4));
-    assert_eq!(tap.stats().dhcpv6_requests_out, 2, "{}", out.len());
+    assert_eq!(tap.stats().dhcpv6.requests_out, 2, "{}", out.len());
     // A reply for another transaction is dropped, ours is taken.
     let server_reply = |xid: [u8; 3]| {
         let body = dhcpv6::build_reply(
@@ -1080,7 +1080,7 @@ fn o_flag_starts_stateless_dhcpv6_and_its_dns_joins_the_info() {
         tap.handle_link_frame(now, &server_reply([0, 0, 0])),
         Ingress::Consumed
     );
-    assert_eq!(tap.stats().drop_dhcpv6_invalid, 1);
+    assert_eq!(tap.stats().dhcpv6.drop_invalid, 1);
     let _ = tap.handle_link_frame(now, &server_reply(xid));
     let info = tap.ipv6_info();
     assert_eq!(info.dns, vec![a("2001:db8:1::53"), a("2001:db8:1::5")]);
@@ -1093,7 +1093,7 @@ fn o_flag_starts_stateless_dhcpv6_and_its_dns_joins_the_info() {
     let out = run_until(&mut tap, now + Duration::from_secs(3599));
     assert!(out.is_empty());
     run_until(&mut tap, now + Duration::from_secs(3602));
-    assert_eq!(tap.stats().dhcpv6_requests_out, 3);
+    assert_eq!(tap.stats().dhcpv6.requests_out, 3);
 }
 
 #[test]
@@ -1101,7 +1101,7 @@ fn without_o_or_m_flag_no_dhcpv6() {
     let t0 = Instant::now();
     let mut tap = slaac_tap(t0);
     run_until(&mut tap, t0 + Duration::from_secs(60));
-    assert_eq!(tap.stats().dhcpv6_requests_out, 0);
+    assert_eq!(tap.stats().dhcpv6.requests_out, 0);
 }
 
 #[test]
@@ -1172,7 +1172,7 @@ fn groups_the_tun_joins_are_delivered_until_it_leaves() {
     assert_eq!(frame[..6], [0x33, 0x33, 0, 0, 0, 0xfb]);
     // Not joined yet: dropped and counted, as any group we do not take.
     assert_eq!(tap.handle_link_frame(t0, &frame), Ingress::Consumed);
-    assert_eq!(tap.stats().drop_link_not_for_us, 1);
+    assert_eq!(tap.stats().link.drop_not_for_us, 1);
     // The kernel joins ff02::fb (MLDv2 CHANGE_TO_EXCLUDE {}): the report still goes
     // out, and the group's traffic is now delivered.
     let join = ndp::mld_report(
@@ -1187,11 +1187,11 @@ fn groups_the_tun_joins_are_delivered_until_it_leaves() {
     // A group never joined (SSDP ff02::c) is still dropped and counted.
     let ssdp = udp6_to_group(a("ff02::c"));
     assert_eq!(tap.handle_link_frame(t0, &ssdp), Ingress::Consumed);
-    assert_eq!(tap.stats().drop_link_not_for_us, 2);
+    assert_eq!(tap.stats().link.drop_not_for_us, 2);
     // Same MAC (33:33:00:00:00:fb), another group: dropped at the IPv6 layer.
     let other = udp6_to_group(a("ff05::fb"));
     assert_eq!(tap.handle_link_frame(t0, &other), Ingress::Consumed);
-    assert_eq!(tap.stats().drop_link_ipv6_not_for_us, 1);
+    assert_eq!(tap.stats().ipv6.drop_link_not_for_us, 1);
     // A general query is answered for the kernel's group too.
     let mut q = vec![130, 0, 0, 0, 0x03, 0xe8, 0, 0];
     q.extend_from_slice(&[0; 20]);
@@ -1214,7 +1214,7 @@ fn groups_the_tun_joins_are_delivered_until_it_leaves() {
     );
     mld_from_tun(&mut tap, now, &leave);
     assert_eq!(tap.handle_link_frame(now, &frame), Ingress::Consumed);
-    assert_eq!(tap.stats().drop_link_not_for_us, 3);
+    assert_eq!(tap.stats().link.drop_not_for_us, 3);
     // MLDv1 report and done work the same way.
     let site = a("ff05::1:3");
     mld_from_tun(&mut tap, now, &mldv1(131, site));
@@ -1225,7 +1225,7 @@ fn groups_the_tun_joins_are_delivered_until_it_leaves() {
     );
     mld_from_tun(&mut tap, now, &mldv1(132, site));
     assert_eq!(tap.handle_link_frame(now, &frame), Ingress::Consumed);
-    assert_eq!(tap.stats().drop_link_not_for_us, 4);
+    assert_eq!(tap.stats().link.drop_not_for_us, 4);
 }
 
 #[test]
@@ -1261,7 +1261,7 @@ fn tun_groups_leave_ndp_and_mld_to_us() {
     assert_eq!(r, Ingress::Consumed);
     let frame = udp6_to_group(a("ff02::fb"));
     assert_eq!(tap.handle_link_frame(t0, &frame), Ingress::Consumed);
-    assert_eq!(tap.stats().drop_link_not_for_us, 2);
+    assert_eq!(tap.stats().link.drop_not_for_us, 2);
     // In a joined group, MLD from the link is still ours, never the TUN's.
     let join = ndp::mld_report(
         Ipv6Addr::UNSPECIFIED,
@@ -1282,7 +1282,7 @@ fn tun_groups_leave_ndp_and_mld_to_us() {
         ),
     );
     assert_eq!(r, Ingress::Consumed);
-    assert_eq!(tap.stats().ndp_ignored, 1);
+    assert_eq!(tap.stats().ndp.ignored, 1);
 }
 
 mod prop {

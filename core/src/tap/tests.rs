@@ -101,8 +101,8 @@ fn first_packet_to_a_new_neighbour_is_queued_and_sent_after_arp() {
     assert_eq!(&third[0..6], &PEER_MAC.0);
     assert!(tap.poll_transmit().is_none());
     let stats = tap.stats();
-    assert_eq!(stats.neighbour_queued, 2);
-    assert_eq!(stats.neighbour_resolved, 1);
+    assert_eq!(stats.arp_cache.queued, 2);
+    assert_eq!(stats.arp_cache.resolved, 1);
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn off_link_without_gateway_gets_network_unreachable() {
         panic!()
     };
     assert_eq!((i.type_u8(), i.code_u8()), (3, 0));
-    assert_eq!(tap.stats().drop_no_route, 1);
+    assert_eq!(tap.stats().ipv4.drop_no_route, 1);
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn failed_resolution_returns_host_unreachable_per_queued_packet() {
         };
         assert_eq!((i.type_u8(), i.code_u8()), (3, 1));
     }
-    assert_eq!(tap.stats().drop_neighbour_unreachable, 2);
+    assert_eq!(tap.stats().arp_cache.drop_unreachable, 2);
     assert_eq!(
         tap.poll_event(),
         Some(Event::Ipv4(Ipv4Event::Up(tap.ipv4().unwrap().clone())))
@@ -303,7 +303,7 @@ fn conflict_raises_event_and_defends_at_most_every_ten_seconds() {
         None,
         "a flood of claims raises one event per interval"
     );
-    assert_eq!(tap.stats().address_conflicts, 2);
+    assert_eq!(tap.stats().ipv4.address_conflicts, 2);
     let _ = tap.handle_link_frame(
         t0 + Duration::from_secs(10),
         &arp_frame(claim, MacAddr::BROADCAST),
@@ -363,7 +363,7 @@ fn too_big_packets_get_fragmentation_needed_when_df_is_set() {
     let mut big_no_df = with_df(udp_from_tun("192.0.2.255", &[0u8; 1400]), false);
     assert_eq!(tap.handle_tun_packet(t0, &mut big_no_df), Egress::Consumed);
     assert!(drain(&mut tap).is_empty());
-    assert_eq!(tap.stats().drop_too_big, 2);
+    assert_eq!(tap.stats().ipv4.drop_too_big, 2);
 }
 
 fn ipv4_frame(dst_mac: MacAddr, payload_len: usize, pad_to: usize) -> Vec<u8> {
@@ -424,12 +424,12 @@ fn ingress_drops_by_reason() {
     unknown[12..14].copy_from_slice(&[0x88, 0xcc]);
     assert_eq!(tap.handle_link_frame(t0, &unknown), Ingress::Consumed);
     let s = tap.stats();
-    assert_eq!(s.drop_link_not_for_us, 1);
-    assert_eq!(s.drop_link_truncated, 1);
-    assert_eq!(s.drop_link_vlan, 1);
-    assert_eq!(s.drop_link_ipv4_malformed, 2);
-    assert_eq!(s.drop_link_own_frame, 1);
-    assert_eq!(s.drop_link_unknown_ether_type, 1);
+    assert_eq!(s.link.drop_not_for_us, 1);
+    assert_eq!(s.link.drop_truncated, 1);
+    assert_eq!(s.link.drop_vlan, 1);
+    assert_eq!(s.ipv4.drop_link_malformed, 2);
+    assert_eq!(s.link.drop_own_frame, 1);
+    assert_eq!(s.link.drop_unknown_ether_type, 1);
     assert_eq!(s.drops_total(), 7);
 }
 
@@ -448,7 +448,7 @@ fn no_address_drops_tun_traffic_and_ignores_arp() {
     let request = ArpPacket::request(PEER_MAC, ip("192.0.2.10"), ip("192.0.2.123"));
     let _ = tap.handle_link_frame(t0, &arp_frame(request, MacAddr::BROADCAST));
     assert!(drain(&mut tap).is_empty());
-    assert_eq!(tap.stats().drop_tun_no_address, 1);
+    assert_eq!(tap.stats().ipv4.drop_no_address, 1);
 }
 
 #[test]

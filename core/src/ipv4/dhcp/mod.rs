@@ -578,7 +578,7 @@ impl DhcpClient {
             return;
         }
         let server = lease.server;
-        stats.dhcp_declines += 1;
+        stats.dhcp.declines += 1;
         self.new_exchange(now, rng);
         let options = vec![
             DhcpOption::MessageType(MessageType::Decline),
@@ -613,7 +613,7 @@ impl DhcpClient {
             DhcpOption::ServerIdentifier(lease.server),
         ];
         let payload = self.encode(now, lease.address, options);
-        stats.dhcp_messages_out += 1;
+        stats.dhcp.messages_out += 1;
         self.actions.push(Action::Configure(None));
         self.actions.push(Action::Event(DhcpEvent::LeaseLost {
             address: lease.address,
@@ -636,24 +636,24 @@ impl DhcpClient {
         stats: &mut Stats,
     ) {
         if !datagram.valid || datagram.src_port != SERVER_PORT {
-            stats.drop_dhcp_malformed += 1;
+            stats.dhcp.drop_malformed += 1;
             return;
         }
         let Some(reply) = Reply::parse(datagram.payload, stats) else {
-            stats.drop_dhcp_malformed += 1;
+            stats.dhcp.drop_malformed += 1;
             return;
         };
         if reply.op != Opcode::BootReply || reply.chaddr != self.mac || reply.xid != self.xid {
-            stats.drop_dhcp_not_ours += 1;
+            stats.dhcp.drop_not_ours += 1;
             return;
         }
         match (self.state.clone(), reply.message_type) {
             (State::Selecting, MessageType::Offer) => {
                 let (Some(server), true) = (reply.server_id, usable_unicast(reply.yiaddr)) else {
-                    stats.drop_dhcp_invalid += 1;
+                    stats.dhcp.drop_invalid += 1;
                     return;
                 };
-                stats.dhcp_messages_in += 1;
+                stats.dhcp.messages_in += 1;
                 // Same xid, new request: the lease counts from this request.
                 self.requested_at = now;
                 self.attempts = 0;
@@ -666,7 +666,7 @@ impl DhcpClient {
             }
             (State::Requesting { server, .. }, MessageType::Ack) => {
                 if reply.server_id.is_some_and(|s| s != server) {
-                    stats.drop_dhcp_not_ours += 1;
+                    stats.dhcp.drop_not_ours += 1;
                     return;
                 }
                 self.acked(now, src_mac, &reply, Some(server), stats);
@@ -680,22 +680,22 @@ impl DhcpClient {
             }
             (State::Requesting { server, .. }, MessageType::Nak) => {
                 if reply.server_id.is_some_and(|s| s != server) {
-                    stats.drop_dhcp_not_ours += 1;
+                    stats.dhcp.drop_not_ours += 1;
                     return;
                 }
-                stats.dhcp_messages_in += 1;
+                stats.dhcp.messages_in += 1;
                 self.nakked(now, rng);
             }
             (State::Rebooting { .. }, MessageType::Nak) => {
-                stats.dhcp_messages_in += 1;
+                stats.dhcp.messages_in += 1;
                 self.nakked(now, rng);
             }
             (State::Renewing | State::Rebinding, MessageType::Nak) => {
-                stats.dhcp_messages_in += 1;
+                stats.dhcp.messages_in += 1;
                 self.lose(now, LeaseLostReason::Nak);
                 self.nakked(now, rng);
             }
-            _ => stats.drop_dhcp_unexpected += 1,
+            _ => stats.dhcp.drop_unexpected += 1,
         }
     }
 
@@ -721,10 +721,10 @@ impl DhcpClient {
             .server_id
             .or(fallback_server.filter(|s| usable_unicast(*s)));
         let Some(lease) = server.and_then(|server| reply.lease(server, self.requested_at)) else {
-            stats.drop_dhcp_invalid += 1;
+            stats.dhcp.drop_invalid += 1;
             return;
         };
-        stats.dhcp_messages_in += 1;
+        stats.dhcp.messages_in += 1;
         self.server_mac = Some(src_mac);
         let fresh = matches!(
             self.state,
@@ -830,7 +830,7 @@ impl DhcpClient {
         let options = self.common_options(MessageType::Request);
         let payload = self.encode(now, lease.address, options);
         if unicast {
-            stats.dhcp_messages_out += 1;
+            stats.dhcp.messages_out += 1;
             let packet = udp_packet(lease.address, lease.server, &payload);
             self.actions.push(Action::Route(packet));
         } else {
@@ -867,7 +867,7 @@ impl DhcpClient {
 
     /// Queues `payload` as a broadcast from `src`:68 to 255.255.255.255:67.
     fn broadcast(&mut self, src: Ipv4Addr, payload: Vec<u8>, stats: &mut Stats) {
-        stats.dhcp_messages_out += 1;
+        stats.dhcp.messages_out += 1;
         let builder = PacketBuilder::ethernet2(self.mac.0, MacAddr::BROADCAST.0)
             .ipv4(src.octets(), Ipv4Addr::BROADCAST.octets(), TTL)
             .udp(CLIENT_PORT, SERVER_PORT);
@@ -1121,7 +1121,7 @@ impl Options {
         let mut o = Options::default();
         let mut check = |present: bool, ok: bool| {
             if present && !ok {
-                stats.dhcp_options_ignored += 1;
+                stats.dhcp.options_ignored += 1;
             }
         };
         if let Some(v) = raw.get(1) {

@@ -324,7 +324,7 @@ fn discover_is_retransmitted_at_4_8_16_32_64_64_seconds_with_jitter() {
         assert_eq!(s[0].msg.xid(), d.msg.xid(), "retransmissions keep the xid");
         assert_eq!(s[0].message_type(), MessageType::Discover);
     }
-    assert_eq!(tap.stats().dhcp_messages_out, 1 + sent.len() as u64);
+    assert_eq!(tap.stats().dhcp.messages_out, 1 + sent.len() as u64);
 }
 
 #[test]
@@ -455,7 +455,7 @@ fn offer_request_ack_probe_bound_configures_the_interface() {
         vec![ArpPacket::reply_to(&who_has, OUR_MAC, offered())]
     );
     let s = tap.stats();
-    assert_eq!((s.dhcp_messages_out, s.dhcp_messages_in), (2, 2));
+    assert_eq!((s.dhcp.messages_out, s.dhcp.messages_in), (2, 2));
 }
 
 #[test]
@@ -467,7 +467,7 @@ fn unicast_replies_to_yiaddr_are_accepted_and_never_reach_the_tun() {
         ..Server::default()
     };
     bind(&mut tap, &server, t0);
-    assert_eq!(tap.stats().tun_packets_out, 0);
+    assert_eq!(tap.stats().tun.packets_out, 0);
     assert_eq!(tap.stats().drops_total(), 0);
 }
 
@@ -766,7 +766,7 @@ fn conflict_during_probe_declines_and_restarts_after_ten_seconds() {
         assert_eq!(tap.dhcp_state(), Some(DhcpState::Init));
         assert_eq!(tap.ipv4(), None);
         assert_eq!(tap.lease(), None);
-        assert_eq!(tap.stats().dhcp_declines, 1);
+        assert_eq!(tap.stats().dhcp.declines, 1);
         assert_eq!(tap.poll_timeout(), Some(t1 + secs(10.0)));
         let out: Vec<Transmit> = run_until(&mut tap, t1 + secs(10.0))
             .into_iter()
@@ -938,11 +938,11 @@ fn replies_for_others_and_unusable_offers_are_ignored_and_counted() {
         assert_eq!(tap.dhcp_state(), Some(DhcpState::Selecting));
     }
     let s = tap.stats();
-    assert_eq!(s.drop_dhcp_not_ours, 2);
-    assert_eq!(s.drop_dhcp_invalid, 2);
-    assert_eq!(s.drop_dhcp_unexpected, 1);
-    assert_eq!(s.drop_dhcp_malformed, 3);
-    assert_eq!(s.dhcp_messages_in, 0);
+    assert_eq!(s.dhcp.drop_not_ours, 2);
+    assert_eq!(s.dhcp.drop_invalid, 2);
+    assert_eq!(s.dhcp.drop_unexpected, 1);
+    assert_eq!(s.dhcp.drop_malformed, 3);
+    assert_eq!(s.dhcp.messages_in, 0);
     // The real offer still works.
     assert_eq!(dhcp_sent(&feed(&mut tap, t0, &offer)).len(), 1);
 }
@@ -1131,14 +1131,14 @@ fn malformed_options_are_ignored_and_counted() {
     assert!(lease.dns.is_empty() && lease.search.is_empty() && lease.routes.is_empty());
     assert_eq!((lease.mtu, lease.domain.as_deref()), (None, None));
     assert_eq!(lease.t1, Some(secs(1800.0)));
-    assert_eq!(tap.stats().dhcp_options_ignored, 6);
+    assert_eq!(tap.stats().dhcp.options_ignored, 6);
 }
 
 #[test]
 fn a_non_contiguous_subnet_mask_or_missing_lease_time_makes_the_ack_unusable() {
     let tap = tap_after_raw_ack(&[1, 4, 255, 0, 255, 0]);
     assert_eq!(tap.dhcp_state(), Some(DhcpState::Requesting));
-    assert_eq!(tap.stats().drop_dhcp_invalid, 1);
+    assert_eq!(tap.stats().dhcp.drop_invalid, 1);
 }
 
 #[test]

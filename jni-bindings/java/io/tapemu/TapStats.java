@@ -5,9 +5,9 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * A snapshot of an emulator's counters: one per outcome and one per drop reason (the names
- * are those of the Rust {@code tapemu::Stats} fields, e.g. {@code link_frames_in},
- * {@code drop_link_not_for_us}). Immutable.
+ * A snapshot of an emulator's counters: one per outcome and one per drop reason, named
+ * {@code group.counter} after the Rust {@code tapemu::Stats} groups (e.g. {@code link.frames_in},
+ * {@code link.drop_not_for_us}), then the driver's own ({@code link_dropped_out} …). Immutable.
  */
 public final class TapStats {
     private final Map<String, Long> counters;
@@ -36,15 +36,9 @@ public final class TapStats {
         return counters;
     }
 
-    /** @return the sum of all {@code drop_*} counters */
+    /** @return the sum of the emulator's drop counters (every {@code group.drop_*}) */
     public long dropsTotal() {
-        long sum = 0;
-        for (Map.Entry<String, Long> e : counters.entrySet()) {
-            if (e.getKey().startsWith("drop_")) {
-                sum += e.getValue();
-            }
-        }
-        return sum;
+        return get("drops_total");
     }
 
     /** @return how many listener calls threw an exception */

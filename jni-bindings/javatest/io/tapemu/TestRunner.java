@@ -200,7 +200,7 @@ public final class TestRunner {
                 check(direct.position() == 0, "position unchanged");
                 byte[] again = r.next(0x0806, 3000);
                 check(again != null && Arrays.equals(Arrays.copyOf(again, 42), expected), "reply via direct buffer");
-                check(tap.stats().get("arp_replies_out") == 2, "arp_replies_out " + tap.stats());
+                check(tap.stats().get("arp.replies_out") == 2, "arp_replies_out " + tap.stats());
             }
         });
 
@@ -388,7 +388,7 @@ public final class TestRunner {
             expect(IllegalStateException.class, tap::detachTun);
             expect(IllegalStateException.class, () -> tap.sendFrame(new byte[60], 0, 60));
             expect(IllegalStateException.class, () -> tap.sendFrame(ByteBuffer.allocateDirect(60)));
-            check(tap.stats().get("arp_requests_out") >= 1, "last stats kept: " + tap.stats());
+            check(tap.stats().get("arp.requests_out") >= 1, "last stats kept: " + tap.stats());
             TapEmulator never = new TapEmulator(staticCallback(), r);
             never.close();
             never.close();
@@ -481,12 +481,12 @@ public final class TestRunner {
                     tap.sendFrame(req, 0, req.length);
                 }
                 long end = System.currentTimeMillis() + 5000;
-                while ((tap.stats().get("arp_replies_out") < 20 || tap.stats().listenerErrors() < 21)
+                while ((tap.stats().get("arp.replies_out") < 20 || tap.stats().listenerErrors() < 21)
                         && System.currentTimeMillis() < end) {
                     Thread.sleep(20);
                 }
                 TapStats s = tap.stats();
-                check(s.get("arp_replies_out") == 20, "still answering: " + s);
+                check(s.get("arp.replies_out") == 20, "still answering: " + s);
                 check(s.listenerErrors() >= 21, "listener errors counted: " + s.listenerErrors());
                 check(calls.get() >= 20, "onFrame calls " + calls.get());
             }
@@ -606,7 +606,7 @@ public final class TestRunner {
     }
 
     static long seen(TapStats s) {
-        return s.get("link_frames_in") + s.get("callback_frames_dropped");
+        return s.get("link.frames_in") + s.get("callback_frames_dropped");
     }
 
     static void longRunTests(int frames) {
@@ -655,8 +655,8 @@ public final class TestRunner {
                 long rssEnd = status("VmRSS");
                 TapStats s = tap.stats();
                 System.out.printf("     rss after warm-up %d kB, at end %d kB; %s%n", rssWarm, rssEnd, s);
-                check(s.get("link_frames_in") + s.get("callback_frames_dropped") == frames, "all frames accounted");
-                check(s.get("arp_replies_out") > frames / 4, "replies " + s.get("arp_replies_out"));
+                check(s.get("link.frames_in") + s.get("callback_frames_dropped") == frames, "all frames accounted");
+                check(s.get("arp.replies_out") > frames / 4, "replies " + s.get("arp.replies_out"));
                 check(rssEnd - rssWarm < 32 * 1024, "RSS grew by " + (rssEnd - rssWarm) + " kB");
             }
         });
@@ -729,7 +729,7 @@ public final class TestRunner {
                 String out = sh("ping", "-c", "3", "-i", "0.2", "-W", "3", lanHost);
                 System.out.println("     " + out.trim().replace("\n", "\n     "));
                 TapStats s = tap.stats();
-                check(s.get("tun_packets_in") >= 3 && s.get("tun_packets_out") >= 3, "packets both ways: " + s);
+                check(s.get("tun.packets_in") >= 3 && s.get("tun.packets_out") >= 3, "packets both ways: " + s);
                 tap.detachTun();
                 check(tap.stats().get("tun_attached") == 0, "detached");
             }
