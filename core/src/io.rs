@@ -4,6 +4,7 @@
 //! A leaf: every protocol module may use these types, and this module uses none of them.
 
 use std::ops::Range;
+use std::time::Instant;
 
 use crate::wire::ethernet::HEADER_LEN;
 
@@ -38,4 +39,26 @@ pub enum Ingress {
     Deliver(Range<usize>),
     /// Nothing for the TUN: the frame was handled (ARP, DHCP) or dropped.
     Consumed,
+}
+
+/// A protocol deadline: when [`crate::Tap::handle_timeout`] must next run, and which
+/// timer asks for it (for logs and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timer {
+    /// When it is due.
+    pub at: Instant,
+    /// Which timer it is, e.g. `"dhcp renew"` or `"arp retransmit"`.
+    pub reason: &'static str,
+}
+
+impl Timer {
+    /// A deadline `at`, for `reason`.
+    pub fn new(at: Instant, reason: &'static str) -> Timer {
+        Timer { at, reason }
+    }
+
+    /// The earliest of some deadlines, or `None` when there are none.
+    pub fn earliest(timers: impl IntoIterator<Item = Option<Timer>>) -> Option<Timer> {
+        timers.into_iter().flatten().min_by_key(|t| t.at)
+    }
 }

@@ -36,10 +36,12 @@ pub mod ipv6;
 pub mod neighbour;
 pub mod stats;
 pub mod tap;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 pub mod wire;
 
 pub use config::Config;
-pub use io::{Egress, Ingress, Transmit, HEADROOM};
+pub use io::{Egress, Ingress, Timer, Transmit, HEADROOM};
 pub use ipv4::dhcp::{DhcpConfig, DhcpEvent, DhcpState, Lease, LeaseLostReason};
 pub use ipv4::route::{Ipv4Interface, Ipv4Route, NextHop};
 pub use ipv4::{Ipv4Event, Ipv4Mode};

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::ipv6::dhcpv6;
+use crate::testing::{drain, events};
 use crate::wire::ndp::{PrefixInfo, ALL_ROUTERS};
 use crate::{Config, Ipv4Mode, Tap, HEADROOM};
 use crate::{Event, Ipv6Event};
@@ -33,14 +34,6 @@ fn config(v6: Ipv6Config) -> Config {
         ipv6: Ipv6Mode::Slaac(v6),
         ..Config::default()
     }
-}
-
-fn drain(tap: &mut Tap) -> Vec<Transmit> {
-    std::iter::from_fn(|| tap.poll_transmit()).collect()
-}
-
-fn events(tap: &mut Tap) -> Vec<Event> {
-    std::iter::from_fn(|| tap.poll_event()).collect()
 }
 
 /// Runs every timer due up to `until`; returns what was sent.

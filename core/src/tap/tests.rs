@@ -1,4 +1,5 @@
 use super::*;
+use crate::testing::drain;
 use crate::wire::arp::FRAME_LEN as ARP_FRAME_LEN;
 use crate::{Event, Ipv4Event};
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
@@ -22,10 +23,6 @@ fn tap_with(gateway: Option<&str>, now: Instant) -> Tap {
     let mut tap = Tap::new(config, now);
     drain(&mut tap); // the first announcement
     tap
-}
-
-fn drain(tap: &mut Tap) -> Vec<Transmit> {
-    std::iter::from_fn(|| tap.poll_transmit()).collect()
 }
 
 /// A UDP packet behind headroom, as the driver reads it from the TUN.

@@ -1,6 +1,7 @@
 //! State-machine tests of the DHCP client, driven through [`Tap`] with simulated time.
 
 use super::*;
+use crate::testing::{drain, events, run_until};
 use crate::NextHop;
 use crate::{Config, Ingress, Ipv4Mode, Tap, Transmit};
 use crate::{DhcpEvent, Event, Ipv4Event};
@@ -38,14 +39,6 @@ fn dhcp_tap(config: DhcpConfig, now: Instant) -> Tap {
         },
         now,
     )
-}
-
-fn drain(tap: &mut Tap) -> Vec<Transmit> {
-    std::iter::from_fn(|| tap.poll_transmit()).collect()
-}
-
-fn events(tap: &mut Tap) -> Vec<Event> {
-    std::iter::from_fn(|| tap.poll_event()).collect()
 }
 
 /// A DHCP message we sent, with where it went.
@@ -106,16 +99,6 @@ fn arps(transmits: &[Transmit]) -> Vec<ArpPacket> {
             _ => None,
         })
         .collect()
-}
-
-/// Runs timers until `until`, collecting what was sent (with the time it was sent).
-fn run_until(tap: &mut Tap, until: Instant) -> Vec<(Instant, Transmit)> {
-    let mut out = Vec::new();
-    while let Some(t) = tap.poll_timeout().filter(|t| *t <= until) {
-        tap.handle_timeout(t);
-        out.extend(drain(tap).into_iter().map(|x| (t, x)));
-    }
-    out
 }
 
 /// Like [`run_until`], answering ARP requests for the server at once.
