@@ -17,8 +17,7 @@
 //! ```
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::Hash;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, RngExt};
@@ -152,32 +151,61 @@ struct Entry {
     last_used: Instant,
     queue: VecDeque<Vec<u8>>,
     queue_bytes: usize,
+    /// The key this entry is filed under in [`NeighbourCache::evictable`], if any.
+    evict_key: Option<EvictKey>,
 }
+
+impl Entry {
+    fn new(mac: MacAddr, state: State, deadline: Instant, probes_sent: u8, now: Instant) -> Entry {
+        Entry {
+            mac,
+            state,
+            deadline,
+            probes_sent,
+            last_used: now,
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            evict_key: None,
+        }
+    }
+
+    /// Where the entry belongs in the eviction order: stale entries first, then the
+    /// least recently used. Unresolved entries are never evicted.
+    fn current_evict_key(&self) -> Option<EvictKey> {
+        (self.state != State::Incomplete).then_some((self.state != State::Stale, self.last_used))
+    }
+}
+
+/// Eviction order of a resolved entry: (not stale, last used).
+type EvictKey = (bool, Instant);
 
 /// A bounded neighbour cache over addresses of type `A` (`Ipv4Addr` or `Ipv6Addr`).
 #[derive(Debug)]
 pub struct NeighbourCache<A> {
     config: NeighbourConfig,
-    entries: HashMap<A, Entry>,
+    entries: BTreeMap<A, Entry>,
     timers: BinaryHeap<Reverse<(Instant, A)>>,
+    /// Resolved entries in eviction order. A key's `last used` may be older than its
+    /// entry's: lookups on the fast path leave the index alone, and eviction re-files
+    /// such a key before choosing a victim, so eviction is O(log n) amortised, never a
+    /// scan of the table.
+    evictable: BTreeSet<(EvictKey, A)>,
     queued_bytes_total: usize,
-    /// Entries in INCOMPLETE, which are never evicted.
-    incomplete: usize,
     next_gc: Option<Instant>,
     actions: VecDeque<Action<A>>,
     /// Counters since creation.
     pub counters: NeighbourCounters,
 }
 
-impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
+impl<A: Copy + Ord> NeighbourCache<A> {
     /// An empty cache.
     pub fn new(config: NeighbourConfig) -> Self {
         NeighbourCache {
             config,
-            entries: HashMap::new(),
+            entries: BTreeMap::new(),
             timers: BinaryHeap::new(),
+            evictable: BTreeSet::new(),
             queued_bytes_total: 0,
-            incomplete: 0,
             next_gc: None,
             actions: VecDeque::new(),
             counters: NeighbourCounters::default(),
@@ -274,17 +302,8 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
             let deadline = now + self.config.retransmit_time;
             self.entries.insert(
                 target,
-                Entry {
-                    mac: MacAddr::ZERO,
-                    state: State::Incomplete,
-                    deadline,
-                    probes_sent: 1,
-                    last_used: now,
-                    queue: VecDeque::new(),
-                    queue_bytes: 0,
-                },
+                Entry::new(MacAddr::ZERO, State::Incomplete, deadline, 1, now),
             );
-            self.incomplete += 1;
             self.timers.push(Reverse((deadline, target)));
             self.counters.solicitations += 1;
             self.actions.push_back(Action::Solicit {
@@ -331,8 +350,8 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
         entry.state = State::Reachable;
         entry.deadline = now + reachable;
         entry.probes_sent = 0;
+        Self::file(&mut self.evictable, target, entry);
         if was_incomplete {
-            self.incomplete -= 1;
             self.counters.resolved += 1;
             self.flush(target);
         }
@@ -347,33 +366,30 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
         match self.entries.get_mut(&target) {
             Some(entry) => {
                 if entry.state == State::Incomplete {
-                    self.incomplete -= 1;
                     entry.mac = mac;
                     entry.state = State::Stale;
                     entry.last_used = now;
+                    Self::file(&mut self.evictable, target, entry);
                     self.counters.resolved += 1;
                     self.flush(target);
                 } else if entry.mac != mac {
                     entry.mac = mac;
                     entry.state = State::Stale;
+                    Self::file(&mut self.evictable, target, entry);
                 }
             }
             None if create => {
                 if self.entries.len() >= self.config.max_entries && !self.evict_one() {
                     return;
                 }
-                self.entries.insert(
-                    target,
-                    Entry {
-                        mac,
-                        state: State::Stale,
-                        deadline: now,
-                        probes_sent: 0,
-                        last_used: now,
-                        queue: VecDeque::new(),
-                        queue_bytes: 0,
-                    },
-                );
+                let entry = self.entries.entry(target).or_insert(Entry::new(
+                    mac,
+                    State::Stale,
+                    now,
+                    0,
+                    now,
+                ));
+                Self::file(&mut self.evictable, target, entry);
                 self.arm_gc(now);
             }
             None => {}
@@ -386,6 +402,7 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
         if let Some(entry) = self.entries.get_mut(&target) {
             if entry.state == State::Reachable {
                 entry.state = State::Stale;
+                Self::file(&mut self.evictable, target, entry);
             }
         }
     }
@@ -393,8 +410,8 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
     /// Removes an entry; frames still queued for it are reported undeliverable.
     pub fn remove(&mut self, target: A) {
         if let Some(entry) = self.entries.remove(&target) {
-            if entry.state == State::Incomplete {
-                self.incomplete -= 1;
+            if let Some(key) = entry.evict_key {
+                self.evictable.remove(&(key, target));
             }
             self.queued_bytes_total -= entry.queue_bytes;
             if !entry.queue.is_empty() {
@@ -529,6 +546,10 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
             !(expired && now.saturating_duration_since(e.last_used) >= stale_time)
         });
         self.counters.collected += (before - self.entries.len()) as u64;
+        if before != self.entries.len() {
+            let entries = &self.entries;
+            self.evictable.retain(|(_, a)| entries.contains_key(a));
+        }
         self.next_gc = if self.entries.is_empty() {
             None
         } else {
@@ -536,33 +557,42 @@ impl<A: Copy + Eq + Hash + Ord> NeighbourCache<A> {
         };
     }
 
-    /// Evicts the least recently used resolved entry; false when every entry is
-    /// unresolved (those are never evicted, so their queued packets are accounted for).
+    /// Evicts the least recently used resolved entry, stale ones first; false when every
+    /// entry is unresolved (those are never evicted, so their queued packets are
+    /// accounted for).
     fn evict_one(&mut self) -> bool {
-        debug_assert_eq!(
-            self.incomplete,
-            self.entries
-                .values()
-                .filter(|e| e.state == State::Incomplete)
-                .count()
-        );
-        if self.incomplete == self.entries.len() {
-            return false;
-        }
-        let victim = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.state != State::Incomplete)
-            .min_by_key(|(_, e)| (e.state != State::Stale, e.last_used))
-            .map(|(a, _)| *a);
-        match victim {
-            Some(target) => {
+        while let Some((key, target)) = self.evictable.pop_first() {
+            let Some(entry) = self.entries.get_mut(&target) else {
+                continue;
+            };
+            let current = entry.current_evict_key();
+            if current == Some(key) {
                 self.entries.remove(&target);
                 self.counters.evictions += 1;
-                true
+                return true;
             }
-            None => false,
+            // Used (or changed state) since it was filed: file it where it belongs now.
+            entry.evict_key = current;
+            if let Some(current) = current {
+                self.evictable.insert((current, target));
+            }
         }
+        false
+    }
+
+    /// Files `entry` under its current eviction key, replacing the old one.
+    fn file(evictable: &mut BTreeSet<(EvictKey, A)>, target: A, entry: &mut Entry) {
+        let key = entry.current_evict_key();
+        if key == entry.evict_key {
+            return;
+        }
+        if let Some(old) = entry.evict_key {
+            evictable.remove(&(old, target));
+        }
+        if let Some(key) = key {
+            evictable.insert((key, target));
+        }
+        entry.evict_key = key;
     }
 }
 
@@ -587,7 +617,7 @@ mod tests {
 
     fn drain<A>(cache: &mut NeighbourCache<A>) -> Vec<Action<A>>
     where
-        A: Copy + Eq + Hash + Ord,
+        A: Copy + Ord,
     {
         std::iter::from_fn(|| cache.poll_action()).collect()
     }
@@ -776,6 +806,38 @@ mod tests {
         assert_eq!(cache.enqueue(t0, d, frame(1, 60)), Lookup::Dropped);
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.counters.table_full_drops, 1);
+    }
+
+    #[test]
+    fn eviction_takes_stale_entries_first_then_the_least_recently_used() {
+        let mut r = rng();
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let config = NeighbourConfig {
+            max_entries: 3,
+            ..NeighbourConfig::default()
+        };
+        let mut cache = NeighbourCache::new(config);
+        let addr = |n: u8| Ipv4Addr::new(192, 0, 2, n);
+        // 1 and 2 resolve (REACHABLE), 3 is learnt STALE.
+        for n in [1, 2] {
+            cache.enqueue(ms(0), addr(n), frame(n, 60));
+            cache.confirm(ms(1), addr(n), MAC, &mut r);
+        }
+        cache.learn(ms(2), addr(3), MAC, true);
+        drain(&mut cache);
+        // The stale entry goes first, whatever its age.
+        cache.learn(ms(3), addr(4), MAC, true);
+        assert!(cache.get(addr(3)).is_none());
+        // 4 is stale now; using 1 keeps it, so after 4 the victim is 2, then 1.
+        assert_eq!(cache.lookup(ms(4), addr(1)), Some(MAC));
+        cache.learn(ms(5), addr(5), MAC, true);
+        assert!(cache.get(addr(4)).is_none(), "the stale entry, again");
+        cache.confirm(ms(6), addr(5), MAC, &mut r);
+        cache.enqueue(ms(7), addr(6), frame(6, 60));
+        assert!(cache.get(addr(2)).is_none(), "least recently used");
+        assert!(cache.get(addr(1)).is_some() && cache.get(addr(5)).is_some());
+        assert_eq!(cache.counters.evictions, 3);
     }
 
     #[test]
