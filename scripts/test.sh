@@ -23,6 +23,18 @@ fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+
+# The Android side is type-checked (no SDK or NDK needed for clippy): the core with its
+# driver, and the JNI bridge with its logcat code, for each ABI an app ships.
+android_targets=(aarch64-linux-android armv7-linux-androideabi x86_64-linux-android i686-linux-android)
+installed_targets=$(rustup target list --installed)
+for target in "${android_targets[@]}"; do
+  grep -qx "$target" <<<"$installed_targets" || rustup target add "$target"
+done
+for target in "${android_targets[@]}"; do
+  echo "clippy for $target"
+  cargo clippy -p tapemu -p tapemu-jni --target "$target" -- -D warnings
+done
 cargo build --workspace --bins
 cargo test --workspace
 # Java API on the host JVM: symbol check, javac, JNI tests (namespace lab as root).
