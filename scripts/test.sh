@@ -29,7 +29,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 android_targets=(aarch64-linux-android armv7-linux-androideabi x86_64-linux-android i686-linux-android)
 installed_targets=$(rustup target list --installed)
 for target in "${android_targets[@]}"; do
-  grep -qx "$target" <<<"$installed_targets" || rustup target add "$target"
+  grep -qx "$target" <<<"$installed_targets" && continue
+  for attempt in 1 2 3; do
+    rustup target add "$target" && break
+    echo "rustup target add $target failed (attempt $attempt), retrying" >&2
+    sleep $((attempt * 10))
+  done
 done
 for target in "${android_targets[@]}"; do
   echo "clippy for $target"
