@@ -98,6 +98,7 @@ pub struct GroStats {
 ///         write_tun(sup); // virtio-net header and packet, ready for the TUN
 ///     }
 ///     if push == Push::PassThrough {
+///         // A driver writes the header into the headroom in front of the packet.
 ///         write_tun(&[&VirtioNetHdr::NONE.to_bytes()[..], packet].concat());
 ///     }
 /// }
@@ -107,7 +108,6 @@ pub struct GroStats {
 /// }
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct Gro {
     config: GroConfig,
     /// Buffers: a virtio-net header, then the packet being built.
@@ -122,7 +122,7 @@ pub struct Gro {
     stats: GroStats,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Slot {
     buf: Vec<u8>,
     flow: Flow,
@@ -181,6 +181,17 @@ struct Segment<'p> {
 impl Segment<'_> {
     fn payload(&self) -> &[u8] {
         &self.packet[self.headers_len..]
+    }
+}
+
+impl std::fmt::Debug for Gro {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gro")
+            .field("config", &self.config)
+            .field("pending", &self.pending.len())
+            .field("ready", &self.ready.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
     }
 }
 
