@@ -34,6 +34,7 @@ pub mod io;
 pub mod ipv4;
 pub mod ipv6;
 pub mod neighbour;
+pub mod offload;
 pub mod stats;
 pub mod tap;
 #[cfg(any(test, feature = "test-util"))]
