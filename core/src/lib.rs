@@ -34,13 +34,15 @@ pub mod io;
 pub mod ipv4;
 pub mod ipv6;
 pub mod neighbour;
+#[cfg(feature = "serde")]
+pub mod present;
 pub mod stats;
 pub mod tap;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod wire;
 
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use io::{Egress, Ingress, Timer, Transmit, HEADROOM};
 pub use ipv4::dhcp::{DhcpConfig, DhcpEvent, DhcpState, Lease, LeaseLostReason};
 pub use ipv4::route::{Ipv4Interface, Ipv4Route, NextHop};
