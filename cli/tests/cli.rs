@@ -1,6 +1,8 @@
 //! The `tapemu` binary's argument handling and failures, without privileges.
 
-use std::process::Command;
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn tapemu(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tapemu"))
@@ -46,6 +48,70 @@ fn bad_arguments_are_one_line_and_exit_2() {
     }
 }
 
+/// The MAC is checked by the core's `Config::validate`, as the Java API checks it: a
+/// multicast or all-zero MAC is a usage error, before anything is opened.
+#[test]
+fn a_multicast_or_zero_mac_is_a_usage_error() {
+    for (mac, says) in [
+        (
+            "01:00:5e:00:00:01",
+            "MAC address 01:00:5e:00:00:01 is multicast",
+        ),
+        ("ff:ff:ff:ff:ff:ff", "is multicast"),
+        ("00:00:00:00:00:00", "MAC address is all zeros"),
+    ] {
+        // `lease` first: were the check missing, it would give up after a second
+        // instead of creating a TUN as `run` would.
+        for command in [&["lease", "--timeout", "1"][..], &["run"]] {
+            let mut args = command.to_vec();
+            args.extend(["--link", "udp://127.0.0.1:9", "--mac", mac]);
+            let (code, out, err) = tapemu(&args);
+            assert_eq!(code, 2, "{args:?}: {err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+            assert!(
+                err.starts_with("tapemu: ") && err.contains(says),
+                "{args:?}: {err}"
+            );
+            assert!(out.is_empty(), "{args:?}: {out}");
+        }
+    }
+}
+
+#[test]
+fn other_invalid_configurations_are_usage_errors() {
+    for args in [
+        &[
+            "lease",
+            "--timeout",
+            "1",
+            "--link",
+            "udp://127.0.0.1:9",
+            "--hostname",
+            "bad host",
+        ][..],
+        &[
+            "run",
+            "--link",
+            "udp://127.0.0.1:9",
+            "--static",
+            "192.0.2.5/0",
+        ],
+        &[
+            "run",
+            "--link",
+            "udp://127.0.0.1:9",
+            "--static",
+            "192.0.2.5/24",
+            "--gateway",
+            "198.51.100.1",
+        ],
+    ] {
+        let (code, _, err) = tapemu(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn help_exits_0() {
     let (code, out, _) = tapemu(&["run", "--help"]);
@@ -70,6 +136,76 @@ fn no_lease_in_time_exits_1() {
     let (code, _, err) = tapemu(&["lease", "--link", "udp://127.0.0.1:9", "--timeout", "1"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no lease within 1 s"), "{err}");
+}
+
+/// `tapemu lease --pcap F` against a UDP peer that never answers, stopped by `signal`
+/// once the peer has seen a DHCPDISCOVER: F must be a complete capture holding it.
+fn pcap_is_complete_after(signal: i32) {
+    let peer = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP peer");
+    peer.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    let port = peer.local_addr().expect("peer address").port();
+    let pcap = std::env::temp_dir().join(format!(
+        "tapemu-cli-test-{}-{signal}.pcap",
+        std::process::id()
+    ));
+    let child = Command::new(env!("CARGO_BIN_EXE_tapemu"))
+        .args(["lease", "--link", &format!("udp://127.0.0.1:{port}")])
+        .arg("--pcap")
+        .arg(&pcap)
+        .args(["--timeout", "60"])
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tapemu");
+    let mut buf = [0u8; 2048];
+    let received = peer.recv_from(&mut buf);
+    // SAFETY: kill has no memory preconditions; the pid is our own child's.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    let out = child.wait_with_output().expect("tapemu ends");
+    let (n, _) = received.expect("a DHCPDISCOVER within 20 s");
+    let discover = buf[..n].to_vec();
+    // A DHCPDISCOVER: IPv4, UDP to port 67, message type 1 after the magic cookie.
+    assert_eq!(&discover[12..14], &[0x08, 0x00], "IPv4");
+    assert_eq!(discover[23], 17, "UDP");
+    assert_eq!(
+        &discover[36..38],
+        &67u16.to_be_bytes(),
+        "to the DHCP server port"
+    );
+    assert!(
+        discover
+            .windows(7)
+            .any(|w| w == [99, 130, 83, 99, 53, 1, 1]),
+        "DHCPDISCOVER"
+    );
+
+    let file = std::fs::File::open(&pcap).expect("pcap file");
+    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap header");
+    let mut frames = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        frames.push(packet.expect("a whole packet").data.into_owned());
+    }
+    let _ = std::fs::remove_file(&pcap);
+    assert!(
+        frames.contains(&discover),
+        "the capture holds the DISCOVER the peer got ({} frames)",
+        frames.len()
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "ended in order: {err}");
+    assert!(err.contains("interrupted"), "{err}");
+}
+
+#[test]
+fn pcap_is_complete_after_sigterm() {
+    pcap_is_complete_after(libc::SIGTERM);
+}
+
+#[test]
+fn pcap_is_complete_after_sigint() {
+    pcap_is_complete_after(libc::SIGINT);
 }
 
 /// Without root (or CAP_NET_ADMIN) the TUN cannot be created: say so plainly. As root,
