@@ -27,7 +27,7 @@
 //! assert_eq!(&frame[..6], &[0xff; 6]);
 //! ```
 
-mod config;
+pub mod config;
 #[cfg(feature = "tokio")]
 pub mod driver;
 pub mod io;

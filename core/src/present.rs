@@ -100,25 +100,30 @@ impl<A: fmt::Display> Serialize for Cidr<A> {
     }
 }
 
-/// `{"destination":"192.0.2.0/24","gateway":"192.0.2.1"}`; `gateway` is `null` for an
-/// on-link route.
+/// A route as `{"destination":"192.0.2.0/24","gateway":"192.0.2.1"}`; `gateway` is
+/// `null` for an on-link route.
+fn route<S, A>(s: S, destination: A, prefix_len: u8, gateway: Option<A>) -> Result<S::Ok, S::Error>
+where
+    S: Serializer,
+    A: fmt::Display + Serialize,
+{
+    let mut route = s.serialize_struct("Route", 2)?;
+    route.serialize_field("destination", &Cidr(destination, prefix_len))?;
+    route.serialize_field("gateway", &gateway)?;
+    route.end()
+}
+
+/// `{"destination":"192.0.2.0/24","gateway":"192.0.2.1"}`.
 impl Serialize for Ipv4Route {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut route = s.serialize_struct("Route", 2)?;
-        route.serialize_field("destination", &Cidr(self.destination, self.prefix_len))?;
-        route.serialize_field("gateway", &self.gateway)?;
-        route.end()
+        route(s, self.destination, self.prefix_len, self.gateway)
     }
 }
 
-/// `{"destination":"::/0","gateway":"fe80::1"}`; `gateway` is `null` for an on-link
-/// prefix.
+/// `{"destination":"::/0","gateway":"fe80::1"}`.
 impl Serialize for Ipv6Route {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut route = s.serialize_struct("Route", 2)?;
-        route.serialize_field("destination", &Cidr(self.destination, self.prefix_len))?;
-        route.serialize_field("gateway", &self.gateway)?;
-        route.end()
+        route(s, self.destination, self.prefix_len, self.gateway)
     }
 }
 
