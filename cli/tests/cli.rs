@@ -208,6 +208,114 @@ fn pcap_is_complete_after_sigint() {
     pcap_is_complete_after(libc::SIGINT);
 }
 
+/// A DHCP server's OFFER (2) or ACK (5) for `request`, a client frame from the link.
+fn dhcp_reply(request: &[u8]) -> Option<Vec<u8>> {
+    use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
+    use dhcproto::{Decodable, Decoder, Encodable};
+    let packet = etherparse::SlicedPacket::from_ethernet(request).ok()?;
+    let Some(etherparse::TransportSlice::Udp(udp)) = packet.transport else {
+        return None;
+    };
+    if udp.destination_port() != 67 {
+        return None;
+    }
+    let query = Message::decode(&mut Decoder::new(udp.payload())).ok()?;
+    let kind = match query.opts().msg_type()? {
+        MessageType::Discover => MessageType::Offer,
+        MessageType::Request => MessageType::Ack,
+        _ => return None,
+    };
+    let server = [192, 0, 2, 1];
+    let mut reply = Message::new_with_id(
+        query.xid(),
+        [0; 4].into(),
+        [192, 0, 2, 123].into(),
+        [0; 4].into(),
+        [0; 4].into(),
+        &query.chaddr()[..6],
+    );
+    reply.set_opcode(Opcode::BootReply);
+    for option in [
+        DhcpOption::MessageType(kind),
+        DhcpOption::ServerIdentifier(server.into()),
+        DhcpOption::AddressLeaseTime(3600),
+        DhcpOption::SubnetMask([255, 255, 255, 0].into()),
+        DhcpOption::Router(vec![server.into()]),
+        DhcpOption::DomainNameServer(vec![[192, 0, 2, 53].into()]),
+        DhcpOption::DomainName("lab.example".into()),
+        DhcpOption::InterfaceMtu(1400),
+        DhcpOption::BroadcastAddr([192, 0, 2, 255].into()),
+    ] {
+        reply.opts_mut().insert(option);
+    }
+    let payload = reply.to_vec().ok()?;
+    let client: [u8; 6] = request[6..12].try_into().ok()?;
+    let mut frame = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0x5e, 0x10, 0, 0xfe], client)
+        .ipv4(server, [255; 4], 64)
+        .udp(67, 68)
+        .write(&mut frame, &payload)
+        .ok()?;
+    Some(frame)
+}
+
+/// `tapemu lease --json` prints the lease as the core presents it, the object the
+/// README shows and the Java API reads: all routes, the capped MTU, the search list
+/// falling back to the domain.
+#[test]
+fn lease_json_is_the_presented_lease() {
+    let server = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP peer");
+    server
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    let port = server.local_addr().expect("server address").port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tapemu"))
+        .args(["lease", "--json", "--timeout", "20"])
+        .args(["--link", &format!("udp://127.0.0.1:{port}")])
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tapemu");
+    let mut buf = [0u8; 2048];
+    let mut acked = false;
+    while !acked {
+        let (n, from) = server.recv_from(&mut buf).expect("DHCP within 20 s");
+        if let Some(reply) = dhcp_reply(&buf[..n]) {
+            server.send_to(&reply, from).expect("send the reply");
+            acked = reply.windows(3).any(|w| w == [53, 1, 5]);
+        }
+    }
+    let out = child.wait_with_output().expect("tapemu ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.starts_with(r#"{"event":"lease","address":"192.0.2.123","prefix":24,"#),
+        "{stdout}"
+    );
+    let lease: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert_eq!(
+        lease,
+        serde_json::json!({
+            "event": "lease", "address": "192.0.2.123", "prefix": 24, "gateway": "192.0.2.1",
+            "dns": ["192.0.2.53"], "domain": "lab.example", "search": ["lab.example"],
+            "mtu": 1400,
+            "routes": [
+                {"destination": "192.0.2.0/24", "gateway": null},
+                {"destination": "0.0.0.0/0", "gateway": "192.0.2.1"},
+            ],
+            "lease_seconds": 3600, "t1_seconds": 1800, "t2_seconds": 3150,
+            "broadcast": "192.0.2.255", "server": "192.0.2.1",
+        })
+    );
+}
+
 /// Without root (or CAP_NET_ADMIN) the TUN cannot be created: say so plainly. As root,
 /// runs tapemu as `nobody` through setpriv to see it.
 #[test]
