@@ -1,27 +1,35 @@
 //! The `tapemu` command line: runs the emulated Ethernet host between a Linux TUN and a
 //! link, configures the TUN from the lease, or just obtains a lease.
 
+mod capture;
 mod netconf;
 mod output;
+mod throttle;
 
 use std::io;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tapemu::driver::{
-    Direction, Driver, DriverConfig, DriverEvent, DriverHandle, FrameHook, LinkSpec,
-};
-use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, Ipv6Mode, MacAddr};
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tapemu::driver::{Driver, DriverConfig, DriverEvent, DriverHandle, LinkSpec};
+use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, Ipv6Info, Ipv6Mode, MacAddr};
+use tapemu::{DhcpEvent, Event, Ipv4Event, Ipv6Event};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::time::Instant;
 
+use crate::capture::Capture;
 use crate::netconf::NetConf;
 use crate::output::Output;
-use tapemu::{DhcpEvent, Event, Ipv4Event, Ipv6Event};
+use crate::throttle::Throttle;
+
+/// What the driver reports, as the CLI receives it.
+type Events = tokio::sync::mpsc::UnboundedReceiver<DriverEvent>;
+
+/// Least time between two rewrites of the TUN's IPv6 configuration: a flood of router
+/// advertisements is applied once a second, the latest state winning.
+const IPV6_REWRITE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Emulates a TAP (Ethernet) device on top of a TUN (IP) device: ARP, NDP and DHCP in
 /// user space, Ethernet frames over UDP, TCP, VXLAN or a local TAP.
@@ -132,10 +140,16 @@ fn main() -> ExitCode {
             let text = e.render().to_string();
             let line = text.lines().next().unwrap_or("invalid arguments");
             let line = line.strip_prefix("error: ").unwrap_or(line);
-            eprintln!("tapemu: {line} (see tapemu --help)");
-            return ExitCode::from(2);
+            return usage_error(line);
         }
     };
+    let config = match &cli.command {
+        Cmd::Run(args) => run_config(args),
+        Cmd::Lease(args) => lease_config(args),
+    };
+    if let Err(e) = config.validate() {
+        return usage_error(&e.to_string());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -157,8 +171,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Cmd::Run(args) => run(args).await,
-            Cmd::Lease(args) => lease(args).await,
+            Cmd::Run(args) => run(args, config).await,
+            Cmd::Lease(args) => lease(args, config).await,
         }
     });
     match result {
@@ -170,33 +184,10 @@ fn main() -> ExitCode {
     }
 }
 
-type Pcap = Arc<Mutex<Option<pcap_file::pcap::PcapWriter<io::BufWriter<std::fs::File>>>>>;
-
-fn open_pcap(path: &PathBuf) -> Result<(Pcap, FrameHook), String> {
-    let file = std::fs::File::create(path).map_err(|e| format!("pcap {}: {e}", path.display()))?;
-    let writer = pcap_file::pcap::PcapWriter::new(io::BufWriter::new(file))
-        .map_err(|e| format!("pcap {}: {e}", path.display()))?;
-    let pcap: Pcap = Arc::new(Mutex::new(Some(writer)));
-    let shared = pcap.clone();
-    let hook: FrameHook = Box::new(move |_dir: Direction, frame: &[u8]| {
-        let ts = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
-        if let Some(w) = shared.lock().ok().as_mut().and_then(|w| w.as_mut()) {
-            let _ = w.write_packet(&pcap_file::pcap::PcapPacket::new(ts, len, frame));
-        }
-    });
-    Ok((pcap, hook))
-}
-
-fn flush_pcap(pcap: Option<&Pcap>) {
-    if let Some(pcap) = pcap {
-        if let Some(w) = pcap.lock().ok().and_then(|mut w| w.take()) {
-            use std::io::Write;
-            let _ = w.into_writer().flush();
-        }
-    }
+/// Bad arguments: one line on stderr, exit 2.
+fn usage_error(line: &str) -> ExitCode {
+    eprintln!("tapemu: {line} (see tapemu --help)");
+    ExitCode::from(2)
 }
 
 fn tap_config(common: &Common, ipv4: Ipv4Mode, ipv6: bool, mtu: u16) -> Config {
@@ -221,16 +212,38 @@ fn dhcp_mode(common: &Common) -> Ipv4Mode {
     })
 }
 
+/// The emulated host `tapemu run` starts.
+fn run_config(args: &RunArgs) -> Config {
+    let ipv4 = match args.static_addr {
+        Some((addr, len)) => Ipv4Mode::Static(Ipv4Interface::new(addr, len, args.gateway)),
+        None => dhcp_mode(&args.common),
+    };
+    tap_config(&args.common, ipv4, !args.no_ipv6, args.mtu.unwrap_or(1500))
+}
+
+/// The emulated host `tapemu lease` starts: DHCP only.
+fn lease_config(args: &LeaseArgs) -> Config {
+    tap_config(&args.common, dhcp_mode(&args.common), false, 1500)
+}
+
+/// SIGINT and SIGTERM, taken over before anything is started so that either ends a
+/// command in order (lease released, TUN cleaned up, pcap complete).
+fn stop_signals() -> Result<(Signal, Signal), String> {
+    let sigint = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
+    let sigterm = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
+    Ok((sigint, sigterm))
+}
+
 async fn start(
     common: &Common,
     tap: Config,
     link: LinkSpec,
     tun: Option<std::os::fd::OwnedFd>,
-) -> Result<(DriverHandle, UnboundedReceiver<DriverEvent>, Option<Pcap>), String> {
-    let (pcap, frame_hook) = match &common.pcap {
+) -> Result<(DriverHandle, Events, Option<Capture>), String> {
+    let (capture, frame_hook) = match &common.pcap {
         Some(path) => {
-            let (pcap, hook) = open_pcap(path)?;
-            (Some(pcap), Some(hook))
+            let (capture, hook) = Capture::create(path)?;
+            (Some(capture), Some(hook))
         }
         None => (None, None),
     };
@@ -239,10 +252,11 @@ async fn start(
         frame_hook,
         ..DriverConfig::default()
     };
+    // On failure the capture is dropped here, which completes the file.
     let (handle, events) = Driver::start(config, link, tun)
         .await
         .map_err(|e| e.to_string())?;
-    Ok((handle, events, pcap))
+    Ok((handle, events, capture))
 }
 
 fn open_tun(name: &str) -> Result<(std::os::fd::OwnedFd, String), String> {
@@ -257,42 +271,60 @@ fn open_tun(name: &str) -> Result<(std::os::fd::OwnedFd, String), String> {
     })
 }
 
-async fn run(args: RunArgs) -> Result<(), String> {
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn run(args: RunArgs, tap: Config) -> Result<(), String> {
     let common = &args.common;
+    let link_mtu = tap.mtu;
     let (fd, dev) = open_tun(&args.tun)?;
     let mut conf = match args.no_configure {
         true => None,
-        false => Some(NetConf::new(&dev, !args.no_default_route, args.mtu).await?),
+        false => Some(NetConf::new(&dev, !args.no_default_route, link_mtu).await?),
     };
-    let ipv4 = match args.static_addr {
-        Some((addr, len)) => Ipv4Mode::Static(Ipv4Interface::new(addr, len, args.gateway)),
-        None => dhcp_mode(common),
-    };
-    let mtu = args.mtu.unwrap_or(1500);
-    let tap = tap_config(common, ipv4, !args.no_ipv6, mtu);
     let link = common.link.clone();
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
-    let (handle, mut events, pcap) = start(common, tap, link_spec(common)?, Some(fd)).await?;
-    let out = Output::new(common.json);
+    let (mut sigint, mut sigterm) = stop_signals()?;
+    let (handle, mut events, capture) = start(common, tap, link_spec(common)?, Some(fd)).await?;
+    let out = Output::new(common.json, link_mtu);
     out.started(&dev, &link);
     let is_static = args.static_addr.is_some();
+    let mut ipv6: Throttle<Ipv6Info> = Throttle::new(IPV6_REWRITE_INTERVAL);
     let mut failure = None;
     loop {
         let event = tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
+            () = sleep_until(ipv6.deadline()) => {
+                let info = ipv6.poll(Instant::now().into_std());
+                if let (Some(conf), Some(info)) = (conf.as_mut(), info) {
+                    apply_ipv6(conf, &info).await;
+                }
+                continue;
+            }
             e = events.recv() => e,
         };
         let Some(event) = event else { break };
         if let DriverEvent::Stopped { error } = &event {
-            failure = error.clone();
+            failure = error.as_ref().map(ToString::to_string);
             break;
         }
         out.event(&event);
-        if let Some(conf) = conf.as_mut() {
-            if let Err(e) = apply(conf, &event, is_static).await {
-                tracing::error!("configuring {dev}: {e}");
+        let Some(conf) = conf.as_mut() else { continue };
+        match &event {
+            DriverEvent::Tap(Event::Ipv6(Ipv6Event::Changed(info))) => {
+                if let Some(info) = ipv6.offer(Instant::now().into_std(), info.clone()) {
+                    apply_ipv6(conf, &info).await;
+                }
+            }
+            event => {
+                if let Err(e) = apply(conf, event, is_static).await {
+                    tracing::error!("configuring {dev}: {e}");
+                }
             }
         }
     }
@@ -308,7 +340,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
         conf.remove_all().await;
     }
     drop(tun);
-    flush_pcap(pcap.as_ref());
+    if let Some(capture) = capture {
+        capture.finish();
+    }
     out.stopped();
     match failure {
         Some(e) => Err(e),
@@ -327,13 +361,20 @@ fn link_spec(common: &Common) -> Result<LinkSpec, String> {
     common.link.parse::<LinkSpec>().map_err(|e| e.to_string())
 }
 
+async fn apply_ipv6(conf: &mut NetConf, info: &Ipv6Info) {
+    if let Err(e) = conf.apply_ipv6(info).await {
+        tracing::error!("configuring IPv6: {e}");
+    }
+}
+
+/// Applies an IPv4 event to the TUN (IPv6 goes through the [`Throttle`]).
 async fn apply(conf: &mut NetConf, event: &DriverEvent, is_static: bool) -> Result<(), String> {
     let DriverEvent::Tap(event) = event else {
         return Ok(());
     };
     match event {
         Event::Ipv4(Ipv4Event::Up(iface)) if is_static => {
-            conf.apply_ipv4(iface.address, iface.prefix_len, &iface.routes, None)
+            conf.apply_static(iface.address, iface.prefix_len, &iface.routes)
                 .await
         }
         Event::Dhcp(DhcpEvent::LeaseAcquired(lease))
@@ -343,31 +384,32 @@ async fn apply(conf: &mut NetConf, event: &DriverEvent, is_static: bool) -> Resu
             conf.remove_ipv4().await;
             Ok(())
         }
-        Event::Ipv6(Ipv6Event::Changed(info)) => conf.apply_ipv6(info).await,
         _ => Ok(()),
     }
 }
 
-async fn lease(args: LeaseArgs) -> Result<(), String> {
+async fn lease(args: LeaseArgs, tap: Config) -> Result<(), String> {
     let common = &args.common;
-    let tap = tap_config(common, dhcp_mode(common), false, 1500);
+    let out = Output::new(common.json, tap.mtu);
     let link = link_spec(common)?;
-    let (handle, mut events, pcap) = start(common, tap, link, None).await?;
-    let out = Output::new(common.json);
+    let (mut sigint, mut sigterm) = stop_signals()?;
+    let (handle, mut events, capture) = start(common, tap, link, None).await?;
     let deadline = tokio::time::sleep(Duration::from_secs(args.timeout));
     tokio::pin!(deadline);
     let result = loop {
         let event = tokio::select! {
             () = &mut deadline => break Err(format!("no lease within {} s over {}", args.timeout, common.link)),
+            _ = sigint.recv() => break Err("interrupted (SIGINT) before a lease".to_owned()),
+            _ = sigterm.recv() => break Err("interrupted (SIGTERM) before a lease".to_owned()),
             e = events.recv() => e,
         };
         match event {
             None => break Err("the driver ended".to_owned()),
             Some(DriverEvent::Stopped { error }) => {
-                break Err(error.unwrap_or_else(|| "the driver ended".to_owned()))
+                break Err(error.map_or_else(|| "the driver ended".to_owned(), |e| e.to_string()))
             }
-            Some(DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseAcquired(lease)))) => {
-                out.lease(&lease);
+            Some(DriverEvent::Tap(event @ Event::Dhcp(DhcpEvent::LeaseAcquired(_)))) => {
+                out.lease(&event);
                 break Ok(());
             }
             Some(other) => {
@@ -381,6 +423,8 @@ async fn lease(args: LeaseArgs) -> Result<(), String> {
     if args.release && result.is_ok() {
         out.released();
     }
-    flush_pcap(pcap.as_ref());
+    if let Some(capture) = capture {
+        capture.finish();
+    }
     result
 }

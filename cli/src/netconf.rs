@@ -7,6 +7,7 @@ use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::route::RouteMessage;
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+use tapemu::present::lease_mtu;
 use tapemu::{Ipv4Route, Ipv6Info, Lease};
 
 /// A route as added: destination, prefix length, gateway (`None`: on-link).
@@ -27,7 +28,8 @@ pub struct NetConf {
     index: u32,
     added: Vec<Added>,
     default_route: bool,
-    max_mtu: Option<u16>,
+    /// The emulated host's MTU: the TUN's, unless a lease or an RA lowers it.
+    link_mtu: u16,
 }
 
 fn route_text(r: &Route) -> String {
@@ -39,12 +41,9 @@ fn route_text(r: &Route) -> String {
 
 impl NetConf {
     /// Opens a netlink connection and prepares `dev`: no kernel-made IPv6 link-local
-    /// address (tapemu has its own), a TAP's queue length.
-    pub async fn new(
-        dev: &str,
-        default_route: bool,
-        max_mtu: Option<u16>,
-    ) -> Result<NetConf, String> {
+    /// address (tapemu has its own), a TAP's queue length. `link_mtu` is the emulated
+    /// host's MTU ([`tapemu::Config::mtu`]).
+    pub async fn new(dev: &str, default_route: bool, link_mtu: u16) -> Result<NetConf, String> {
         let (connection, handle, _) =
             rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
         tokio::spawn(connection);
@@ -68,7 +67,7 @@ impl NetConf {
             index,
             added: Vec::new(),
             default_route,
-            max_mtu,
+            link_mtu,
         };
         conf.set_link(LinkUnspec::new_with_index(index).txqueuelen(1000).build())
             .await?;
@@ -87,20 +86,15 @@ impl NetConf {
             .map_err(|e| format!("netlink: setting {} : {e}", self.dev))
     }
 
-    fn mtu(&self, offered: Option<u16>) -> u16 {
-        match (offered, self.max_mtu) {
-            (Some(o), Some(m)) => o.min(m),
-            (Some(o), None) => o,
-            (None, Some(m)) => m,
-            (None, None) => 1500,
-        }
-    }
-
-    /// Sets the MTU (the smaller of `offered` and `--mtu`) and brings the link up.
-    pub async fn link_up(&mut self, offered: Option<u16>) -> Result<(), String> {
-        let mtu = u32::from(self.mtu(offered));
-        self.set_link(LinkUnspec::new_with_index(self.index).mtu(mtu).up().build())
-            .await
+    /// Sets the MTU and brings the link up.
+    pub async fn link_up(&mut self, mtu: u16) -> Result<(), String> {
+        self.set_link(
+            LinkUnspec::new_with_index(self.index)
+                .mtu(u32::from(mtu))
+                .up()
+                .build(),
+        )
+        .await
     }
 
     async fn add_addr(&mut self, addr: IpAddr, prefix_len: u8) -> Result<(), String> {
@@ -216,14 +210,14 @@ impl NetConf {
             .collect()
     }
 
-    /// Applies an IPv4 address and routes (a lease, or a static address), replacing
-    /// whatever IPv4 configuration this `NetConf` applied before.
-    pub async fn apply_ipv4(
+    /// Applies an IPv4 address, routes and MTU (a lease, or a static address),
+    /// replacing whatever IPv4 configuration this `NetConf` applied before.
+    async fn apply_ipv4(
         &mut self,
         address: Ipv4Addr,
         prefix_len: u8,
         routes: &[Ipv4Route],
-        mtu: Option<u16>,
+        mtu: u16,
     ) -> Result<(), String> {
         let wanted_addr = Added::Addr(address.into(), prefix_len);
         let wanted_routes = self.v4_routes(routes);
@@ -246,9 +240,21 @@ impl NetConf {
         Ok(())
     }
 
-    /// Applies a DHCP lease.
+    /// Applies a static address, at the link MTU.
+    pub async fn apply_static(
+        &mut self,
+        address: Ipv4Addr,
+        prefix_len: u8,
+        routes: &[Ipv4Route],
+    ) -> Result<(), String> {
+        self.apply_ipv4(address, prefix_len, routes, self.link_mtu)
+            .await
+    }
+
+    /// Applies a DHCP lease, at the MTU both surfaces present ([`lease_mtu`]).
     pub async fn apply_lease(&mut self, lease: &Lease) -> Result<(), String> {
-        self.apply_ipv4(lease.address, lease.prefix_len, &lease.routes, lease.mtu)
+        let mtu = lease_mtu(lease, self.link_mtu);
+        self.apply_ipv4(lease.address, lease.prefix_len, &lease.routes, mtu)
             .await
     }
 
@@ -300,7 +306,7 @@ impl NetConf {
         // The RA's MTU is IPv6's alone (as the kernel applies it): the link MTU stays
         // what DHCP or --mtu set for IPv4.
         if let Some(mtu) = info.mtu {
-            let mtu = self.mtu(Some(mtu));
+            let mtu = mtu.min(self.link_mtu);
             let path = format!("/proc/sys/net/ipv6/conf/{}/mtu", self.dev);
             if let Err(e) = std::fs::write(&path, mtu.to_string()) {
                 tracing::warn!("IPv6 MTU {mtu} on {}: {e}", self.dev);

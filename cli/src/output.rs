@@ -1,50 +1,18 @@
 //! What the CLI prints on stdout: one readable status line per event, or with `--json`
-//! one JSON object per line per event.
+//! one JSON object per line per event. The JSON of leases, IPv6 state and the emulated
+//! host's events is [`tapemu::present`]'s, the same the Java API reads.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tapemu::driver::{DriverEvent, LinkStatus};
-use tapemu::{DhcpEvent, Event, Ipv4Event, Ipv6Event};
-use tapemu::{Ipv6Info, Lease, LeaseLostReason};
+use tapemu::present::{lost_reason, EventView};
+use tapemu::{DhcpEvent, Event, Ipv4Event, Ipv6Event, Ipv6Info, Lease};
 
 /// Prints events in the chosen format.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     json: bool,
-}
-
-fn print_json(v: &Value) {
-    println!("{v}");
-}
-
-/// A lease as the JSON object the README documents (`event` is set by the caller).
-pub fn lease_json(event: &str, lease: &Lease) -> Value {
-    let routes: Vec<Value> = lease
-        .routes
-        .iter()
-        .filter(|r| r.prefix_len != 0)
-        .map(|r| {
-            json!({
-                "destination": format!("{}/{}", r.destination, r.prefix_len),
-                "gateway": r.gateway.map(|g| g.to_string()),
-            })
-        })
-        .collect();
-    json!({
-        "event": event,
-        "address": lease.address.to_string(),
-        "prefix": lease.prefix_len,
-        "gateway": lease.gateway.map(|g| g.to_string()),
-        "dns": lease.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-        "domain": lease.domain,
-        "search": lease.search,
-        "mtu": lease.mtu,
-        "routes": routes,
-        "lease_seconds": lease.lease_time.map(|d| d.as_secs()),
-        "t1_seconds": lease.t1.map(|d| d.as_secs()),
-        "t2_seconds": lease.t2.map(|d| d.as_secs()),
-        "broadcast": lease.broadcast.map(|b| b.to_string()),
-        "server": lease.server.to_string(),
-    })
+    /// The link MTU a lease's MTU is capped at ([`tapemu::present::lease_mtu`]).
+    link_mtu: u16,
 }
 
 fn lease_line(lease: &Lease) -> String {
@@ -76,58 +44,95 @@ fn lease_line(lease: &Lease) -> String {
     line
 }
 
-fn reason(r: &LeaseLostReason) -> &'static str {
-    match r {
-        LeaseLostReason::Expired => "expired",
-        LeaseLostReason::Nak => "nak",
-        LeaseLostReason::Released => "released",
-        _ => "other",
+fn ipv6_line(info: &Ipv6Info) -> String {
+    let mut line = String::from("ipv6");
+    for (a, l) in &info.addresses {
+        line += &format!(" {a}/{l}");
     }
+    if let Some(ll) = info.link_local {
+        line += &format!(" link-local {ll}");
+    }
+    for r in info.routes.iter().filter(|r| r.prefix_len == 0) {
+        if let Some(gw) = r.gateway {
+            line += &format!(" router {gw}");
+        }
+    }
+    if !info.dns.is_empty() {
+        let dns: Vec<String> = info.dns.iter().map(|d| d.to_string()).collect();
+        line += &format!(" dns {}", dns.join(","));
+    }
+    line
 }
 
-fn ipv6_json(info: &Ipv6Info) -> Value {
-    json!({
-        "event": "ipv6",
-        "addresses": info.addresses.iter().map(|(a, l)| format!("{a}/{l}")).collect::<Vec<_>>(),
-        "link_local": info.link_local.map(|a| a.to_string()),
-        "routes": info.routes.iter().map(|r| json!({
-            "destination": format!("{}/{}", r.destination, r.prefix_len),
-            "gateway": r.gateway.map(|g| g.to_string()),
-        })).collect::<Vec<_>>(),
-        "dns": info.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-        "search": info.search,
-        "mtu": info.mtu,
+/// The readable line for an event of the emulated host, if it has one.
+fn tap_line(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::Dhcp(DhcpEvent::LeaseAcquired(l)) => format!("lease {}", lease_line(l)),
+        Event::Dhcp(DhcpEvent::LeaseRenewed(l)) => format!("renewed {}", lease_line(l)),
+        Event::Dhcp(DhcpEvent::LeaseChanged { old, new }) => {
+            format!("changed from {} to {}", old.address, lease_line(new))
+        }
+        Event::Dhcp(DhcpEvent::LeaseLost { address, reason }) => {
+            format!("lease lost: {address} ({})", lost_reason(*reason))
+        }
+        Event::Dhcp(DhcpEvent::LeaseDeclined { address, mac }) => {
+            format!("declined {address}: in use by {mac}")
+        }
+        Event::Ipv4(Ipv4Event::AddressConflict { address, mac }) => {
+            format!("address conflict: {address} claimed by {mac}")
+        }
+        Event::Ipv6(Ipv6Event::Changed(info)) => ipv6_line(info),
+        Event::Ipv6(Ipv6Event::AddressConflict(a)) => format!("IPv6 address conflict: {a}"),
+        _ => return None,
     })
 }
 
+/// Whether `--json` prints an event of the emulated host: all but neighbour failures,
+/// which the log shows at debug level.
+fn printed(event: &Event) -> bool {
+    !matches!(
+        event,
+        Event::Ipv4(Ipv4Event::NeighbourUnreachable(_))
+            | Event::Ipv6(Ipv6Event::NeighbourUnreachable(_))
+    )
+}
+
 impl Output {
-    /// JSON lines when `json`, else readable lines.
-    pub fn new(json: bool) -> Output {
-        Output { json }
+    /// JSON lines when `json`, else readable lines; leases presented for a link MTU of
+    /// `link_mtu`.
+    pub fn new(json: bool, link_mtu: u16) -> Output {
+        Output { json, link_mtu }
+    }
+
+    fn print_tap_json(&self, event: &Event) {
+        match serde_json::to_string(&EventView::new(event, self.link_mtu)) {
+            Ok(line) => println!("{line}"),
+            Err(e) => tracing::error!("JSON of {event:?}: {e}"),
+        }
     }
 
     /// The TUN exists and the link is open.
     pub fn started(&self, dev: &str, link: &str) {
         if self.json {
-            print_json(&json!({"event": "started", "tun": dev, "link": link}));
+            println!("{}", json!({"event": "started", "tun": dev, "link": link}));
         } else {
             tracing::info!("running on {dev} over {link}");
         }
     }
 
-    /// A lease obtained by `tapemu lease`.
-    pub fn lease(&self, lease: &Lease) {
+    /// The lease `tapemu lease` obtained (`event` is its [`DhcpEvent::LeaseAcquired`]).
+    pub fn lease(&self, event: &Event) {
         if self.json {
-            print_json(&lease_json("lease", lease));
-        } else {
-            println!("lease {}", lease_line(lease));
+            self.print_tap_json(event);
+        } else if let Some(line) = tap_line(event) {
+            println!("{line}");
         }
     }
 
     /// `tapemu lease --release` released it.
     pub fn released(&self) {
         if self.json {
-            print_json(&json!({"event": "released"}));
+            println!("{}", json!({"event": "released"}));
         } else {
             println!("released");
         }
@@ -136,7 +141,7 @@ impl Output {
     /// The driver ended in order.
     pub fn stopped(&self) {
         if self.json {
-            print_json(&json!({"event": "stopped"}));
+            println!("{}", json!({"event": "stopped"}));
         } else {
             tracing::info!("stopped");
         }
@@ -144,93 +149,37 @@ impl Output {
 
     /// One driver event.
     pub fn event(&self, event: &DriverEvent) {
-        let (value, line): (Option<Value>, Option<String>) = match event {
-            DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseAcquired(l))) => (
-                Some(lease_json("lease", l)),
-                Some(format!("lease {}", lease_line(l))),
-            ),
-            DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseRenewed(l))) => (
-                Some(lease_json("renewed", l)),
-                Some(format!("renewed {}", lease_line(l))),
-            ),
-            DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseChanged { old, new })) => {
-                let mut v = lease_json("changed", new);
-                v["old_address"] = json!(old.address.to_string());
-                (
-                    Some(v),
-                    Some(format!(
-                        "changed from {} to {}",
-                        old.address,
-                        lease_line(new)
-                    )),
-                )
-            }
-            DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseLost { address, reason: r })) => (
-                Some(json!({"event": "lost", "address": address.to_string(), "reason": reason(r)})),
-                Some(format!("lease lost: {address} ({})", reason(r))),
-            ),
-            DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseDeclined { address, mac })) => (
-                Some(
-                    json!({"event": "declined", "address": address.to_string(), "mac": mac.to_string()}),
-                ),
-                Some(format!("declined {address}: in use by {mac}")),
-            ),
-            DriverEvent::Tap(Event::Ipv4(Ipv4Event::Up(iface))) => (
-                Some(
-                    json!({"event": "ipv4", "address": iface.address.to_string(), "prefix": iface.prefix_len}),
-                ),
-                None,
-            ),
-            DriverEvent::Tap(Event::Ipv4(Ipv4Event::AddressConflict { address, mac })) => (
-                Some(
-                    json!({"event": "conflict", "address": address.to_string(), "mac": mac.to_string()}),
-                ),
-                Some(format!("address conflict: {address} claimed by {mac}")),
-            ),
-            DriverEvent::Tap(Event::Ipv6(Ipv6Event::Changed(info))) => {
-                let mut line = String::from("ipv6");
-                for (a, l) in &info.addresses {
-                    line += &format!(" {a}/{l}");
-                }
-                if let Some(ll) = info.link_local {
-                    line += &format!(" link-local {ll}");
-                }
-                for r in info.routes.iter().filter(|r| r.prefix_len == 0) {
-                    if let Some(gw) = r.gateway {
-                        line += &format!(" router {gw}");
+        let (value, line) = match event {
+            DriverEvent::Tap(event) => {
+                if self.json && printed(event) {
+                    self.print_tap_json(event);
+                } else if !self.json {
+                    match tap_line(event) {
+                        Some(line) => tracing::info!("{line}"),
+                        None => tracing::debug!("{event:?}"),
                     }
                 }
-                if !info.dns.is_empty() {
-                    let dns: Vec<String> = info.dns.iter().map(|d| d.to_string()).collect();
-                    line += &format!(" dns {}", dns.join(","));
-                }
-                (Some(ipv6_json(info)), Some(line))
+                return;
             }
-            DriverEvent::Tap(Event::Ipv6(Ipv6Event::AddressConflict(a))) => (
-                Some(json!({"event": "ipv6_conflict", "address": a.to_string()})),
-                Some(format!("IPv6 address conflict: {a}")),
-            ),
-            DriverEvent::Tap(_) => (None, None),
             DriverEvent::Link(LinkStatus::Up) => (
                 Some(json!({"event": "link_up"})),
                 Some("link up".to_owned()),
             ),
             DriverEvent::Link(LinkStatus::Down { error, retry_in }) => (
                 Some(
-                    json!({"event": "link_down", "error": error, "retry_ms": retry_in.map(|d| d.as_millis() as u64)}),
+                    json!({"event": "link_down", "error": error.to_string(), "retry_ms": retry_in.map(|d| d.as_millis() as u64)}),
                 ),
                 None,
             ),
             DriverEvent::TunFailed(e) => (
-                Some(json!({"event": "tun_failed", "error": e})),
+                Some(json!({"event": "tun_failed", "error": e.to_string()})),
                 Some(format!("TUN failed: {e}")),
             ),
-            DriverEvent::Stopped { .. } => (None, None),
             _ => (None, None),
         };
         if self.json {
             if let Some(v) = value {
-                print_json(&v);
+                println!("{v}");
             }
         } else if let Some(line) = line {
             tracing::info!("{line}");

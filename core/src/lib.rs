@@ -27,7 +27,7 @@
 //! assert_eq!(&frame[..6], &[0xff; 6]);
 //! ```
 
-mod config;
+pub mod config;
 #[cfg(feature = "tokio")]
 pub mod driver;
 pub mod io;
@@ -35,13 +35,15 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod neighbour;
 pub mod offload;
+#[cfg(feature = "serde")]
+pub mod present;
 pub mod stats;
 pub mod tap;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod wire;
 
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use io::{Egress, Ingress, Timer, Transmit, HEADROOM};
 pub use ipv4::dhcp::{DhcpConfig, DhcpEvent, DhcpState, Lease, LeaseLostReason};
 pub use ipv4::route::{Ipv4Interface, Ipv4Route, NextHop};

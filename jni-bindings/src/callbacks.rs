@@ -31,26 +31,6 @@ use jni::refs::Global;
 
 use crate::error::Result;
 
-/// Event kinds of `TapEmulator.onNativeEvent`; keep in sync with the Java constants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(i32)]
-pub enum EventKind {
-    /// A lease (or the static address) is in force.
-    LeaseAcquired = 1,
-    /// The lease was renewed unchanged.
-    LeaseRenewed = 2,
-    /// The configuration changed: `a` old lease, `b` new lease.
-    LeaseChanged = 3,
-    /// The address was lost: `a` address, `b` reason.
-    LeaseLost = 4,
-    /// Another host claims our address: `a` address, `b` its MAC.
-    AddressConflict = 5,
-    /// IPv6 state changed: `a` the encoded state.
-    Ipv6Changed = 6,
-    /// The emulator stopped: `a` the error, or null after close().
-    Stopped = 7,
-}
-
 /// The Java side of one emulator.
 pub struct JavaCallbacks {
     emulator: Global<JObject<'static>>,
@@ -82,7 +62,7 @@ impl JavaCallbacks {
         let on_event = env.get_method_id(
             &class,
             jni_str!("onNativeEvent"),
-            jni_sig!("(ILjava/lang/String;Ljava/lang/String;)V"),
+            jni_sig!("(Ljava/lang/String;)V"),
         )?;
         let on_frame = env.get_method_id(&class, jni_str!("onNativeFrame"), jni_sig!("([B)V"))?;
         let on_protect =
@@ -138,22 +118,11 @@ impl JavaCallbacks {
         }
     }
 
-    /// `onNativeEvent(kind, a, b)`.
-    pub fn event(&self, kind: EventKind, a: Option<&str>, b: Option<&str>) {
+    /// `onNativeEvent(json)`: one event as the JSON object `crate::events` makes.
+    pub fn event(&self, json: &str) {
         self.call("onNativeEvent", |env| {
-            let ja = match a {
-                Some(s) => env.new_string(s)?.into(),
-                None => JObject::null(),
-            };
-            let jb = match b {
-                Some(s) => env.new_string(s)?.into(),
-                None => JObject::null(),
-            };
-            let args = [
-                JValue::Int(kind as i32).as_jni(),
-                JValue::Object(&ja).as_jni(),
-                JValue::Object(&jb).as_jni(),
-            ];
+            let json = env.new_string(json)?;
+            let args = [JValue::Object(&json).as_jni()];
             // SAFETY: the id was looked up on this object's class with this exact signature.
             unsafe {
                 env.call_method_unchecked(

@@ -1,18 +1,18 @@
-//! Parsing and validation of the configuration the Java side passes in, with the same
-//! rules for every entry point. Everything from Java is untrusted: no panics here.
+//! Parsing of the configuration the Java side passes in: the Java-specific checks
+//! (strings, `int` ranges, nulls, the link URL) here, the emulated host's own rules in
+//! the core's `Config::validate`, shared with the CLI. Everything from Java is
+//! untrusted: no panics here.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
+use tapemu::config::MIN_MTU;
 use tapemu::driver::LinkSpec as DriverLink;
 use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, Ipv6Mode, MacAddr};
 
 use crate::error::{Error, Result};
-
-/// Smallest MTU accepted (the IPv4 minimum datagram every host must take).
-pub const MIN_MTU: u16 = 576;
 
 /// Where the frames go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,28 +32,12 @@ pub struct LinkUrl {
     pub scheme: String,
 }
 
-/// How the IPv4 address is obtained.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Addressing {
-    /// DHCPv4.
-    Dhcp,
-    /// Fixed address, prefix and optional gateway.
-    Static(Ipv4Interface),
-}
-
 /// A validated emulator configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmulatorConfig {
-    /// Our MAC; `None` for a random one.
-    pub mac: Option<MacAddr>,
-    /// IPv4 addressing.
-    pub addressing: Addressing,
-    /// Hostname for DHCP.
-    pub hostname: Option<String>,
-    /// Link MTU.
-    pub mtu: u16,
-    /// Whether IPv6 (SLAAC) runs.
-    pub ipv6: bool,
+    /// The emulated host, checked by [`Config::validate`]; its seed is drawn afresh by
+    /// [`EmulatorConfig::core_config`].
+    pub tap: Config,
     /// The link.
     pub link: LinkSpec,
 }
@@ -83,39 +67,13 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::IllegalArgument(msg.into())
 }
 
-/// Parses a MAC, which must be unicast.
+/// Parses a MAC (whether it may be ours is [`Config::validate`]'s to say).
 pub fn parse_mac(s: &str) -> Result<MacAddr> {
-    let mac = MacAddr::from_str(s.trim()).map_err(|_| bad(format!("bad MAC address {s:?}")))?;
-    if !mac.is_unicast() {
-        return Err(bad(format!("MAC address {s} is multicast")));
-    }
-    if mac.octets() == [0; 6] {
-        return Err(bad("MAC address is all zeros"));
-    }
-    Ok(mac)
+    MacAddr::from_str(s.trim()).map_err(|_| bad(format!("bad MAC address {s:?}")))
 }
 
 fn parse_ipv4(what: &str, s: &str) -> Result<Ipv4Addr> {
     Ipv4Addr::from_str(s.trim()).map_err(|_| bad(format!("bad {what} {s:?}")))
-}
-
-/// Checks a hostname (RFC 1123 labels, at most 63 bytes in all as DHCP servers expect).
-pub fn parse_hostname(s: &str) -> Result<String> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(bad(format!("bad hostname {s:?}")))
-    }
 }
 
 /// Checks a link URL with the driver's own parser (scheme, `host:port` or interface
@@ -136,89 +94,75 @@ pub fn parse_link_url(url: &str) -> Result<LinkUrl> {
 }
 
 impl RawConfig {
-    /// Validates every field.
+    /// Reads the Java fields (strings, `int` ranges, a gateway without an address, the
+    /// link URL), then checks the emulated host with [`Config::validate`], the check
+    /// the CLI makes too.
     pub fn parse(&self) -> Result<EmulatorConfig> {
         let mac = self.mac.as_deref().map(parse_mac).transpose()?;
         let mtu = u16::try_from(self.mtu)
-            .ok()
-            .filter(|m| *m >= MIN_MTU)
-            .ok_or_else(|| bad(format!("MTU {} out of range {MIN_MTU}-65535", self.mtu)))?;
-        let addressing = match &self.address {
+            .map_err(|_| bad(format!("MTU {} out of range {MIN_MTU}-65535", self.mtu)))?;
+        let ipv4 = match &self.address {
             None => {
                 if self.gateway.is_some() {
                     return Err(bad("a gateway needs a static address"));
                 }
-                Addressing::Dhcp
+                Ipv4Mode::Dhcp(DhcpConfig {
+                    hostname: self.hostname.clone(),
+                    ..DhcpConfig::default()
+                })
             }
             Some(a) => {
                 let address = parse_ipv4("address", a)?;
-                let prefix_len = u8::try_from(self.prefix_len)
-                    .ok()
-                    .filter(|p| (1..=32).contains(p))
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "prefix length {} out of range 1-32",
-                            self.prefix_len
-                        ))
-                    })?;
-                if address.is_unspecified() || address.is_broadcast() || address.is_multicast() {
-                    return Err(bad(format!("{address} cannot be a host address")));
-                }
+                let prefix_len = u8::try_from(self.prefix_len).map_err(|_| {
+                    bad(format!(
+                        "prefix length {} out of range 1-32",
+                        self.prefix_len
+                    ))
+                })?;
                 let gateway = self
                     .gateway
                     .as_deref()
                     .map(|g| parse_ipv4("gateway", g))
                     .transpose()?;
-                let iface = Ipv4Interface::new(address, prefix_len, gateway);
-                if let Some(gw) = gateway {
-                    let mask = tapemu::ipv4::route::prefix_mask(prefix_len);
-                    if u32::from(gw) & mask != u32::from(address) & mask || gw == address {
-                        return Err(bad(format!(
-                            "gateway {gw} is not another host on {address}/{prefix_len}"
-                        )));
-                    }
-                }
-                Addressing::Static(iface)
+                // The prefix as given, for the check: `new` would cap it at 32.
+                Ipv4Mode::Static(Ipv4Interface {
+                    prefix_len,
+                    ..Ipv4Interface::new(address, prefix_len, gateway)
+                })
             }
         };
-        let hostname = self.hostname.as_deref().map(parse_hostname).transpose()?;
-        let link = match &self.link {
-            None => LinkSpec::Callback,
-            Some(url) => LinkSpec::Url(parse_link_url(url)?),
-        };
-        Ok(EmulatorConfig {
+        let tap = Config {
             mac,
-            addressing,
-            hostname,
-            mtu,
-            ipv6: self.ipv6,
-            link,
-        })
-    }
-}
-
-impl EmulatorConfig {
-    /// The core configuration, with a fresh random seed (MAC, DHCP xids).
-    pub fn core_config(&self) -> Config {
-        let ipv4 = match &self.addressing {
-            Addressing::Static(iface) => Ipv4Mode::Static(iface.clone()),
-            Addressing::Dhcp => Ipv4Mode::Dhcp(DhcpConfig {
-                hostname: self.hostname.clone(),
-                ..DhcpConfig::default()
-            }),
-        };
-        Config {
-            mac: self.mac,
             ipv4,
             ipv6: if self.ipv6 {
                 Ipv6Mode::default()
             } else {
                 Ipv6Mode::Disabled
             },
-            mtu: self.mtu,
-            rng_seed: random_seed(),
+            mtu,
             ..Config::default()
+        };
+        tap.validate().map_err(|e| bad(e.to_string()))?;
+        let link = match &self.link {
+            None => LinkSpec::Callback,
+            Some(url) => LinkSpec::Url(parse_link_url(url)?),
+        };
+        Ok(EmulatorConfig { tap, link })
+    }
+}
+
+impl EmulatorConfig {
+    /// The core configuration, with a fresh random seed (MAC, DHCP xids).
+    pub fn core_config(&self) -> Config {
+        Config {
+            rng_seed: random_seed(),
+            ..self.tap.clone()
         }
+    }
+
+    /// Whether the IPv4 address is static (reported as a lease when it is up).
+    pub fn is_static(&self) -> bool {
+        matches!(self.tap.ipv4, Ipv4Mode::Static(_))
     }
 }
 
@@ -248,15 +192,20 @@ mod tests {
     #[test]
     fn defaults_are_dhcp_callback() {
         let c = raw().parse().unwrap();
-        assert_eq!(c.addressing, Addressing::Dhcp);
+        assert!(matches!(c.tap.ipv4, Ipv4Mode::Dhcp(_)));
+        assert!(!c.is_static());
         assert_eq!(c.link, LinkSpec::Callback);
-        assert_eq!(c.mac, None);
+        assert_eq!(c.tap.mac, None);
     }
 
     #[test]
     fn mac_rules() {
-        assert!(parse_mac("02:00:5e:10:00:01").is_ok());
-        assert!(parse_mac("02-00-5e-10-00-01").is_ok());
+        let with_mac = |mac: &str| RawConfig {
+            mac: Some(mac.into()),
+            ..raw()
+        };
+        assert!(with_mac("02:00:5e:10:00:01").parse().is_ok());
+        assert!(with_mac("02-00-5e-10-00-01").parse().is_ok());
         for bad in [
             "",
             "zz:00:5e:10:00:01",
@@ -266,7 +215,7 @@ mod tests {
             "ff:ff:ff:ff:ff:ff",
         ] {
             assert!(
-                matches!(parse_mac(bad), Err(Error::IllegalArgument(_))),
+                matches!(with_mac(bad).parse(), Err(Error::IllegalArgument(_))),
                 "{bad}"
             );
         }
@@ -278,15 +227,14 @@ mod tests {
         r.address = Some("192.0.2.50".into());
         r.prefix_len = 24;
         r.gateway = Some("192.0.2.1".into());
-        assert!(matches!(
-            r.parse().unwrap().addressing,
-            Addressing::Static(_)
-        ));
+        assert!(r.parse().unwrap().is_static());
         r.gateway = Some("198.51.100.1".into());
         assert!(r.parse().is_err());
         r.gateway = None;
-        r.prefix_len = 33;
-        assert!(r.parse().is_err());
+        for prefix_len in [0, 33, 300, -1] {
+            r.prefix_len = prefix_len;
+            assert!(r.parse().is_err(), "/{prefix_len}");
+        }
         r.prefix_len = 24;
         r.address = Some("192.0.2".into());
         assert!(r.parse().is_err());

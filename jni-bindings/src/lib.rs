@@ -9,14 +9,16 @@
 //!   owns a thread running the tokio driver and calling the listener.
 //! * [`callbacks`]: calls into Java from that thread, attached to the JVM, with cached
 //!   method ids and a local frame per call.
-//! * [`config`]: validation of what Java passes in.
+//! * [`events`]: driver events as the JSON objects Java's listener dispatch reads, the
+//!   CLI's own (`tapemu::present`).
+//! * [`config`]: reading what Java passes in; the rules are the core's `Config::validate`.
 //! * [`logging`]: logcat on Android, plain `tracing` elsewhere.
 
 pub mod callbacks;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod exports;
-pub mod lease;
 pub mod logging;
 pub mod session;
 pub mod tun;

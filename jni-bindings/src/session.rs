@@ -2,18 +2,20 @@
 //! that runs the driver and calls the listener.
 //!
 //! Each started session owns a thread `tapemu-N` running a current-thread tokio runtime
-//! with the driver task and a session task. The session task forwards driver events and
-//! callback-mode frames to Java and carries out commands from Java threads (attach or
-//! detach the TUN, stats, stop). Java threads wait for a command's answer, except on the
-//! session thread itself (a listener calling back in), where waiting would deadlock: there
-//! commands are queued and their errors logged.
+//! with the driver task and a forwarding task, which hands driver events (as JSON, see
+//! [`crate::events`]) and callback-mode frames to Java. Commands from Java (attach or
+//! detach the TUN, stats, stop) call the [`DriverHandle`] directly: the call is spawned
+//! onto that runtime and a Java thread waits for its answer, except on the session
+//! thread itself (a listener calling back in), where waiting would deadlock: there the
+//! command runs once the listener returns and its errors are logged.
 //!
 //! Sessions live in a registry keyed by the `long` handle Java holds, so a stale or
 //! forged handle finds nothing and becomes an `IllegalStateException`, never a dangling
 //! pointer.
 
 use std::collections::HashMap;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::future::Future;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -21,20 +23,23 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use tapemu::driver::{
-    channel, Driver, DriverConfig, DriverEvent, DriverHandle, DriverStats, LinkSpec,
+    channel, ChannelPeer, Driver, DriverConfig, DriverEvent, DriverHandle, DriverStats, LinkSpec,
 };
 use tapemu::Stats;
+use tokio::runtime::Handle as RuntimeHandle;
 use tokio::sync::mpsc;
 
-use crate::callbacks::{EventKind, JavaCallbacks};
-use crate::config::{Addressing, EmulatorConfig, LinkSpec as ConfigLink};
+use crate::callbacks::JavaCallbacks;
+use crate::config::{EmulatorConfig, LinkSpec as ConfigLink};
 use crate::error::{Error, Result};
-use crate::lease;
-use tapemu::{Event, Ipv4Event};
+use crate::events;
+
+/// What the driver reports, as the session thread receives it.
+type Events = mpsc::UnboundedReceiver<DriverEvent>;
 
 /// Frames buffered each way between the app's link and the driver in callback mode.
 const CHANNEL_CAPACITY: usize = 1024;
-/// Longest a Java thread waits for the session thread to answer a command.
+/// Longest a Java thread waits for the driver to answer a command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 static SESSIONS: Mutex<Option<HashMap<i64, Arc<Session>>>> = Mutex::new(None);
@@ -83,18 +88,60 @@ pub fn live_count() -> usize {
     lock(&SESSIONS).as_ref().map_or(0, HashMap::len)
 }
 
-enum Command {
-    AttachTun(OwnedFd, Option<SyncSender<Result<()>>>),
-    DetachTun(Option<SyncSender<()>>),
-    Stats(SyncSender<DriverStats>),
-    Stop,
+/// How a command sent to the driver came out.
+enum Answer<T> {
+    /// Its result.
+    Done(T),
+    /// Sent from the session thread: it runs once the listener returns.
+    Queued,
+    /// No answer within [`COMMAND_TIMEOUT`] (a listener blocking the session thread).
+    Late,
+    /// The session thread ended without running it.
+    Gone,
+}
+
+/// Sends commands to a running driver; cloned out of the state lock before waiting, so
+/// a listener calling back in meanwhile never waits for that lock.
+#[derive(Clone)]
+struct Control {
+    driver: DriverHandle,
+    runtime: RuntimeHandle,
+    thread_id: ThreadId,
 }
 
 struct Running {
-    commands: mpsc::UnboundedSender<Command>,
+    control: Control,
     to_driver: Option<mpsc::Sender<Vec<u8>>>,
     thread: Option<JoinHandle<()>>,
-    thread_id: ThreadId,
+}
+
+impl Control {
+    fn on_session_thread(&self) -> bool {
+        std::thread::current().id() == self.thread_id
+    }
+
+    /// Runs `command` with the driver on the session's runtime and, from any thread but
+    /// the session thread, waits for its result.
+    fn command<T, F>(&self, command: impl FnOnce(DriverHandle) -> F) -> Answer<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let (tx, rx) = sync_channel(1);
+        let future = command(self.driver.clone());
+        // On a runtime that has shut down the task is dropped unrun: `Gone` below.
+        self.runtime.spawn(async move {
+            let _ = tx.send(future.await);
+        });
+        if self.on_session_thread() {
+            return Answer::Queued;
+        }
+        match rx.recv_timeout(COMMAND_TIMEOUT) {
+            Ok(value) => Answer::Done(value),
+            Err(RecvTimeoutError::Timeout) => Answer::Late,
+            Err(RecvTimeoutError::Disconnected) => Answer::Gone,
+        }
+    }
 }
 
 enum State {
@@ -165,10 +212,6 @@ fn stat_values(s: &DriverStats, callback_dropped: u64) -> Vec<i64> {
 }
 
 impl Session {
-    fn on_session_thread(running: &Running) -> bool {
-        std::thread::current().id() == running.thread_id
-    }
-
     /// Starts the session thread and the driver; returns once the link is open.
     ///
     /// The state lock is not held while the link opens, so a `protect` callback may call
@@ -234,27 +277,26 @@ impl Session {
             })),
             ..DriverConfig::default()
         };
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let (started_tx, started_rx) = sync_channel::<Result<()>>(1);
-        let task = SessionTask {
+        let (started_tx, started_rx) = sync_channel(1);
+        let thread = SessionThread {
             callbacks: self.callbacks.clone(),
-            static_lease: match &self.config.addressing {
-                Addressing::Static(iface) => Some(lease::encode_static(iface, self.config.mtu)),
-                Addressing::Dhcp => None,
-            },
-            link_mtu: self.config.mtu,
+            is_static: self.config.is_static(),
+            link_mtu: self.config.tap.mtu,
         };
         let thread = std::thread::Builder::new()
             .name(format!("tapemu-{}", self.id))
-            .spawn(move || task.run(driver_config, link, peer, command_rx, started_tx))
+            .spawn(move || thread.run(driver_config, link, peer, started_tx))
             .map_err(|e| Error::Io(format!("cannot spawn the emulator thread: {e}")))?;
         let thread_id = thread.thread().id();
         match started_rx.recv() {
-            Ok(Ok(())) => Ok(Running {
-                commands,
+            Ok(Ok((driver, runtime))) => Ok(Running {
+                control: Control {
+                    driver,
+                    runtime,
+                    thread_id,
+                },
                 to_driver,
                 thread: Some(thread),
-                thread_id,
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -276,13 +318,18 @@ impl Session {
         }
     }
 
+    fn control(&self) -> Result<Control> {
+        self.running(|r| Ok(r.control.clone()))
+    }
+
     /// Hands the TUN fd to the driver.
     ///
-    /// Ownership: a negative or closed `fd`, or an emulator not running
-    /// (`IllegalStateException`), leaves `fd` to the caller. Otherwise the emulator owns
-    /// it from this call on, whatever the outcome: it is attached, or closed on failure
-    /// (an `IOException`); if the emulator does not answer within [`COMMAND_TIMEOUT`]
-    /// the `IOException` says so and the emulator still attaches or closes it later.
+    /// Ownership: a negative or closed `fd`, an emulator not running or whose driver
+    /// has stopped (`IllegalStateException`), leaves `fd` to the caller. Otherwise the
+    /// emulator owns it from this call on, whatever the outcome: it is attached, or
+    /// closed on failure (an `IOException`); if the emulator does not answer within
+    /// [`COMMAND_TIMEOUT`] the `IOException` says so and the emulator still attaches or
+    /// closes it later.
     pub fn attach_tun(&self, fd: RawFd) -> Result<()> {
         if fd < 0 {
             return Err(Error::Io(format!("invalid TUN fd {fd}")));
@@ -292,37 +339,30 @@ impl Session {
             let e = std::io::Error::last_os_error();
             return Err(Error::Io(format!("TUN fd {fd} is not open: {e}")));
         }
-        let (sender, wait) = self.running(|r| {
-            let wait = !Self::on_session_thread(r);
-            Ok((r.commands.clone(), wait))
-        })?;
-        // SAFETY: the caller hands over ownership of this open fd (as after detachFd()).
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        // A session thread that has ended gives the command back: the fd returns to the
-        // caller unclosed, as when the emulator is not running.
-        let stopped = |e: mpsc::error::SendError<Command>| {
-            if let Command::AttachTun(owned, _) = e.0 {
-                let _ = owned.into_raw_fd();
-            }
-            Error::IllegalState("TapEmulator has stopped".into())
-        };
-        if !wait {
-            return sender
-                .send(Command::AttachTun(owned, None))
-                .map_err(stopped);
+        let control = self.control()?;
+        if control.driver.is_stopped() {
+            return Err(Error::IllegalState("TapEmulator has stopped".into()));
         }
-        let (tx, rx) = sync_channel(1);
-        sender
-            .send(Command::AttachTun(owned, Some(tx)))
-            .map_err(stopped)?;
-        match rx.recv_timeout(COMMAND_TIMEOUT) {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => Err(Error::Io(format!(
+        // SAFETY: the caller hands over ownership of this open fd (as after detachFd()).
+        let tun = unsafe { OwnedFd::from_raw_fd(fd) };
+        let answer = control.command(|driver| async move {
+            // The fd it replaces, if any, is closed here.
+            let result = driver.attach_tun(tun).await.map(drop);
+            if let Err(e) = &result {
+                tracing::warn!("attachTun({fd}): {e}; the fd is closed");
+            }
+            result.map_err(|e| e.to_string())
+        });
+        match answer {
+            Answer::Done(result) => {
+                result.map_err(|e| Error::Io(format!("{e}; the TUN fd is closed")))
+            }
+            Answer::Queued => Ok(()),
+            Answer::Late => Err(Error::Io(format!(
                 "TUN fd {fd}: the emulator did not answer within {COMMAND_TIMEOUT:?}; \
                  it owns the fd and attaches or closes it when it gets to it"
             ))),
-            // The session thread dropped the command, and the fd with it.
-            Err(RecvTimeoutError::Disconnected) => Err(Error::Io(format!(
+            Answer::Gone => Err(Error::Io(format!(
                 "TUN fd {fd}: the emulator stopped before attaching it; the fd is closed"
             ))),
         }
@@ -330,19 +370,22 @@ impl Session {
 
     /// Detaches and closes the TUN.
     pub fn detach_tun(&self) -> Result<()> {
-        let (sender, wait) =
-            self.running(|r| Ok((r.commands.clone(), !Self::on_session_thread(r))))?;
-        if !wait {
-            return sender
-                .send(Command::DetachTun(None))
-                .map_err(|_| Error::IllegalState("TapEmulator has stopped".into()));
+        let answer = self.control()?.command(|driver| async move {
+            let result = driver.detach_tun().await.map(drop);
+            if let Err(e) = &result {
+                tracing::warn!("detachTun: {e}");
+            }
+            result.is_ok()
+        });
+        match answer {
+            Answer::Done(true) | Answer::Queued => Ok(()),
+            Answer::Done(false) | Answer::Gone => {
+                Err(Error::IllegalState("TapEmulator has stopped".into()))
+            }
+            Answer::Late => Err(Error::IllegalState(format!(
+                "TapEmulator did not answer within {COMMAND_TIMEOUT:?}"
+            ))),
         }
-        let (tx, rx) = sync_channel(1);
-        sender
-            .send(Command::DetachTun(Some(tx)))
-            .map_err(|_| Error::IllegalState("TapEmulator has stopped".into()))?;
-        rx.recv_timeout(COMMAND_TIMEOUT)
-            .map_err(|_| Error::IllegalState("TapEmulator has stopped".into()))
     }
 
     /// Callback mode: a frame from the app's link. A full queue or an empty frame drops
@@ -373,16 +416,13 @@ impl Session {
     /// session thread, or once stopped, they are the last ones taken.
     pub fn stats(&self) -> Vec<i64> {
         let dropped = self.callback_frames_dropped.load(Ordering::Relaxed);
-        let fresh = self
-            .running(|r| Ok((r.commands.clone(), !Self::on_session_thread(r))))
-            .ok()
-            .filter(|(_, wait)| *wait)
-            .and_then(|(sender, _)| {
-                let (tx, rx) = sync_channel(1);
-                sender.send(Command::Stats(tx)).ok()?;
-                rx.recv_timeout(COMMAND_TIMEOUT).ok()
-            })
-            .map(|s| stat_values(&s, dropped));
+        let fresh = match self
+            .control()
+            .map(|c| c.command(|d| async move { d.stats().await }))
+        {
+            Ok(Answer::Done(Ok(stats))) => Some(stat_values(&stats, dropped)),
+            _ => None,
+        };
         let mut last = lock(&self.last_stats);
         if let Some(values) = fresh {
             *last = Some(values.clone());
@@ -407,33 +447,42 @@ impl Session {
         }
     }
 
-    /// Asks the session thread to stop and, unless this is that thread, waits for it.
+    /// Stops the driver and, unless this is the session thread, waits for that thread:
+    /// it ends once it has delivered the driver's last event.
     fn stop_running(id: i64, mut r: Running) {
-        let _ = r.commands.send(Command::Stop);
-        let on_thread = Self::on_session_thread(&r);
+        let on_session_thread = r.control.on_session_thread();
+        if !r.control.driver.is_stopped() {
+            // Waits for the stop (at most about the driver's stop deadline) unless on
+            // the session thread; the join below waits for the last event either way.
+            let _ = r
+                .control
+                .command(|driver| async move { driver.stop().await });
+        }
         if let Some(thread) = r.thread.take() {
-            if !on_thread && thread.join().is_err() {
+            if !on_session_thread && thread.join().is_err() {
                 tracing::error!("tapemu-{id} thread panicked");
             }
         }
     }
 }
 
+/// The driver handle and the runtime it runs on, or why it did not start.
+type Started = Result<(DriverHandle, RuntimeHandle)>;
+
 /// What runs on the session thread.
-struct SessionTask {
+struct SessionThread {
     callbacks: Arc<JavaCallbacks>,
-    static_lease: Option<String>,
+    is_static: bool,
     link_mtu: u16,
 }
 
-impl SessionTask {
+impl SessionThread {
     fn run(
         self,
         config: DriverConfig,
         link: LinkSpec,
-        peer: Option<tapemu::driver::ChannelPeer>,
-        commands: mpsc::UnboundedReceiver<Command>,
-        started: SyncSender<Result<()>>,
+        peer: Option<ChannelPeer>,
+        started: SyncSender<Started>,
     ) {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -448,35 +497,28 @@ impl SessionTask {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let this = &self;
             runtime.block_on(async move {
-                let (handle, events) = match Driver::start(config, link, None).await {
+                let (driver, events) = match Driver::start(config, link, None).await {
                     Ok(v) => v,
                     Err(e) => {
                         let _ = started.send(Err(Error::Io(e.to_string())));
                         return;
                     }
                 };
-                let _ = started.send(Ok(()));
-                this.serve(handle, events, peer, commands).await;
+                let _ = started.send(Ok((driver, RuntimeHandle::current())));
+                this.forward(events, peer).await;
             })
         }));
         if let Err(p) = outcome {
             let msg = crate::error::panic_message(p.as_ref());
             tracing::error!("tapemu session thread panicked: {msg}");
-            self.callbacks.event(
-                EventKind::Stopped,
-                Some(&format!("internal error: {msg}")),
-                None,
-            );
+            let error = format!("internal error: {msg}");
+            self.callbacks.event(&events::stopped(Some(&error)));
         }
     }
 
-    async fn serve(
-        &self,
-        handle: DriverHandle,
-        mut events: mpsc::UnboundedReceiver<DriverEvent>,
-        peer: Option<tapemu::driver::ChannelPeer>,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-    ) {
+    /// Hands driver events and callback-mode frames to Java until the driver's last
+    /// event.
+    async fn forward(&self, mut events: Events, peer: Option<ChannelPeer>) {
         let (mut from_driver, _to_driver) = match peer {
             Some(p) => (Some(p.from_driver), Some(p.to_driver)),
             None => (None, None),
@@ -484,27 +526,16 @@ impl SessionTask {
         loop {
             tokio::select! {
                 biased;
-                command = commands.recv() => match command {
-                    None | Some(Command::Stop) => {
-                        handle.stop().await;
-                        // Deliver what the orderly stop produced, ending with Stopped.
-                        while let Some(event) = events.recv().await {
-                            if self.deliver(event) {
-                                break;
-                            }
-                        }
+                event = events.recv() => {
+                    let Some(event) = event else { return };
+                    let last = matches!(event, DriverEvent::Stopped { .. });
+                    if let Some(json) = events::to_java(&event, self.is_static, self.link_mtu) {
+                        self.callbacks.event(&json);
+                    }
+                    if last {
                         return;
                     }
-                    Some(command) => self.command(&handle, command).await,
-                },
-                event = events.recv() => match event {
-                    None => return,
-                    Some(event) => {
-                        if self.deliver(event) {
-                            return;
-                        }
-                    }
-                },
+                }
                 frame = async {
                     match from_driver.as_mut() {
                         Some(rx) => rx.recv().await,
@@ -515,75 +546,6 @@ impl SessionTask {
                     None => from_driver = None,
                 },
             }
-        }
-    }
-
-    async fn command(&self, handle: &DriverHandle, command: Command) {
-        match command {
-            Command::AttachTun(fd, reply) => {
-                let result = handle
-                    .attach_tun(fd)
-                    .await
-                    .map(drop)
-                    .map_err(|e| Error::Io(format!("{e}; the TUN fd is closed")));
-                match reply {
-                    Some(reply) => {
-                        let _ = reply.send(result);
-                    }
-                    None => {
-                        if let Err(e) = result {
-                            tracing::warn!("attachTun: {e}");
-                        }
-                    }
-                }
-            }
-            Command::DetachTun(reply) => {
-                if let Err(e) = handle.detach_tun().await {
-                    tracing::warn!("detachTun: {e}");
-                }
-                if let Some(reply) = reply {
-                    let _ = reply.send(());
-                }
-            }
-            Command::Stats(reply) => {
-                if let Ok(stats) = handle.stats().await {
-                    let _ = reply.send(stats);
-                }
-            }
-            Command::Stop => {}
-        }
-    }
-
-    /// Forwards one driver event to Java; true when it was the last (`Stopped`).
-    fn deliver(&self, event: DriverEvent) -> bool {
-        match event {
-            DriverEvent::Tap(event) => self.tap_event(event),
-            DriverEvent::Link(status) => tracing::info!("link: {status:?}"),
-            DriverEvent::TunFailed(e) => tracing::warn!("TUN failed and was detached: {e}"),
-            DriverEvent::Stopped { error } => {
-                self.callbacks
-                    .event(EventKind::Stopped, error.as_deref(), None);
-                return true;
-            }
-            other => tracing::debug!("driver event {other:?}"),
-        }
-        false
-    }
-
-    fn tap_event(&self, event: Event) {
-        let cb = &self.callbacks;
-        match event {
-            Event::Ipv4(Ipv4Event::Up(_)) => {
-                if let Some(lease) = &self.static_lease {
-                    cb.event(EventKind::LeaseAcquired, Some(lease), None);
-                }
-            }
-            Event::Ipv4(Ipv4Event::AddressConflict { address, mac }) => cb.event(
-                EventKind::AddressConflict,
-                Some(&address.to_string()),
-                Some(&mac.to_string()),
-            ),
-            other => lease::forward(cb, other, self.link_mtu),
         }
     }
 }

@@ -136,15 +136,20 @@ public final class DemoHostTest {
 
     public static void main(String[] args) throws Exception {
         TestRunner.test("demo: InterfacePlan from a lease, and when it needs a rebuild", () -> {
-            Lease a = Lease.parse("address=192.0.2.5\nprefix=24\nroute=192.0.2.0/24\nroute=0.0.0.0/0 via 192.0.2.1\n"
-                    + "dns=192.0.2.53\nsearch=lab.example\nmtu=1400\n");
-            Lease b = Lease.parse("address=192.0.2.6\nprefix=24\nroute=192.0.2.0/24\nmtu=1400\n");
+            Lease a = Lease.parse("{\"event\":\"lease\",\"address\":\"192.0.2.5\",\"prefix\":24,"
+                    + "\"routes\":[{\"destination\":\"192.0.2.0/24\",\"gateway\":null},"
+                    + "{\"destination\":\"0.0.0.0/0\",\"gateway\":\"192.0.2.1\"}],"
+                    + "\"dns\":[\"192.0.2.53\"],\"search\":[\"lab.example\"],\"mtu\":1400}");
+            Lease b = Lease.parse("{\"event\":\"lease\",\"address\":\"192.0.2.6\",\"prefix\":24,"
+                    + "\"routes\":[{\"destination\":\"192.0.2.0/24\",\"gateway\":null}],\"mtu\":1400}");
             InterfacePlan pa = InterfacePlan.fromLease("s", a);
             TestRunner.check(pa.routes.size() == 2 && pa.dnsServers.size() == 1 && pa.mtu == 1400, pa.toString());
             TestRunner.check(pa.sameInterface(InterfacePlan.fromLease("s", a)), "same");
             TestRunner.check(!pa.sameInterface(InterfacePlan.fromLease("s", b)), "different");
-            Ipv6Info v6 = Ipv6Info.parse("address=2001:db8:1::5/64\nroute=2001:db8:1::/64\n"
-                    + "route=::/0 via fe80::1\ndns=2001:db8:1::53\nmtu=1280\n");
+            Ipv6Info v6 = Ipv6Info.parse("{\"event\":\"ipv6\",\"addresses\":[\"2001:db8:1::5/64\"],"
+                    + "\"routes\":[{\"destination\":\"2001:db8:1::/64\",\"gateway\":null},"
+                    + "{\"destination\":\"::/0\",\"gateway\":\"fe80::1\"}],"
+                    + "\"dns\":[\"2001:db8:1::53\"],\"mtu\":1280}");
             InterfacePlan both = InterfacePlan.fromLease("s", a, v6);
             TestRunner.check(both.ipv6Addresses.size() == 1 && both.routes.size() == 4 && both.dnsServers.size() == 2
                     && both.mtu == 1280, both.toString());

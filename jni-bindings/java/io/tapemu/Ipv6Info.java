@@ -116,39 +116,33 @@ public final class Ipv6Info {
     }
 
     /**
-     * Parses the native side's text form: one {@code key=value} per line.
+     * Parses the IPv6 state from the JSON the native side sends, the {@code ipv6} event object
+     * {@code tapemu run --json} prints.
      *
-     * @param text the encoded state
+     * @param json the JSON text
      * @return the state
-     * @throws IllegalArgumentException on a malformed line
+     * @throws IllegalArgumentException on malformed JSON, a missing field or a bad address
      */
-    static Ipv6Info parse(String text) {
+    static Ipv6Info parse(String json) {
+        return from(Json.parseObject(json));
+    }
+
+    /** Reads the IPv6 fields of a JSON object; see {@link #parse(String)}. */
+    static Ipv6Info from(Json.Obj o) {
         Ipv6Info info = new Ipv6Info();
-        for (String line : text.split("\n")) {
-            int eq = line.indexOf('=');
-            if (eq < 0) {
-                continue;
-            }
-            String k = line.substring(0, eq);
-            String v = line.substring(eq + 1);
-            switch (k) {
-                case "address": {
-                    int slash = v.indexOf('/');
-                    if (slash < 0) {
-                        throw new IllegalArgumentException("bad address: " + v);
-                    }
-                    info.addresses.add(new Address(Lease.ip(v.substring(0, slash)),
-                            Integer.parseInt(v.substring(slash + 1))));
-                    break;
-                }
-                case "link_local": info.linkLocal = Lease.ip(v); break;
-                case "route": info.routes.add(Lease.route(v)); break;
-                case "dns": info.dns.add(Lease.ip(v)); break;
-                case "search": info.search.add(v); break;
-                case "mtu": info.mtu = Integer.parseInt(v); break;
-                default: break;
-            }
+        for (String a : o.strings("addresses")) {
+            String[] prefix = Lease.prefix(a);
+            info.addresses.add(new Address(Lease.ip(prefix[0]), Integer.parseInt(prefix[1])));
         }
+        info.linkLocal = Lease.optIp(o.optString("link_local"));
+        for (Json.Obj r : o.objects("routes")) {
+            info.routes.add(Lease.route(r));
+        }
+        for (String d : o.strings("dns")) {
+            info.dns.add(Lease.ip(d));
+        }
+        info.search.addAll(o.strings("search"));
+        info.mtu = (int) o.optInteger("mtu", -1);
         return info;
     }
 }

@@ -51,8 +51,8 @@ public final class Lease {
     }
 
     /**
-     * @return the routes to install: classless static routes (option 121) when the server sent
-     *     them, else a default route via the gateway; the on-link subnet is included
+     * @return every route to install: the on-link subnet first, then the classless static routes
+     *     (option 121) when the server sent them, else the default route via the gateway
      */
     public List<Route> routes() {
         return Collections.unmodifiableList(routes);
@@ -73,7 +73,10 @@ public final class Lease {
         return Collections.unmodifiableList(search);
     }
 
-    /** @return the interface MTU: the server's option 26 if sent, else the configured link MTU */
+    /**
+     * @return the interface MTU: the server's option 26 if sent, capped at the configured link
+     *     MTU, else the link MTU
+     */
     public int mtu() {
         return mtu;
     }
@@ -83,7 +86,7 @@ public final class Lease {
         return broadcast;
     }
 
-    /** @return the lease time in seconds, or -1 for a static address (no expiry) */
+    /** @return the lease time in seconds, or -1 for a static address or an infinite lease */
     public long leaseTimeSeconds() {
         return leaseTimeSeconds;
     }
@@ -128,58 +131,64 @@ public final class Lease {
     }
 
     /**
-     * Parses the wire form the native side sends: one {@code key=value} per line.
+     * Parses a lease from the JSON the native side sends, the object {@code tapemu lease --json}
+     * prints: a {@code lease}, {@code renewed} or {@code changed} event, or the {@code ipv4}
+     * event of a static address (which has no DHCP fields).
      *
-     * @param text the encoded lease
+     * @param json the JSON text
      * @return the lease
-     * @throws IllegalArgumentException on a malformed line or address
+     * @throws IllegalArgumentException on malformed JSON, a missing field or a bad address
      */
-    static Lease parse(String text) {
+    static Lease parse(String json) {
+        return from(Json.parseObject(json));
+    }
+
+    /** Reads the lease fields of a JSON object; see {@link #parse(String)}. */
+    static Lease from(Json.Obj o) {
         Lease l = new Lease();
-        for (String line : text.split("\n")) {
-            if (line.isEmpty()) {
-                continue;
-            }
-            int eq = line.indexOf('=');
-            if (eq < 0) {
-                throw new IllegalArgumentException("bad lease line: " + line);
-            }
-            String k = line.substring(0, eq);
-            String v = line.substring(eq + 1);
-            switch (k) {
-                case "address": l.address = ip(v); break;
-                case "prefix": l.prefixLength = Integer.parseInt(v); break;
-                case "gateway": l.gateway = ip(v); break;
-                case "route": l.routes.add(route(v)); break;
-                case "dns": l.dns.add(ip(v)); break;
-                case "domain": l.domain = v; break;
-                case "search": l.search.add(v); break;
-                case "mtu": l.mtu = Integer.parseInt(v); break;
-                case "broadcast": l.broadcast = ip(v); break;
-                case "lease": l.leaseTimeSeconds = Long.parseLong(v); break;
-                case "t1": l.renewSeconds = Long.parseLong(v); break;
-                case "t2": l.rebindSeconds = Long.parseLong(v); break;
-                case "server": l.server = ip(v); break;
-                default: break; // newer native side: ignore what we do not know
-            }
+        l.address = ip(o.string("address"));
+        l.prefixLength = (int) o.integer("prefix");
+        l.gateway = optIp(o.optString("gateway"));
+        for (Json.Obj r : o.objects("routes")) {
+            l.routes.add(route(r));
         }
-        if (l.address == null) {
-            throw new IllegalArgumentException("lease without address");
+        for (String d : o.strings("dns")) {
+            l.dns.add(ip(d));
         }
+        l.domain = o.optString("domain");
+        l.search.addAll(o.strings("search"));
+        l.mtu = (int) o.integer("mtu");
+        l.broadcast = optIp(o.optString("broadcast"));
+        l.leaseTimeSeconds = o.optInteger("lease_seconds", -1);
+        l.renewSeconds = o.optInteger("t1_seconds", -1);
+        l.rebindSeconds = o.optInteger("t2_seconds", -1);
+        l.server = optIp(o.optString("server"));
         return l;
     }
 
-    static Route route(String v) {
-        // "dest/prefix" or "dest/prefix via gw"
-        String[] parts = v.split(" via ");
-        int slash = parts[0].indexOf('/');
-        if (slash < 0) {
-            throw new IllegalArgumentException("bad route: " + v);
+    /** A route object: {@code {"destination":"192.0.2.0/24","gateway":null}}. */
+    static Route route(Json.Obj r) {
+        String[] prefix = prefix(r.string("destination"));
+        return new Route(ip(prefix[0]), Integer.parseInt(prefix[1]), optIp(r.optString("gateway")));
+    }
+
+    /** Splits {@code "address/length"}, checking the length is a number. */
+    static String[] prefix(String v) {
+        int slash = v.indexOf('/');
+        if (slash < 0 || slash == v.length() - 1) {
+            throw new IllegalArgumentException("bad prefix: " + v);
         }
-        InetAddress dest = ip(parts[0].substring(0, slash));
-        int prefix = Integer.parseInt(parts[0].substring(slash + 1));
-        InetAddress gw = parts.length > 1 ? ip(parts[1]) : null;
-        return new Route(dest, prefix, gw);
+        String len = v.substring(slash + 1);
+        for (int i = 0; i < len.length(); i++) {
+            if (len.charAt(i) < '0' || len.charAt(i) > '9' || i >= 3) {
+                throw new IllegalArgumentException("bad prefix length: " + v);
+            }
+        }
+        return new String[] {v.substring(0, slash), len};
+    }
+
+    static InetAddress optIp(String s) {
+        return s == null ? null : ip(s);
     }
 
     /** Parses an IP literal without any name lookup. */
@@ -188,13 +197,17 @@ public final class Lease {
             if (s.indexOf(':') >= 0) {
                 return InetAddress.getByName(s); // a literal: no lookup
             }
-            String[] p = s.split("\\.");
+            String[] p = s.split("\\.", -1);
             if (p.length != 4) {
                 throw new IllegalArgumentException("bad IPv4 address: " + s);
             }
             byte[] b = new byte[4];
             for (int i = 0; i < 4; i++) {
-                int n = Integer.parseInt(p[i]);
+                int n = p[i].isEmpty() || p[i].length() > 3 ? -1 : 0;
+                for (int j = 0; j < p[i].length() && n >= 0; j++) {
+                    char c = p[i].charAt(j);
+                    n = c >= '0' && c <= '9' ? n * 10 + (c - '0') : -1;
+                }
                 if (n < 0 || n > 255) {
                     throw new IllegalArgumentException("bad IPv4 address: " + s);
                 }

@@ -224,30 +224,34 @@ public final class TapEmulator implements AutoCloseable {
 
     // ---- called from native code on the emulator thread -------------------------------------
 
-    /** Event kinds; keep in sync with {@code jni-bindings/src/callbacks.rs}. */
-    private static final int EV_LEASE_ACQUIRED = 1;
-    private static final int EV_LEASE_RENEWED = 2;
-    private static final int EV_LEASE_CHANGED = 3;
-    private static final int EV_LEASE_LOST = 4;
-    private static final int EV_ADDRESS_CONFLICT = 5;
-    private static final int EV_IPV6_CHANGED = 6;
-    private static final int EV_STOPPED = 7;
-
+    /**
+     * One event from the native side: the JSON object {@code tapemu --json} prints for it
+     * ({@code jni-bindings/src/events.rs}), handed to the listener by its {@code "event"} name.
+     * Names this side does not know are ignored (a newer native side).
+     */
     @SuppressWarnings("unused") // called from native code
-    private void onNativeEvent(int kind, String a, String b) {
+    private void onNativeEvent(String json) {
         try {
-            switch (kind) {
-                case EV_LEASE_ACQUIRED: listener.onLeaseAcquired(Lease.parse(a)); break;
-                case EV_LEASE_RENEWED: listener.onLeaseRenewed(Lease.parse(a)); break;
-                case EV_LEASE_CHANGED: listener.onLeaseChanged(Lease.parse(a), Lease.parse(b)); break;
-                case EV_LEASE_LOST: listener.onLeaseLost(a, b); break;
-                case EV_ADDRESS_CONFLICT: listener.onAddressConflict(a, b); break;
-                case EV_IPV6_CHANGED: listener.onIpv6Changed(Ipv6Info.parse(a)); break;
-                case EV_STOPPED: listener.onStopped(a); break;
+            Json.Obj e = Json.parseObject(json);
+            switch (e.string("event")) {
+                case "lease": // a DHCP lease
+                case "ipv4": // a static address (the native side sends it only then)
+                    listener.onLeaseAcquired(Lease.from(e));
+                    break;
+                case "renewed": listener.onLeaseRenewed(Lease.from(e)); break;
+                case "changed": listener.onLeaseChanged(Lease.from(e.object("old")), Lease.from(e)); break;
+                case "lost": listener.onLeaseLost(e.string("address"), e.string("reason")); break;
+                case "conflict": // an ARP conflict on our address
+                case "declined": // an offered address in use, declined
+                    listener.onAddressConflict(e.string("address"), e.optString("mac"));
+                    break;
+                case "ipv6_conflict": listener.onAddressConflict(e.string("address"), null); break;
+                case "ipv6": listener.onIpv6Changed(Ipv6Info.from(e)); break;
+                case "stopped": listener.onStopped(e.optString("error")); break;
                 default: break;
             }
         } catch (Throwable t) {
-            listenerFailed("event " + kind, t);
+            listenerFailed("event " + json, t);
         }
     }
 

@@ -37,11 +37,12 @@ public interface TapListener {
     default void onLeaseChanged(Lease oldLease, Lease newLease) {}
 
     /**
-     * The address is gone (expired, NAK, declined after a conflict, released): packets from the
-     * TUN are dropped until {@link #onLeaseAcquired} comes again.
+     * The address is gone (expired, NAK, released): packets from the TUN are dropped until
+     * {@link #onLeaseAcquired} comes again.
      *
      * @param address the address that was lost
-     * @param reason a short machine-readable reason, e.g. {@code expired}, {@code nak}
+     * @param reason {@code expired}, {@code nak} or {@code released}: the {@code reason} of the
+     *     {@code lost} event {@code tapemu --json} prints
      */
     default void onLeaseLost(String address, String reason) {}
 

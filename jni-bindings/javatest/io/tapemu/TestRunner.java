@@ -155,6 +155,8 @@ public final class TestRunner {
             check(TapEmulator.nativeLiveGlobalRefs() == globals, "no global reference left behind");
         });
 
+        jsonTests();
+
         test("callback mode: static address -> onLeaseAcquired and announcements", () -> {
             Recorder r = new Recorder();
             try (TapEmulator tap = new TapEmulator(staticCallback(), r)) {
@@ -548,6 +550,97 @@ public final class TestRunner {
             expect(IllegalArgumentException.class, () -> LinuxTun.open(""));
             expect(IllegalArgumentException.class, () -> LinuxTun.open("a-very-long-interface-name"));
             expect(IllegalArgumentException.class, () -> LinuxTun.open(null));
+        });
+    }
+
+    /** The lease line the README shows for {@code tapemu lease --json}. */
+    static final String README_LEASE = "{\"event\":\"lease\",\"address\":\"192.0.2.123\",\"prefix\":24,"
+            + "\"gateway\":\"192.0.2.1\",\"dns\":[\"192.0.2.53\"],\"domain\":\"lab.example\","
+            + "\"search\":[\"lab.example\"],\"mtu\":1500,\"routes\":[{\"destination\":\"192.0.2.0/24\","
+            + "\"gateway\":null},{\"destination\":\"0.0.0.0/0\",\"gateway\":\"192.0.2.1\"}],"
+            + "\"lease_seconds\":3600,\"t1_seconds\":1800,\"t2_seconds\":3150,"
+            + "\"broadcast\":\"192.0.2.255\",\"server\":\"192.0.2.1\"}";
+
+    static void jsonTests() {
+        test("json: the README's lease line -> Lease", () -> {
+            Lease l = Lease.parse(README_LEASE);
+            check(l.address().getHostAddress().equals("192.0.2.123") && l.prefixLength() == 24, "address " + l);
+            check(l.gateway().getHostAddress().equals("192.0.2.1"), "gateway");
+            check(l.dns().equals(Arrays.asList(Lease.ip("192.0.2.53"))), "dns");
+            check("lab.example".equals(l.domain()) && l.searchDomains().equals(Arrays.asList("lab.example")), "search");
+            check(l.mtu() == 1500, "mtu");
+            check(l.routes().equals(Arrays.asList(new Route(Lease.ip("192.0.2.0"), 24, null),
+                    new Route(Lease.ip("0.0.0.0"), 0, Lease.ip("192.0.2.1")))), "routes " + l.routes());
+            check(l.leaseTimeSeconds() == 3600 && l.renewSeconds() == 1800 && l.rebindSeconds() == 3150, "times");
+            check(l.broadcast().getHostAddress().equals("192.0.2.255"), "broadcast");
+            check(l.server().getHostAddress().equals("192.0.2.1"), "server");
+        });
+        test("json: a static address (ipv4 event) and an infinite lease -> -1 times, no server", () -> {
+            Lease l = Lease.parse("{\"event\":\"ipv4\",\"address\":\"192.0.2.50\",\"prefix\":24,\"gateway\":null,"
+                    + "\"routes\":[{\"destination\":\"192.0.2.0/24\",\"gateway\":null}],\"mtu\":1400}");
+            check(l.gateway() == null && l.server() == null && l.broadcast() == null && l.domain() == null, "nulls " + l);
+            check(l.leaseTimeSeconds() == -1 && l.renewSeconds() == -1 && l.rebindSeconds() == -1, "times");
+            check(l.dns().isEmpty() && l.searchDomains().isEmpty() && l.mtu() == 1400, "rest " + l);
+            Lease inf = Lease.parse(README_LEASE.replace("\"lease_seconds\":3600", "\"lease_seconds\":null"));
+            check(inf.leaseTimeSeconds() == -1, "infinite");
+        });
+        test("json: the ipv6 event -> Ipv6Info", () -> {
+            Ipv6Info i = Ipv6Info.parse("{\"event\":\"ipv6\",\"addresses\":[\"2001:db8:1::5/64\"],"
+                    + "\"link_local\":\"fe80::ff:fe00:1\",\"routes\":[{\"destination\":\"2001:db8:1::/64\",\"gateway\":null},"
+                    + "{\"destination\":\"::/0\",\"gateway\":\"fe80::1\"}],\"dns\":[\"2001:db8:1::53\"],"
+                    + "\"search\":[\"lab.example\"],\"mtu\":null}");
+            check(i.addresses().size() == 1 && i.addresses().get(0).prefixLength() == 64, "addresses " + i);
+            check(i.linkLocal().equals(Lease.ip("fe80::ff:fe00:1")), "link-local");
+            check(i.routes().contains(new Route(Lease.ip("::"), 0, Lease.ip("fe80::1"))), "default route");
+            check(i.dns().equals(Arrays.asList(Lease.ip("2001:db8:1::53"))), "dns");
+            check(i.searchDomains().equals(Arrays.asList("lab.example")) && i.mtu() == -1, "search, mtu");
+            check(Ipv6Info.parse("{\"addresses\":[],\"link_local\":null,\"routes\":[],\"dns\":[],\"search\":[],"
+                    + "\"mtu\":1280}").mtu() == 1280, "mtu");
+        });
+        test("json: the reader takes what RFC 8259 allows", () -> {
+            Json.Obj o = Json.parseObject(" {\"s\":\"a\\\"b\\\\c\\/d\\u00e9\\n\\ud83d\\ude00\",\"n\":-12,\"z\":0,"
+                    + "\"f\":1.5e3,\"t\":true,\"x\":false,\"u\":null,\"a\":[[],{},[1,\"2\",null]],\"o\":{\"k\":{}}}\r\n\t");
+            check(o.string("s").equals("a\"b\\c/d\u00e9\n\ud83d\ude00"), "escapes: " + o.string("s"));
+            check(o.integer("n") == -12 && o.integer("z") == 0, "integers");
+            check(!o.has("u") && o.optString("u") == null && o.optInteger("u", 7) == 7, "null");
+            check(o.object("o").object("k") != null, "nested");
+            check(o.strings("absent").isEmpty(), "absent array");
+            check(Json.parseObject("{}").toString().equals("{}"), "empty");
+        });
+        test("json: malformed or unexpected input -> IllegalArgumentException, never a crash", () -> {
+            StringBuilder deep = new StringBuilder("{\"a\":");
+            for (int i = 0; i < 100000; i++) {
+                deep.append('[');
+            }
+            String[] bad = {
+                null, "", " ", "[]", "\"x\"", "1", "null", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}",
+                "{,}", "{\"a\":1}x", "{\"a\":1}{}", "{'a':1}", "{a:1}", "{\"a\":01}", "{\"a\":-}", "{\"a\":1.}",
+                "{\"a\":.5}", "{\"a\":1e}", "{\"a\":+1}", "{\"a\":NaN}", "{\"a\":tru}", "{\"a\":nul}",
+                "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\\u12g4\"}", "{\"a\":\"tab\there\"}",
+                "{\"a\":\"open}", "{\"a\":[1,2}", "{\"a\":[1,]}", "{\"a\":1,\"a\":2}", "{\"a\":99999999999999999999}",
+                "{\"a\":1} // comment", "\u00a0{}", "{\"a\":\"\\u\u0663\u0663\u0663\u0663\"}", deep.toString(),
+            };
+            for (String b : bad) {
+                expect(IllegalArgumentException.class, () -> Json.parseObject(b));
+            }
+            // Well-formed, but not a lease: the same exception.
+            String[] notLeases = {
+                "{}", "{\"address\":\"192.0.2.1\"}", "{\"address\":5,\"prefix\":24,\"mtu\":1500}",
+                "{\"address\":\"192.0.2.256\",\"prefix\":24,\"mtu\":1500}",
+                "{\"address\":\"192.0.2.1.\",\"prefix\":24,\"mtu\":1500}",
+                "{\"address\":\"example.com\",\"prefix\":24,\"mtu\":1500}",
+                "{\"address\":\"192.0.2.1\",\"prefix\":\"24\",\"mtu\":1500}",
+                "{\"address\":\"192.0.2.1\",\"prefix\":24,\"mtu\":1.5}",
+                "{\"address\":\"192.0.2.1\",\"prefix\":24,\"mtu\":1500,\"routes\":[{\"destination\":\"0.0.0.0\"}]}",
+                "{\"address\":\"192.0.2.1\",\"prefix\":24,\"mtu\":1500,\"routes\":{}}",
+                "{\"address\":\"192.0.2.1\",\"prefix\":24,\"mtu\":1500,\"dns\":[1]}",
+                "{\"address\":\"zz:1\",\"prefix\":24,\"mtu\":1500}",
+            };
+            for (String b : notLeases) {
+                expect(IllegalArgumentException.class, () -> Lease.parse(b));
+            }
+            expect(IllegalArgumentException.class, () -> Ipv6Info.parse("{\"addresses\":[\"2001:db8::1\"]}"));
+            expect(IllegalArgumentException.class, () -> Ipv6Info.parse("{\"addresses\":[\"2001:db8::1/x\"]}"));
         });
     }
 
