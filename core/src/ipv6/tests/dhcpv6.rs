@@ -1,0 +1,87 @@
+//! Stateless DHCPv6.
+
+use super::*;
+
+#[test]
+fn o_flag_starts_stateless_dhcpv6_and_its_dns_joins_the_info() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    let ra = RouterAdvert {
+        other: true,
+        router_lifetime: 1800,
+        source_mac: Some(ROUTER_MAC),
+        rdnss: vec![(1200, vec![a("2001:db8:1::53")])],
+        ..RouterAdvert::default()
+    };
+    let packet = ra_packet(a("fe80::1"), ALL_NODES, &ra);
+    let t1 = t0 + Duration::from_secs(3);
+    let _ = tap.handle_link_frame(
+        t1,
+        &frame_to(MacAddr::ipv6_multicast(ALL_NODES), ROUTER_MAC, &packet),
+    );
+    events(&mut tap);
+    // Within 1 s, an Information-Request from our link-local address to ff02::1:2.
+    let out = run_until(&mut tap, t1 + Duration::from_secs(1));
+    let requests: Vec<&Vec<u8>> = out
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::Link(f) if f[0..6] == [0x33, 0x33, 0, 1, 0, 2] => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests.len(), 1);
+    let f = requests[0];
+    assert_eq!(ipv6_at(&f[14..], 8), Some(ll()));
+    assert_eq!(ipv6_at(&f[14..], 24), Some(dhcpv6_wire::ALL_SERVERS));
+    assert_eq!(&f[54..58], &[0x02, 0x22, 0x02, 0x23], "546 -> 547");
+    let msg = &f[62..];
+    assert_eq!(msg[0], 11, "Information-Request");
+    let xid: [u8; 3] = msg[1..4].try_into().unwrap();
+    // Unanswered: retried about 2 s later.
+    let out = run_until(&mut tap, t1 + Duration::from_secs(4));
+    assert_eq!(tap.stats().dhcpv6.requests_out, 2, "{}", out.len());
+    // A reply for another transaction is dropped, ours is taken.
+    let server_reply = |xid: [u8; 3]| {
+        let body = dhcpv6_wire::build_reply(
+            xid,
+            Some(&dhcpv6_wire::duid_ll(OUR_MAC)),
+            &[a("2001:db8:1::5")],
+            b"\x03lab\x07example\x00",
+            Some(3600),
+        );
+        let from_server = Endpoints {
+            src_mac: ROUTER_MAC,
+            dst_mac: OUR_MAC,
+            src: a("fe80::1"),
+            dst: ll(),
+        };
+        dhcpv6_wire::server_frame(&from_server, &body)
+    };
+    let now = t1 + Duration::from_secs(4);
+    assert_eq!(
+        tap.handle_link_frame(now, &server_reply([0, 0, 0])),
+        Ingress::Consumed
+    );
+    assert_eq!(tap.stats().dhcpv6.drop_invalid, 1);
+    let _ = tap.handle_link_frame(now, &server_reply(xid));
+    let info = tap.ipv6_info();
+    assert_eq!(info.dns, vec![a("2001:db8:1::53"), a("2001:db8:1::5")]);
+    assert_eq!(info.search, vec!["lab.example".to_string()]);
+    assert!(matches!(
+        events(&mut tap)[..],
+        [Event::Ipv6(Ipv6Event::Changed(_))]
+    ));
+    // No more retries; the refresh comes after 3600 s.
+    let out = run_until(&mut tap, now + Duration::from_secs(3599));
+    assert!(out.is_empty());
+    run_until(&mut tap, now + Duration::from_secs(3602));
+    assert_eq!(tap.stats().dhcpv6.requests_out, 3);
+}
+
+#[test]
+fn without_o_or_m_flag_no_dhcpv6() {
+    let t0 = Instant::now();
+    let mut tap = slaac_tap(t0);
+    run_until(&mut tap, t0 + Duration::from_secs(60));
+    assert_eq!(tap.stats().dhcpv6.requests_out, 0);
+}
