@@ -186,6 +186,9 @@ pub struct Ipv6Host {
     mld: Mld,
     dhcp: Dhcpv6Client,
     reported: Ipv6Info,
+    /// The earliest of our own timers (the neighbour cache keeps its own), recomputed
+    /// whenever a call may have changed one.
+    deadline: Option<Timer>,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Ipv6Event>,
 }
@@ -233,6 +236,7 @@ impl Ipv6Host {
             mld: Mld::default(),
             dhcp: Dhcpv6Client::default(),
             reported: Ipv6Info::default(),
+            deadline: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -245,6 +249,7 @@ impl Ipv6Host {
             dad_counter: 0,
         };
         host.add_address(now, rng, stats, link_local);
+        host.refresh_deadline();
         host
     }
 
@@ -465,6 +470,7 @@ impl Ipv6Host {
         }
         if let Some(message) = crate::wire::dhcpv6::message_to_client(&ip) {
             self.handle_dhcp_reply(now, message, stats);
+            self.refresh_deadline();
             return Ingress::Consumed;
         }
         stats.tun.packets_out += 1;
@@ -516,6 +522,7 @@ impl Ipv6Host {
         }
         self.run_cache_actions(now, stats);
         self.check_changed();
+        self.refresh_deadline();
     }
 
     fn check_changed(&mut self) {
@@ -526,13 +533,22 @@ impl Ipv6Host {
         }
     }
 
-    /// When [`Ipv6Host::handle_timeout`] must next be called, and why.
+    /// When [`Ipv6Host::handle_timeout`] must next be called, and why: the earliest of
+    /// our own timers and the neighbour cache's. Neither is searched for here: ours is
+    /// kept by the calls that change it ([`Ipv6Host::ingress`] when it takes an NDP, MLD
+    /// or DHCPv6 message, [`Ipv6Host::handle_timeout`]; [`Ipv6Host::egress`] changes
+    /// only the cache's), and the cache keeps its own in a heap.
     pub fn poll_timeout(&self) -> Option<Timer> {
         let cache = self
             .cache
             .poll_timeout()
             .map(|at| Timer::new(at, "ndp cache"));
-        Timer::earliest([self.scan_deadline(), cache])
+        Timer::earliest([self.deadline, cache])
+    }
+
+    /// Recomputes the earliest of our own timers after a change.
+    fn refresh_deadline(&mut self) {
+        self.deadline = self.scan_deadline();
     }
 
     /// The earliest of our own timers, from every list that holds one.
@@ -571,6 +587,7 @@ impl Ipv6Host {
         self.send_mld(now, rng, stats);
         self.send_dhcp(now, rng, stats);
         self.check_changed();
+        self.refresh_deadline();
     }
 }
 
