@@ -98,8 +98,9 @@ const REDIRECT: u8 = 137;
 /// original sender, quoting as much of the original as fits in 1280 bytes (RFC 4443).
 ///
 /// Returns `None` where RFC 4443 §2.4 (e) forbids an error: about an ICMPv6 error or a
-/// redirect, a packet to a multicast group (except packet too big), a packet from an
-/// unspecified or multicast source, or an unparsable packet.
+/// redirect (found behind any extension headers), a later fragment of an ICMPv6
+/// message (its type cannot be seen), a packet to a multicast group (except packet too
+/// big), a packet from an unspecified or multicast source, or an unparsable packet.
 pub fn ipv6_error(original: &[u8], reporter: Ipv6Addr, kind: Ipv6Error) -> Option<Vec<u8>> {
     let ip = Ipv6Packet::parse(original)?;
     let src = ip.src();
@@ -109,7 +110,10 @@ pub fn ipv6_error(original: &[u8], reporter: Ipv6Addr, kind: Ipv6Error) -> Optio
     if ip.dst().is_multicast() && !matches!(kind, Ipv6Error::PacketTooBig { .. }) {
         return None;
     }
-    if ip.header.next_header() == IpNumber::IPV6_ICMP {
+    if ip.protocol == IpNumber::IPV6_ICMP {
+        if ip.later_fragment {
+            return None;
+        }
         let icmp_type = *ip.payload.first()?;
         if icmp_type < FIRST_INFORMATIONAL || icmp_type == REDIRECT {
             return None;
@@ -473,5 +477,115 @@ mod tests {
         assert!(ipv6_error(&mcast, reporter, Ipv6Error::NoRoute).is_none());
         assert!(ipv6_error(&mcast, reporter, Ipv6Error::PacketTooBig { mtu: 1280 }).is_some());
         assert!(ipv6_error(&[0x60, 0, 0], reporter, Ipv6Error::NoRoute).is_none());
+    }
+
+    /// A packet from 2001:db8:1::7 to 2001:db8:99::1 carrying `upper` (protocol
+    /// `protocol`) behind one extension header `ext`; a fragment header gets `offset`.
+    fn behind(ext: IpNumber, offset: u16, protocol: IpNumber, upper: &[u8]) -> Vec<u8> {
+        use etherparse::{IpFragOffset, Ipv6FragmentHeader};
+        let ext_bytes = if ext == IpNumber::IPV6_FRAGMENTATION_HEADER {
+            let offset = IpFragOffset::try_new(offset).unwrap();
+            Ipv6FragmentHeader::new(protocol, offset, true, 7)
+                .to_bytes()
+                .to_vec()
+        } else {
+            // One PadN option filling the 6 bytes after next header and length.
+            Ipv6RawExtHeader::new_raw(protocol, &[1, 4, 0, 0, 0, 0])
+                .unwrap()
+                .to_bytes()
+                .to_vec()
+        };
+        let src: Ipv6Addr = "2001:db8:1::7".parse().unwrap();
+        let dst: Ipv6Addr = "2001:db8:99::1".parse().unwrap();
+        let header = Ipv6Header {
+            payload_length: (ext_bytes.len() + upper.len()) as u16,
+            next_header: ext,
+            hop_limit: 64,
+            source: src.octets(),
+            destination: dst.octets(),
+            ..Ipv6Header::default()
+        };
+        [&header.to_bytes()[..], &ext_bytes, upper].concat()
+    }
+
+    #[test]
+    fn no_error_about_an_icmpv6_error_behind_extension_headers() {
+        let reporter: Ipv6Addr = "2001:db8:99::1".parse().unwrap();
+        // Destination unreachable (an error), and an echo request (informational).
+        let error = [1, 0, 0, 0, 0, 0, 0, 0, 0x60, 0, 0, 0];
+        let echo = [128, 0, 0, 0, 0, 1, 0, 1, 0xaa, 0xbb];
+        for ext in [
+            IpNumber::IPV6_HEADER_HOP_BY_HOP,
+            IpNumber::IPV6_DESTINATION_OPTIONS,
+            IpNumber::IPV6_ROUTE_HEADER,
+            IpNumber::IPV6_FRAGMENTATION_HEADER,
+        ] {
+            let about_error = behind(ext, 0, IpNumber::IPV6_ICMP, &error);
+            assert!(
+                ipv6_error(&about_error, reporter, Ipv6Error::NoRoute).is_none(),
+                "{ext:?}"
+            );
+            let redirect = behind(ext, 0, IpNumber::IPV6_ICMP, &[137, 0, 0, 0, 0, 0, 0, 0]);
+            assert!(ipv6_error(&redirect, reporter, Ipv6Error::NoRoute).is_none());
+            let about_echo = behind(ext, 0, IpNumber::IPV6_ICMP, &echo);
+            assert!(
+                ipv6_error(&about_echo, reporter, Ipv6Error::NoRoute).is_some(),
+                "{ext:?}"
+            );
+        }
+        // A later fragment of an ICMPv6 message hides its type: no error. A later
+        // fragment of UDP may draw one.
+        let later = behind(
+            IpNumber::IPV6_FRAGMENTATION_HEADER,
+            8,
+            IpNumber::IPV6_ICMP,
+            &echo,
+        );
+        assert!(ipv6_error(&later, reporter, Ipv6Error::NoRoute).is_none());
+        let later = behind(IpNumber::IPV6_FRAGMENTATION_HEADER, 8, IpNumber::UDP, &echo);
+        assert!(ipv6_error(&later, reporter, Ipv6Error::NoRoute).is_some());
+        // An extension header cut short: unparsable, no error.
+        let mut cut = behind(IpNumber::IPV6_DESTINATION_OPTIONS, 0, IpNumber::UDP, &[]);
+        cut[41] = 3;
+        assert!(ipv6_error(&cut, reporter, Ipv6Error::NoRoute).is_none());
+    }
+
+    #[test]
+    fn the_view_walks_to_the_upper_layer_and_ignores_padding() {
+        let echo = [128, 0, 0, 0, 0, 1, 0, 1];
+        let mut packet = behind(IpNumber::IPV6_ROUTE_HEADER, 0, IpNumber::IPV6_ICMP, &echo);
+        packet.extend_from_slice(&[0; 6]);
+        let ip = Ipv6Packet::parse(&packet).unwrap();
+        assert_eq!(ip.protocol, IpNumber::IPV6_ICMP);
+        assert_eq!(ip.icmpv6(), Some(&echo[..]));
+        assert_eq!(ip.total_len(), packet.len() - 6);
+        assert!(!ip.fragmented);
+        let first = behind(
+            IpNumber::IPV6_FRAGMENTATION_HEADER,
+            0,
+            IpNumber::IPV6_ICMP,
+            &echo,
+        );
+        let ip = Ipv6Packet::parse(&first).unwrap();
+        assert!(ip.fragmented && !ip.later_fragment);
+        assert_eq!(ip.icmpv6(), Some(&echo[..]));
+        let later = behind(
+            IpNumber::IPV6_FRAGMENTATION_HEADER,
+            8,
+            IpNumber::IPV6_ICMP,
+            &echo,
+        );
+        let ip = Ipv6Packet::parse(&later).unwrap();
+        assert!(ip.later_fragment);
+        assert_eq!(ip.icmpv6(), None);
+        // A hop-by-hop header anywhere but first is malformed.
+        let mut late_hbh = behind(
+            IpNumber::IPV6_DESTINATION_OPTIONS,
+            0,
+            IpNumber::UDP,
+            &[0; 8],
+        );
+        late_hbh[40] = 0;
+        assert!(Ipv6Packet::parse(&late_hbh).is_none());
     }
 }

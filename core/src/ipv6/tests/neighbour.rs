@@ -371,3 +371,50 @@ fn disabled_ipv6_drops_both_ways() {
     );
     assert!(tap.ndp_cache().is_empty());
 }
+
+#[test]
+fn no_icmpv6_error_goes_back_about_an_error_behind_extension_headers() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    // The kernel relays a destination unreachable behind a destination options header
+    // towards a destination with no route: dropped and counted, but no error about it.
+    let error = [1u8, 4, 0, 0, 0, 0, 0, 0, 0x60, 0, 0, 0];
+    let dst = a("2001:db8:99::1");
+    let src = a("2001:db8:1::7");
+    let options =
+        etherparse::Ipv6RawExtHeader::new_raw(etherparse::IpNumber::IPV6_ICMP, &[1, 4, 0, 0, 0, 0])
+            .unwrap()
+            .to_bytes();
+    let header = etherparse::Ipv6Header {
+        payload_length: (options.len() + error.len()) as u16,
+        next_header: etherparse::IpNumber::IPV6_DESTINATION_OPTIONS,
+        hop_limit: 64,
+        source: src.octets(),
+        destination: dst.octets(),
+        ..Default::default()
+    };
+    let mut frame = vec![0u8; HEADROOM];
+    frame.extend_from_slice(&header.to_bytes());
+    frame.extend_from_slice(&options);
+    frame.extend_from_slice(&error);
+    assert_eq!(tap.handle_tun_packet(t0, &mut frame), Egress::Consumed);
+    assert!(tun_icmp(&drain(&mut tap)).is_empty());
+    let s = tap.stats();
+    assert_eq!(
+        (s.ipv6.drop_tun_no_route, s.ipv6.icmp_errors_to_tun),
+        (1, 0)
+    );
+    // The same behind no extension header: no error either (as before).
+    let mut direct = udp6_from_tun(src, dst, b"");
+    direct.truncate(HEADROOM);
+    let plain = etherparse::Ipv6Header {
+        payload_length: error.len() as u16,
+        next_header: etherparse::IpNumber::IPV6_ICMP,
+        ..header
+    };
+    direct.extend_from_slice(&plain.to_bytes());
+    direct.extend_from_slice(&error);
+    assert_eq!(tap.handle_tun_packet(t0, &mut direct), Egress::Consumed);
+    assert!(tun_icmp(&drain(&mut tap)).is_empty());
+    assert_eq!(tap.stats().ipv6.icmp_errors_to_tun, 0);
+}
