@@ -106,7 +106,8 @@ impl Ipv6Host {
             stats.dhcpv6.drop_invalid += 1;
             return;
         };
-        let Ok(mut info) = dhcpv6::parse_reply(reply, request.xid) else {
+        let duid = dhcpv6::duid_ll(self.mac);
+        let Ok(mut info) = dhcpv6::parse_reply(reply, request.xid, &duid) else {
             stats.dhcpv6.drop_invalid += 1;
             return;
         };

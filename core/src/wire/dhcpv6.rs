@@ -65,6 +65,9 @@ pub enum ReplyError {
     /// No server identifier (RFC 8415 §16.10).
     #[error("reply without a server identifier")]
     NoServerId,
+    /// No client identifier, or another client's (RFC 8415 §16.10).
+    #[error("reply without our client identifier")]
+    WrongClientId,
     /// A status code other than success.
     #[error("reply with a failure status")]
     Status,
@@ -135,9 +138,10 @@ pub fn message_to_client<'a>(ip: &Ipv6Packet<'a>) -> Option<&'a [u8]> {
     (udp.checksum() != 0 && udp.checksum() == expected).then(|| udp.payload())
 }
 
-/// Parses a Reply for transaction `xid`. RFC 8415 §16.10: a Reply must carry a server
-/// identifier; a non-success status code refuses it too.
-pub fn parse_reply(bytes: &[u8], xid: [u8; 3]) -> Result<Dhcpv6Info, ReplyError> {
+/// Parses a Reply for transaction `xid` to the client `duid`. RFC 8415 §16.10: a Reply
+/// must carry a server identifier and our own client identifier; a non-success status
+/// code refuses it too.
+pub fn parse_reply(bytes: &[u8], xid: [u8; 3], duid: &[u8]) -> Result<Dhcpv6Info, ReplyError> {
     let (&kind, rest) = bytes.split_first().ok_or(ReplyError::Malformed)?;
     if kind != REPLY || rest.get(..3) != Some(&xid[..]) {
         return Err(ReplyError::NotOurs);
@@ -145,6 +149,7 @@ pub fn parse_reply(bytes: &[u8], xid: [u8; 3]) -> Result<Dhcpv6Info, ReplyError>
     let mut options = &rest[3..];
     let mut info = Dhcpv6Info::default();
     let mut server_id = false;
+    let mut client_id = false;
     while !options.is_empty() {
         let head = options.get(..4).ok_or(ReplyError::Malformed)?;
         let code = u16::from_be_bytes([head[0], head[1]]);
@@ -152,6 +157,8 @@ pub fn parse_reply(bytes: &[u8], xid: [u8; 3]) -> Result<Dhcpv6Info, ReplyError>
         let data = options.get(4..4 + len).ok_or(ReplyError::Malformed)?;
         options = &options[4 + len..];
         match code {
+            code::CLIENT_ID if data == duid => client_id = true,
+            code::CLIENT_ID => return Err(ReplyError::WrongClientId),
             code::SERVER_ID => server_id = !data.is_empty(),
             code::STATUS_CODE => {
                 let status = data.get(..2).ok_or(ReplyError::Malformed)?;
@@ -181,6 +188,9 @@ pub fn parse_reply(bytes: &[u8], xid: [u8; 3]) -> Result<Dhcpv6Info, ReplyError>
     }
     if !server_id {
         return Err(ReplyError::NoServerId);
+    }
+    if !client_id {
+        return Err(ReplyError::WrongClientId);
     }
     Ok(info)
 }
@@ -279,22 +289,42 @@ mod tests {
         let dns = ["2001:db8:1::53".parse().unwrap()];
         let domains = b"\x03lab\x07example\x00";
         let r = reply([1, 2, 3], &dns, domains, Some(3600));
-        let info = parse_reply(&r, [1, 2, 3]).unwrap();
+        let info = parse_reply(&r, [1, 2, 3], &duid()).unwrap();
         assert_eq!(info.dns, dns.to_vec());
         assert_eq!(info.search, vec!["lab.example".to_string()]);
         assert_eq!(info.refresh, Some(3600));
         assert_eq!(
-            parse_reply(&r, [9, 9, 9]),
+            parse_reply(&r, [9, 9, 9], &duid()),
             Err(ReplyError::NotOurs),
             "another transaction"
         );
         for cut in 0..r.len() {
-            let _ = parse_reply(&r[..cut], [1, 2, 3]);
+            let _ = parse_reply(&r[..cut], [1, 2, 3], &duid());
         }
         // A short status code is malformed, not a panic.
         let mut bad = r.clone();
         bad.extend_from_slice(&[0, 13, 0, 1, 0]);
-        assert_eq!(parse_reply(&bad, [1, 2, 3]), Err(ReplyError::Malformed));
+        assert_eq!(
+            parse_reply(&bad, [1, 2, 3], &duid()),
+            Err(ReplyError::Malformed)
+        );
+    }
+
+    #[test]
+    fn reply_without_our_client_identifier_is_refused() {
+        let r = build_reply([1, 2, 3], None, &[], b"", None);
+        assert_eq!(
+            parse_reply(&r, [1, 2, 3], &duid()),
+            Err(ReplyError::WrongClientId)
+        );
+        let other = duid_ll(MacAddr([2, 0, 0, 0, 0, 0x65]));
+        let r = build_reply([1, 2, 3], Some(&other), &[], b"", None);
+        assert_eq!(
+            parse_reply(&r, [1, 2, 3], &duid()),
+            Err(ReplyError::WrongClientId)
+        );
+        let r = build_reply([1, 2, 3], Some(&duid()), &[], b"", None);
+        assert!(parse_reply(&r, [1, 2, 3], &duid()).is_ok());
     }
 
     #[test]
@@ -328,7 +358,7 @@ mod tests {
         fn arbitrary_replies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
             let mut m = vec![REPLY, 1, 2, 3];
             m.extend_from_slice(&body);
-            let _ = parse_reply(&m, [1, 2, 3]);
+            let _ = parse_reply(&m, [1, 2, 3], &duid());
             if let Some(ip) = Ipv6Packet::parse(&m) {
                 let _ = message_to_client(&ip);
             }

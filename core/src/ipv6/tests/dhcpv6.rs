@@ -85,3 +85,66 @@ fn without_o_or_m_flag_no_dhcpv6() {
     run_until(&mut tap, t0 + Duration::from_secs(60));
     assert_eq!(tap.stats().dhcpv6.requests_out, 0);
 }
+
+#[test]
+fn a_reply_for_another_client_or_none_is_refused() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    let ra = RouterAdvert {
+        other: true,
+        router_lifetime: 1800,
+        ..RouterAdvert::default()
+    };
+    let t1 = t0 + Duration::from_secs(3);
+    let ra = frame_to(
+        MacAddr::ipv6_multicast(ALL_NODES),
+        ROUTER_MAC,
+        &ra_packet(a("fe80::1"), ALL_NODES, &ra),
+    );
+    let _ = tap.handle_link_frame(t1, &ra);
+    let out = run_until(&mut tap, t1 + Duration::from_secs(1));
+    let request = out
+        .iter()
+        .find_map(|t| match t {
+            Transmit::Link(f) if f[0..6] == [0x33, 0x33, 0, 1, 0, 2] => Some(f.clone()),
+            _ => None,
+        })
+        .expect("an Information-Request");
+    let xid: [u8; 3] = request[63..66].try_into().unwrap();
+    events(&mut tap);
+    // RFC 8415 §16.10: the right transaction, but no client identifier or another
+    // client's DUID: refused and counted, nothing learnt, the exchange goes on.
+    let reply = |client: Option<Vec<u8>>| {
+        let body = dhcpv6_wire::build_reply(
+            xid,
+            client.as_deref(),
+            &[a("2001:db8:1::5")],
+            b"",
+            Some(3600),
+        );
+        let from_server = Endpoints {
+            src_mac: ROUTER_MAC,
+            dst_mac: OUR_MAC,
+            src: a("fe80::1"),
+            dst: ll(),
+        };
+        dhcpv6_wire::server_frame(&from_server, &body)
+    };
+    let now = t1 + Duration::from_secs(1);
+    let other = dhcpv6_wire::duid_ll(PEER_MAC);
+    for client in [None, Some(other)] {
+        assert_eq!(
+            tap.handle_link_frame(now, &reply(client)),
+            Ingress::Consumed
+        );
+    }
+    let s = tap.stats();
+    assert_eq!((s.dhcpv6.drop_invalid, s.dhcpv6.replies_in), (2, 0));
+    assert!(tap.ipv6_info().dns.is_empty());
+    assert!(events(&mut tap).is_empty());
+    // Ours is taken.
+    let ours = dhcpv6_wire::duid_ll(OUR_MAC);
+    let _ = tap.handle_link_frame(now, &reply(Some(ours)));
+    assert_eq!(tap.stats().dhcpv6.replies_in, 1);
+    assert_eq!(tap.ipv6_info().dns, vec![a("2001:db8:1::5")]);
+}
