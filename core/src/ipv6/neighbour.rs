@@ -77,29 +77,49 @@ impl Ipv6Host {
             }
             return;
         }
-        if !na.flags.router {
-            // RFC 4861 §7.2.5: a router that stopped being one leaves the router list.
-            self.ra.remove_router(target);
-        }
-        match self.cache.get(target) {
-            None => stats.ndp.ignored += 1,
+        // RFC 4861 §7.2.5: what the advertisement may change depends on the entry.
+        let accepted = match self.cache.get(target) {
+            None => {
+                stats.ndp.ignored += 1;
+                false
+            }
             Some((State::Incomplete, _)) => match na.target_mac {
-                Some(mac) if na.flags.solicited => self.cache.confirm(now, target, mac, rng),
-                Some(mac) => self.cache.learn(now, target, mac, false),
-                None => stats.ndp.ignored += 1,
+                Some(mac) if na.flags.solicited => {
+                    self.cache.confirm(now, target, mac, rng);
+                    true
+                }
+                Some(mac) => {
+                    self.cache.learn(now, target, mac, false);
+                    true
+                }
+                None => {
+                    stats.ndp.ignored += 1;
+                    false
+                }
             },
             Some((state, cached)) => {
                 let mac = na.target_mac.unwrap_or(cached);
                 if !na.flags.override_flag && mac != cached {
+                    // Another MAC without override: a REACHABLE entry becomes STALE,
+                    // "but do not update the entry in any other way".
                     if state == State::Reachable {
                         self.cache.mark_stale(target);
                     }
-                } else if na.flags.solicited {
-                    self.cache.confirm(now, target, mac, rng);
-                } else if mac != cached {
-                    self.cache.learn(now, target, mac, false);
+                    false
+                } else {
+                    if na.flags.solicited {
+                        self.cache.confirm(now, target, mac, rng);
+                    } else if mac != cached {
+                        self.cache.learn(now, target, mac, false);
+                    }
+                    true
                 }
             }
+        };
+        // The IsRouter flag follows only an advertisement the rules above took; a
+        // router that stopped being one leaves the default router list.
+        if accepted && !na.flags.router {
+            self.ra.remove_router(target);
         }
     }
 }

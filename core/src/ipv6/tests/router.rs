@@ -179,3 +179,110 @@ fn ra_retrans_timer_and_reachable_time_drive_the_ndp_cache() {
     out.extend(run_until(&mut tap, now + Duration::from_millis(250)));
     assert_eq!(of_type(&out, 135).len(), 3);
 }
+
+/// The default router in the reported routes, if any.
+fn default_router(tap: &Tap) -> Option<Ipv6Addr> {
+    tap.ipv6_info()
+        .routes
+        .iter()
+        .find(|r| r.prefix_len == 0)
+        .and_then(|r| r.gateway)
+}
+
+#[test]
+fn only_an_accepted_na_takes_a_router_off_the_list() {
+    let t0 = Instant::now();
+    let mut tap = slaac_tap(t0);
+    let router = a("fe80::1");
+    let now = t0 + Duration::from_secs(10);
+    let all_nodes = MacAddr::ipv6_multicast(ALL_NODES);
+    // The router confirms itself: REACHABLE, still a router.
+    let confirm = NaFlags {
+        router: true,
+        solicited: true,
+        override_flag: true,
+    };
+    let _ = tap.handle_link_frame(
+        now,
+        &na_frame(router, ll(), confirm, Some(ROUTER_MAC), ROUTER_MAC, OUR_MAC),
+    );
+    assert_eq!(
+        tap.ndp_cache().get(router),
+        Some((State::Reachable, ROUTER_MAC))
+    );
+    // RFC 4861 §7.2.5: no override and another MAC only makes the entry STALE; "do not
+    // update the entry in any other way", so R=0 there does not unmake the router.
+    let other = MacAddr([2, 0, 0, 0, 0, 0x99]);
+    let _ = tap.handle_link_frame(
+        now,
+        &na_frame(
+            router,
+            ALL_NODES,
+            NaFlags::default(),
+            Some(other),
+            other,
+            all_nodes,
+        ),
+    );
+    assert_eq!(
+        tap.ndp_cache().get(router),
+        Some((State::Stale, ROUTER_MAC))
+    );
+    assert_eq!(default_router(&tap), Some(router));
+    // With override the advertisement is taken: R=0 now removes the router.
+    let taken = NaFlags {
+        override_flag: true,
+        ..NaFlags::default()
+    };
+    let _ = tap.handle_link_frame(
+        now,
+        &na_frame(
+            router,
+            ALL_NODES,
+            taken,
+            Some(ROUTER_MAC),
+            ROUTER_MAC,
+            all_nodes,
+        ),
+    );
+    assert_eq!(default_router(&tap), None);
+}
+
+#[test]
+fn an_na_for_a_router_not_in_the_cache_is_ignored() {
+    let t0 = Instant::now();
+    let mut tap = ready_tap(t0);
+    // A router whose RA carries no link-layer address: listed, not in the cache.
+    let ra = RouterAdvert {
+        router_lifetime: 1800,
+        ..RouterAdvert::default()
+    };
+    let router = a("fe80::2");
+    let all_nodes = MacAddr::ipv6_multicast(ALL_NODES);
+    let now = t0 + Duration::from_secs(5);
+    let _ = tap.handle_link_frame(
+        now,
+        &frame_to(all_nodes, ROUTER_MAC, &ra_packet(router, ALL_NODES, &ra)),
+    );
+    assert_eq!(default_router(&tap), Some(router));
+    assert!(tap.ndp_cache().get(router).is_none());
+    let ignored = tap.stats().ndp.ignored;
+    let flags = NaFlags {
+        override_flag: true,
+        ..NaFlags::default()
+    };
+    let _ = tap.handle_link_frame(
+        now,
+        &na_frame(
+            router,
+            ALL_NODES,
+            flags,
+            Some(ROUTER_MAC),
+            ROUTER_MAC,
+            all_nodes,
+        ),
+    );
+    assert_eq!(tap.stats().ndp.ignored, ignored + 1);
+    assert_eq!(default_router(&tap), Some(router));
+    assert!(tap.ndp_cache().get(router).is_none());
+}
