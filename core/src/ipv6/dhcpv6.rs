@@ -112,8 +112,12 @@ impl Ipv6Host {
             return;
         };
         stats.dhcpv6.replies_in += 1;
-        info.dns.truncate(self.config.max_dns);
-        info.search.truncate(self.config.max_dns);
+        // Bounded like the RA's lists; what the bound refuses is counted with theirs.
+        let max = self.config.max_dns;
+        let refused = info.dns.len().saturating_sub(max) + info.search.len().saturating_sub(max);
+        stats.ndp.drop_table_limit += refused as u64;
+        info.dns.truncate(max);
+        info.search.truncate(max);
         let refresh = info.refresh.unwrap_or(IRT_DEFAULT).max(IRT_MINIMUM);
         self.dhcp.request = None;
         self.dhcp.refresh = expiry(now, refresh);

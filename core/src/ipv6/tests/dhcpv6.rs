@@ -148,3 +148,44 @@ fn a_reply_for_another_client_or_none_is_refused() {
     assert_eq!(tap.stats().dhcpv6.replies_in, 1);
     assert_eq!(tap.ipv6_info().dns, vec![a("2001:db8:1::5")]);
 }
+
+#[test]
+fn a_long_reply_is_cut_to_the_limits_and_what_is_cut_is_counted() {
+    let t0 = Instant::now();
+    let mut h = Host::new(Ipv6Config::default(), t0);
+    h.run_until(t0 + Duration::from_secs(3));
+    let ra = RouterAdvert {
+        other: true,
+        ..RouterAdvert::default()
+    };
+    let ends = Endpoints::to_group(ROUTER_MAC, a("fe80::1"), ALL_NODES);
+    h.link(&ndp::router_advertisement(&ends, &ra));
+    h.run_until(h.now + Duration::from_secs(1));
+    let xid = h.last_xid().expect("an Information-Request");
+    let servers: Vec<Ipv6Addr> = (1..=12)
+        .map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i))
+        .collect();
+    let mut domains = Vec::new();
+    for i in 0..10 {
+        domains.extend_from_slice(format!("\x02d{i}\x07example\x00").as_bytes());
+    }
+    let body = dhcpv6_wire::build_reply(
+        xid,
+        Some(&dhcpv6_wire::duid_ll(OUR_MAC)),
+        &servers,
+        &domains,
+        None,
+    );
+    let from_server = Endpoints {
+        src_mac: ROUTER_MAC,
+        dst_mac: OUR_MAC,
+        src: a("fe80::1"),
+        dst: ll(),
+    };
+    h.link(&dhcpv6_wire::server_frame(&from_server, &body));
+    let max = Ipv6Config::default().max_dns;
+    let info = h.host.info();
+    assert_eq!((info.dns.len(), info.search.len()), (max, max));
+    assert_eq!(info.dns, servers[..max].to_vec());
+    assert_eq!(h.stats.ndp.drop_table_limit, (12 - max + 10 - max) as u64);
+}

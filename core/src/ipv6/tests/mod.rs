@@ -10,6 +10,7 @@ use crate::wire::mld::record_type;
 use crate::wire::ndp::{NaFlags, PrefixInfo, RouterAdvert, ALL_NODES, ALL_ROUTERS};
 use crate::{Config, Event, Ipv4Mode, Ipv6Event, Tap, HEADROOM};
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+use rand::SeedableRng;
 
 mod addr;
 mod dhcpv6;
@@ -274,4 +275,79 @@ fn ra_packet(src: Ipv6Addr, dst: Ipv6Addr, ra: &RouterAdvert) -> Vec<u8> {
 /// An MLDv2 report packet from `src`.
 fn mld_packet(src: Ipv6Addr, records: &[(u8, Ipv6Addr)]) -> Vec<u8> {
     ip_of(crate::wire::mld::report(PEER_MAC, src, records))
+}
+
+/// An [`Ipv6Host`] on its own, as the [`Tap`] drives it.
+struct Host {
+    host: Ipv6Host,
+    rng: StdRng,
+    stats: Stats,
+    now: Instant,
+}
+
+impl Host {
+    fn new(config: Ipv6Config, now: Instant) -> Host {
+        Host::with_cache(config, NeighbourConfig::default(), now)
+    }
+
+    fn with_cache(config: Ipv6Config, neighbour: NeighbourConfig, now: Instant) -> Host {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut stats = Stats::default();
+        let host = Ipv6Host::new(config, neighbour, OUR_MAC, 1500, now, &mut rng, &mut stats);
+        let h = Host {
+            host,
+            rng,
+            stats,
+            now,
+        };
+        h.check();
+        h
+    }
+
+    /// The kept deadline is what a scan finds now.
+    fn check(&self) {
+        assert_eq!(self.host.deadline, self.host.scan_deadline());
+    }
+
+    fn link(&mut self, frame: &[u8]) {
+        let Some(eth) = ethernet::Header::parse(frame) else {
+            return;
+        };
+        let (rng, stats) = (&mut self.rng, &mut self.stats);
+        let _ = self.host.ingress(self.now, &eth, frame, rng, stats);
+        self.check();
+    }
+
+    fn tun(&mut self, mut frame: Vec<u8>) {
+        let _ = self.host.egress(self.now, &mut frame, &mut self.stats);
+        self.check();
+    }
+
+    /// Runs every timer due up to `until`; returns their reasons in order.
+    fn run_until(&mut self, until: Instant) -> Vec<&'static str> {
+        let mut reasons = Vec::new();
+        while let Some(timer) = self.host.poll_timeout().filter(|t| t.at <= until) {
+            reasons.push(timer.reason);
+            self.now = timer.at;
+            self.host
+                .handle_timeout(self.now, &mut self.rng, &mut self.stats);
+            self.check();
+        }
+        self.now = until;
+        reasons
+    }
+
+    /// The transaction of the last Information-Request sent, if any.
+    fn last_xid(&mut self) -> Option<[u8; 3]> {
+        let mut xid = None;
+        for t in self.host.transmits.drain(..) {
+            if let Transmit::Link(f) = t {
+                if f.get(..6) == Some(&[0x33, 0x33, 0, 1, 0, 2][..]) {
+                    xid = f.get(63..66).and_then(|x| x.try_into().ok());
+                }
+            }
+        }
+        self.host.events.clear();
+        xid
+    }
 }

@@ -286,3 +286,71 @@ fn an_na_for_a_router_not_in_the_cache_is_ignored() {
     assert_eq!(default_router(&tap), Some(router));
     assert!(tap.ndp_cache().get(router).is_none());
 }
+
+#[test]
+fn a_flood_of_random_ras_keeps_every_table_at_its_limit() {
+    use rand::{Rng, RngExt};
+    let t0 = Instant::now();
+    let neighbour = NeighbourConfig {
+        max_entries: 64,
+        ..NeighbourConfig::default()
+    };
+    let mut h = Host::with_cache(Ipv6Config::default(), neighbour.clone(), t0);
+    h.run_until(t0 + Duration::from_secs(3));
+    let mut random = StdRng::seed_from_u64(99);
+    for i in 0..10_000u32 {
+        let mut mac = [0u8; 6];
+        random.fill_bytes(&mut mac);
+        mac[0] = 0x02;
+        let prefix = |r: &mut StdRng| {
+            let bits: u128 = r.random();
+            Ipv6Addr::from((0x2001_0db8_u128 << 96) | (bits >> 32 << 64))
+        };
+        let ra = RouterAdvert {
+            other: true,
+            router_lifetime: random.random_range(1..9000),
+            source_mac: Some(MacAddr(mac)),
+            prefixes: (0..4)
+                .map(|_| PrefixInfo {
+                    prefix: prefix(&mut random),
+                    prefix_len: if random.random_bool(0.8) {
+                        64
+                    } else {
+                        random.random_range(1..=128)
+                    },
+                    on_link: random.random(),
+                    autonomous: true,
+                    valid_lifetime: random.random_range(7200..100_000),
+                    preferred_lifetime: 3600,
+                })
+                .collect(),
+            rdnss: vec![(600, (0..3).map(|_| prefix(&mut random)).collect())],
+            dnssl: vec![(600, vec![format!("d{}.example", random.random::<u32>())])],
+            ..RouterAdvert::default()
+        };
+        let router = Ipv6Addr::from((0xfe80_u128 << 112) | u128::from(random.random::<u64>()));
+        let ends = Endpoints::to_group(MacAddr(mac), router, ALL_NODES);
+        h.link(&ndp::router_advertisement(&ends, &ra));
+        if i % 100 == 0 {
+            h.run_until(h.now + Duration::from_millis(50));
+            h.host.transmits.clear();
+            h.host.events.clear();
+        }
+    }
+    let d = Ipv6Config::default();
+    let host = &h.host;
+    let slaac = host
+        .addresses
+        .iter()
+        .filter(|a| a.kind == Kind::Slaac)
+        .count();
+    assert_eq!(host.ra.routers.len(), d.max_routers);
+    assert_eq!(host.ra.prefixes.len(), d.max_prefixes);
+    assert_eq!(slaac, d.max_addresses);
+    assert_eq!(host.ra.dns.len(), d.max_dns);
+    assert_eq!(host.ra.search.len(), d.max_dns);
+    assert_eq!(host.cache.len(), neighbour.max_entries);
+    assert!(host.mld.tun_groups.is_empty());
+    assert_eq!(h.stats.ndp.ra_in, 10_000);
+    assert!(h.stats.ndp.drop_table_limit >= 10_000);
+}
