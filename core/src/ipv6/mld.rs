@@ -81,7 +81,8 @@ impl Ipv6Host {
                 .any(|g| MacAddr::ipv6_multicast(*g) == mac)
     }
 
-    /// The multicast groups learnt from the TUN side's MLD reports.
+    /// The multicast groups learnt from the TUN side's MLD reports (for tests).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn tun_groups(&self) -> &[Ipv6Addr] {
         &self.mld.tun_groups
     }

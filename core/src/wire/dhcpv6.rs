@@ -281,7 +281,11 @@ mod tests {
         assert!(hex.contains("0001000a00030001020000000064"), "{hex}");
         assert!(hex.contains("00060006001700180020"), "{hex}");
         assert!(hex.contains("000800020000"), "{hex}");
-        assert!(f.len() <= HEADERS + REQUEST_ROOM, "one buffer, sized once");
+        assert_eq!(
+            f.capacity(),
+            HEADERS + REQUEST_ROOM,
+            "one buffer, never grown"
+        );
     }
 
     #[test]

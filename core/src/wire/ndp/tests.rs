@@ -287,3 +287,24 @@ proptest::proptest! {
         let _ = parse(s, d, h, m);
     }
 }
+
+#[test]
+fn frames_are_written_into_one_buffer_sized_once() {
+    let target = a("fe80::1");
+    let frames = [
+        neighbor_solicitation(&ends(a("fe80::2"), target), target, Some(MAC), Some([3; 6])),
+        neighbor_advertisement(
+            &ends(target, a("fe80::2")),
+            target,
+            NaFlags::default(),
+            Some(MAC),
+        ),
+        router_solicitation(MAC, a("fe80::2")),
+        router_solicitation(MAC, Ipv6Addr::UNSPECIFIED),
+        crate::wire::mld::report(MAC, target, &[(4, a("ff02::fb")), (3, a("ff05::2"))]),
+    ];
+    for f in frames {
+        // Allocated once at the final size: nothing was appended beyond it.
+        assert_eq!(f.capacity(), f.len());
+    }
+}
