@@ -409,14 +409,10 @@ fn ra_option(ra: &mut RouterAdvert, option: NdpOptionSlice<'_>) {
 /// Length of a link-layer address option for a MAC.
 const LINK_LAYER_OPTION_LEN: usize = 8;
 
-fn link_layer_option(kind: u8, mac: MacAddr) -> [u8; LINK_LAYER_OPTION_LEN] {
+fn link_layer_option(kind: NdpOptionType, mac: MacAddr) -> [u8; LINK_LAYER_OPTION_LEN] {
     let m = mac.0;
-    [kind, 1, m[0], m[1], m[2], m[3], m[4], m[5]]
+    [kind.0, 1, m[0], m[1], m[2], m[3], m[4], m[5]]
 }
-
-/// Source and target link-layer address option types.
-const SOURCE_LINK_LAYER: u8 = 1;
-const TARGET_LINK_LAYER: u8 = 2;
 
 /// A neighbour solicitation frame for `target`, from `ends.src` to `ends.dst` (the
 /// solicited-node group, or the target for a unicast probe). `source_mac` adds the
@@ -435,7 +431,10 @@ pub fn neighbor_solicitation(
     icmpv6_frame(ends, HOP_LIMIT, false, icmp_type, body_len, |body| {
         body.extend_from_slice(&target.octets());
         if let Some(mac) = source_mac {
-            body.extend_from_slice(&link_layer_option(SOURCE_LINK_LAYER, mac));
+            body.extend_from_slice(&link_layer_option(
+                NdpOptionType::SOURCE_LINK_LAYER_ADDRESS,
+                mac,
+            ));
         }
         if let Some(n) = nonce {
             body.extend_from_slice(&[option::NONCE, 1]);
@@ -472,7 +471,10 @@ pub fn neighbor_advertisement(
     icmpv6_frame(ends, HOP_LIMIT, false, icmp_type, body_len, |body| {
         body.extend_from_slice(&target.octets());
         if let Some(mac) = target_mac {
-            body.extend_from_slice(&link_layer_option(TARGET_LINK_LAYER, mac));
+            body.extend_from_slice(&link_layer_option(
+                NdpOptionType::TARGET_LINK_LAYER_ADDRESS,
+                mac,
+            ));
         }
     })
 }
@@ -486,7 +488,10 @@ pub fn router_solicitation(src_mac: MacAddr, src: Ipv6Addr) -> Vec<u8> {
     let icmp_type = Icmpv6Type::RouterSolicitation;
     icmpv6_frame(&ends, HOP_LIMIT, false, icmp_type, body_len, |body| {
         if with_sllao {
-            body.extend_from_slice(&link_layer_option(SOURCE_LINK_LAYER, src_mac));
+            body.extend_from_slice(&link_layer_option(
+                NdpOptionType::SOURCE_LINK_LAYER_ADDRESS,
+                src_mac,
+            ));
         }
     })
 }
@@ -498,10 +503,13 @@ pub fn router_advertisement(ends: &Endpoints, ra: &RouterAdvert) -> Vec<u8> {
     use etherparse::icmpv6::{PrefixInformation, RouterAdvertisementHeader};
     let mut options = Vec::new();
     if let Some(mac) = ra.source_mac {
-        options.extend_from_slice(&link_layer_option(SOURCE_LINK_LAYER, mac));
+        options.extend_from_slice(&link_layer_option(
+            NdpOptionType::SOURCE_LINK_LAYER_ADDRESS,
+            mac,
+        ));
     }
     if let Some(mtu) = ra.mtu {
-        options.extend_from_slice(&[5, 1, 0, 0]);
+        options.extend_from_slice(&[NdpOptionType::MTU.0, 1, 0, 0]);
         options.extend_from_slice(&mtu.to_be_bytes());
     }
     for p in &ra.prefixes {
