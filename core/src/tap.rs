@@ -474,7 +474,11 @@ impl Tap {
     /// When [`Tap::handle_timeout`] must next be called, or `None` if no timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let announce = self.announce.map(|(t, _)| t);
-        let ipv6 = self.ipv6.as_ref().and_then(Ipv6Host::poll_timeout);
+        let ipv6 = self
+            .ipv6
+            .as_ref()
+            .and_then(Ipv6Host::poll_timeout)
+            .map(|t| t.at);
         let dhcp = self.dhcp.as_ref().and_then(DhcpClient::poll_timeout);
         [self.arp_cache.poll_timeout(), announce, dhcp, ipv6]
             .into_iter()

@@ -1,9 +1,17 @@
-//! The IPv6 side of the emulated interface: addresses with duplicate address detection
-//! and lifetimes, SLAAC (RFC 4862), router discovery and the router list (RFC 4861),
-//! RA options (MTU, RDNSS and DNSSL of RFC 8106), the on-link prefixes and the next-hop
-//! choice, and the MLDv2 reports (RFC 3810) that keep snooping bridges forwarding our
-//! solicited-node groups to us. The groups the TUN side joins are learnt from the
-//! kernel's own MLD reports, so their traffic is taken from the link and delivered.
+//! The IPv6 side of the emulated interface, one [`Ipv6Host`] whose work is split by
+//! concern:
+//!
+//! - here: the configuration and events, the dispatch of what comes from the TUN and the
+//!   link, the next-hop choice and the timers;
+//! - `neighbour`: resolution on the NDP cache (NS out, NA in);
+//! - `addr`: our addresses, duplicate address detection and interface identifiers, and
+//!   the answers to solicitations for them;
+//! - `router`: router discovery, the router and prefix lists, SLAAC, the MTU and the
+//!   RDNSS/DNSSL options of RFC 8106;
+//! - `mld`: the MLDv2 reports (RFC 3810) that keep snooping bridges forwarding our
+//!   solicited-node groups to us, and the groups the TUN side joins, learnt from the
+//!   kernel's own MLD reports so their traffic is taken from the link and delivered;
+//! - [`dhcpv6`]: the stateless DHCPv6 client.
 //!
 //! [`crate::Tap`] owns one [`Ipv6Host`] when IPv6 is enabled and hands it every IPv6
 //! packet from the TUN and every IPv6 frame from the link.
@@ -13,20 +21,25 @@ use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::{Rng, RngExt};
 
+mod addr;
 pub mod dhcpv6;
+mod mld;
+mod neighbour;
+mod router;
 
-use crate::io::{Egress, Ingress, Transmit};
-use crate::neighbour::{Action, Lookup, NeighbourCache, NeighbourConfig, State};
+pub use addr::{eui64, siphash24};
+
+use crate::io::{Egress, Ingress, Timer, Transmit};
+use crate::neighbour::{Lookup, NeighbourCache, NeighbourConfig, State};
 use crate::stats::Stats;
 use crate::wire::ethernet::{self, ether_type, MacAddr, HEADER_LEN};
-use crate::wire::icmp::{self, Ipv6Error};
-use crate::wire::ndp::{
-    self, icmpv6_type, is_link_local, record_type, solicited_node, NaFlags, NdpError, NdpMessage,
-    RouterAdvert, ALL_NODES, IPV6_HEADER_LEN, PROTO_HOP_BY_HOP, PROTO_ICMPV6,
-};
-use dhcpv6::Dhcpv6Info;
+use crate::wire::icmp::{self, Ipv6Error, Ipv6Packet};
+use crate::wire::ndp::{self, icmpv6_type, is_link_local, solicited_node, NdpError, NdpMessage};
+use addr::{Address, Kind, NewAddress};
+use dhcpv6::Dhcpv6Client;
+use mld::Mld;
+use router::RouterInfo;
 
 /// How the interface identifier of our addresses is formed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,105 +168,29 @@ pub struct Ipv6Info {
     pub mtu: Option<u16>,
 }
 
-/// Stable-privacy identifiers are retried this often after a DAD failure (RFC 7217
-/// `IDGEN_RETRIES`).
-const IDGEN_RETRIES: u8 = 3;
-/// Largest random delay before the first DAD probe and between MLD report copies
-/// (RFC 4862 `MAX_RTR_SOLICITATION_DELAY`, RFC 3810 unsolicited report interval).
-const MAX_INITIAL_DELAY_MS: u64 = 1000;
-/// Copies of each unsolicited MLD report (RFC 3810 robustness variable).
-const MLD_ROBUSTNESS: u8 = 2;
-/// Lifetime floor for SLAAC addresses against spoofed RAs (RFC 4862 §5.5.3 (e)).
-const TWO_HOURS: Duration = Duration::from_secs(2 * 60 * 60);
-/// The smallest IPv6 MTU.
-const MIN_MTU: u32 = 1280;
-/// Largest reachable time an RA may set (RFC 4861 `MAX_REACHABLE_TIME`).
-const MAX_REACHABLE_TIME_MS: u32 = 3_600_000;
-/// Most records in one MLDv2 report: what fits in 1280 bytes.
-const MAX_MLD_RECORDS: usize = 60;
-/// DHCPv6 Information-Request timing (RFC 8415 §7.6: `INF_MAX_DELAY`, `INF_TIMEOUT`,
-/// `INF_MAX_RT`) and the floor of the refresh time (`IRT_MINIMUM`).
-const INF_MAX_DELAY_MS: u64 = 1000;
-const INF_TIMEOUT: Duration = Duration::from_secs(1);
-const INF_MAX_RT: Duration = Duration::from_secs(3600);
-const IRT_DEFAULT: u32 = 86400;
-const IRT_MINIMUM: u32 = 600;
-
-/// A running stateless DHCPv6 exchange.
-#[derive(Debug, Clone, Copy)]
-struct InfoRequest {
-    xid: [u8; 3],
-    started: Instant,
-    next: Instant,
-    timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    LinkLocal,
-    Slaac,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AddrState {
-    /// Duplicate address detection running: next probe (or the verdict) at `next`.
-    Tentative {
-        next: Instant,
-        sent: u8,
-    },
-    Usable,
-}
-
-#[derive(Debug, Clone)]
-struct Address {
-    addr: Ipv6Addr,
-    prefix: Ipv6Addr,
-    prefix_len: u8,
-    kind: Kind,
-    state: AddrState,
-    valid_until: Option<Instant>,
-    preferred_until: Option<Instant>,
-    dad_counter: u8,
-    nonce: [u8; 6],
-}
-
-impl Address {
-    fn usable(&self) -> bool {
-        self.state == AddrState::Usable
-    }
-
-    fn preferred(&self, now: Instant) -> bool {
-        self.usable() && self.preferred_until.is_none_or(|t| now < t)
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Timed<T> {
-    value: T,
-    expires: Option<Instant>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct OnLinkPrefix {
-    prefix: Ipv6Addr,
-    prefix_len: u8,
-    expires: Option<Instant>,
-}
-
-impl OnLinkPrefix {
-    fn contains(&self, addr: Ipv6Addr) -> bool {
-        mask(addr, self.prefix_len) == self.prefix
-    }
-}
-
-#[derive(Debug, Default)]
-struct Mld {
-    /// Next copy of the state-change report and how many copies remain.
-    next: Option<(Instant, u8)>,
-    /// Records of the pending state-change report.
-    changes: Vec<(u8, Ipv6Addr)>,
-    /// When to answer a query.
-    query_response: Option<Instant>,
+/// The IPv6 host: addresses (with DAD and lifetimes), routers, on-link prefixes, DNS
+/// from RAs, MLD membership and the NDP neighbour cache.
+///
+/// [`crate::Tap`] drives it; its outputs wait in `transmits` and `events` until the
+/// `Tap` moves them into its own bounded queues.
+#[derive(Debug)]
+pub struct Ipv6Host {
+    config: Ipv6Config,
+    mac: MacAddr,
+    link_mtu: u16,
+    cache: NeighbourCache<Ipv6Addr>,
+    /// The link-local address and the SLAAC ones, tentative or usable.
+    addresses: Vec<Address>,
+    /// What router advertisements taught, and router solicitation.
+    ra: RouterInfo,
+    mld: Mld,
+    dhcp: Dhcpv6Client,
+    reported: Ipv6Info,
+    /// The earliest of our own timers (the neighbour cache keeps its own), recomputed
+    /// whenever a call may have changed one.
+    deadline: Option<Timer>,
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<Ipv6Event>,
 }
 
 /// `addr` with the bits beyond `prefix_len` cleared.
@@ -277,52 +214,6 @@ fn expired(expires: Option<Instant>, now: Instant) -> bool {
     expires.is_some_and(|t| t <= now)
 }
 
-/// The modified EUI-64 interface identifier of `mac` (RFC 4291 appendix A).
-pub fn eui64(mac: MacAddr) -> [u8; 8] {
-    let m = mac.0;
-    [m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]]
-}
-
-/// SipHash-2-4 of `data` under `key`: the pseudo-random function of RFC 7217 here.
-pub fn siphash24(key: &[u8; 16], data: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = siphasher::sip::SipHasher24::new_with_key(key);
-    hasher.write(data);
-    hasher.finish()
-}
-
-/// The IPv6 host: addresses (with DAD and lifetimes), routers, on-link prefixes, DNS
-/// from RAs, MLD membership and the NDP neighbour cache.
-///
-/// [`crate::Tap`] drives it; its outputs wait in `transmits` and `events` until the
-/// `Tap` moves them into its own bounded queues.
-#[derive(Debug)]
-pub struct Ipv6Host {
-    config: Ipv6Config,
-    mac: MacAddr,
-    link_mtu: u16,
-    cache: NeighbourCache<Ipv6Addr>,
-    addresses: Vec<Address>,
-    routers: Vec<Timed<Ipv6Addr>>,
-    prefixes: Vec<OnLinkPrefix>,
-    dns: Vec<Timed<Ipv6Addr>>,
-    search: Vec<Timed<String>>,
-    ra_mtu: Option<u16>,
-    /// Next router solicitation and how many were sent.
-    rs: Option<(Instant, u8)>,
-    rs_started: bool,
-    mld: Mld,
-    /// Groups the TUN side listens to, learnt from its MLD reports (at most
-    /// `config.max_groups`).
-    tun_groups: Vec<Ipv6Addr>,
-    dhcp: Option<InfoRequest>,
-    dhcp_refresh: Option<Instant>,
-    dhcp_info: Dhcpv6Info,
-    reported: Ipv6Info,
-    pub(crate) transmits: VecDeque<Transmit>,
-    pub(crate) events: VecDeque<Ipv6Event>,
-}
-
 impl Ipv6Host {
     /// A host for `mac` on a link of `link_mtu`; its link-local address starts DAD, and
     /// the first outputs come from [`Ipv6Host::handle_timeout`] at `now`.
@@ -341,34 +232,24 @@ impl Ipv6Host {
             link_mtu,
             cache: NeighbourCache::new(neighbour),
             addresses: Vec::new(),
-            routers: Vec::new(),
-            prefixes: Vec::new(),
-            dns: Vec::new(),
-            search: Vec::new(),
-            ra_mtu: None,
-            rs: None,
-            rs_started: false,
+            ra: RouterInfo::default(),
             mld: Mld::default(),
-            tun_groups: Vec::new(),
-            dhcp: None,
-            dhcp_refresh: None,
-            dhcp_info: Dhcpv6Info::default(),
+            dhcp: Dhcpv6Client::default(),
             reported: Ipv6Info::default(),
+            deadline: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
-        let link_local = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0);
-        host.add_address(
-            now,
-            rng,
-            stats,
-            link_local,
-            64,
-            Kind::LinkLocal,
-            None,
-            None,
-            0,
-        );
+        let link_local = NewAddress {
+            prefix: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),
+            prefix_len: 64,
+            kind: Kind::LinkLocal,
+            valid_until: None,
+            preferred_until: None,
+            dad_counter: 0,
+        };
+        host.add_address(now, rng, stats, link_local);
+        host.refresh_deadline();
         host
     }
 
@@ -391,6 +272,7 @@ impl Ipv6Host {
             .map(|a| (a.addr, a.prefix_len))
             .collect();
         let mut routes: Vec<Ipv6Route> = self
+            .ra
             .prefixes
             .iter()
             .map(|p| Ipv6Route {
@@ -399,21 +281,21 @@ impl Ipv6Host {
                 gateway: None,
             })
             .collect();
-        if let Some(router) = self.routers.first() {
+        if let Some(router) = self.ra.routers.first() {
             routes.push(Ipv6Route {
                 destination: Ipv6Addr::UNSPECIFIED,
                 prefix_len: 0,
                 gateway: Some(router.value),
             });
         }
-        let mut dns: Vec<Ipv6Addr> = self.dns.iter().map(|d| d.value).collect();
-        for server in &self.dhcp_info.dns {
+        let mut dns: Vec<Ipv6Addr> = self.ra.dns.iter().map(|d| d.value).collect();
+        for server in &self.dhcp.info.dns {
             if !dns.contains(server) {
                 dns.push(*server);
             }
         }
-        let mut search: Vec<String> = self.search.iter().map(|d| d.value.clone()).collect();
-        for name in &self.dhcp_info.search {
+        let mut search: Vec<String> = self.ra.search.iter().map(|d| d.value.clone()).collect();
+        for name in &self.dhcp.info.search {
             if !search.contains(name) {
                 search.push(name.clone());
             }
@@ -424,13 +306,13 @@ impl Ipv6Host {
             routes,
             dns,
             search,
-            mtu: self.ra_mtu,
+            mtu: self.ra.mtu,
         }
     }
 
     /// The largest IPv6 packet we send: the link MTU, lowered by an RA's MTU option.
     pub fn mtu(&self) -> u16 {
-        self.ra_mtu.map_or(self.link_mtu, |m| m.min(self.link_mtu))
+        self.ra.mtu.map_or(self.link_mtu, |m| m.min(self.link_mtu))
     }
 
     /// Puts the NDP cache counters into `stats`.
@@ -443,208 +325,10 @@ impl Ipv6Host {
         stats.ndp_cache.drop_table_full = n.table_full_drops;
     }
 
-    /// The solicited-node groups we listen to (one per address, tentative included).
-    fn groups(&self) -> Vec<Ipv6Addr> {
-        let mut groups: Vec<Ipv6Addr> = self
-            .addresses
-            .iter()
-            .map(|a| solicited_node(a.addr))
-            .collect();
-        groups.sort_unstable();
-        groups.dedup();
-        groups
-    }
-
-    /// True when a frame to the multicast MAC `mac` is for us: all-nodes, one of our
-    /// solicited-node groups or a group the TUN side joined.
-    pub fn accepts_mac(&self, mac: MacAddr) -> bool {
-        mac == MacAddr::ipv6_multicast(ALL_NODES)
-            || self
-                .addresses
-                .iter()
-                .any(|a| MacAddr::ipv6_multicast(solicited_node(a.addr)) == mac)
-            || self
-                .tun_groups
-                .iter()
-                .any(|g| MacAddr::ipv6_multicast(*g) == mac)
-    }
-
-    /// The multicast groups learnt from the TUN side's MLD reports.
-    pub fn tun_groups(&self) -> &[Ipv6Addr] {
-        &self.tun_groups
-    }
-
-    /// Learns the groups joined and left in an MLD report from the TUN (`packet`, the
-    /// whole IPv6 packet). Invalid reports teach nothing; they still go out.
-    fn learn_tun_groups(&mut self, packet: &[u8], stats: &mut Stats) {
-        let Some((PROTO_ICMPV6, offset)) = upper_layer(packet) else {
-            return;
-        };
-        let Some(msg) = packet.get(offset..) else {
-            return;
-        };
-        if !matches!(
-            msg.first().copied(),
-            Some(
-                icmpv6_type::MLD_V1_REPORT | icmpv6_type::MLD_V1_DONE | icmpv6_type::MLD_V2_REPORT
-            )
-        ) {
-            return;
-        }
-        let (Some(src), Some(dst)) = (ipv6_at(packet, 8), ipv6_at(packet, 24)) else {
-            return;
-        };
-        let Ok(changes) = ndp::parse_mld_report(src, dst, packet[7], msg) else {
-            return;
-        };
-        for (group, listening) in changes {
-            // ff02::1 and solicited-node groups are ours already (NDP is ours alone);
-            // interface-local and reserved scopes never reach the link.
-            let scope = group.octets()[1] & 0x0f;
-            if group == ALL_NODES || is_solicited_node(group) || scope < 2 {
-                continue;
-            }
-            let known = self.tun_groups.iter().position(|g| *g == group);
-            match (known, listening) {
-                (Some(i), false) => {
-                    self.tun_groups.swap_remove(i);
-                }
-                (None, true) if self.tun_groups.len() < self.config.max_groups => {
-                    self.tun_groups.push(group);
-                }
-                (None, true) => stats.mld.groups_not_learnt += 1,
-                _ => {}
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn add_address(
-        &mut self,
-        now: Instant,
-        rng: &mut StdRng,
-        stats: &mut Stats,
-        prefix: Ipv6Addr,
-        prefix_len: u8,
-        kind: Kind,
-        valid_until: Option<Instant>,
-        preferred_until: Option<Instant>,
-        dad_counter: u8,
-    ) {
-        let iid = match &self.config.link_local {
-            LinkLocalMode::Eui64 => eui64(self.mac),
-            LinkLocalMode::StablePrivacy { secret } => {
-                let mut input = Vec::with_capacity(15);
-                input.extend_from_slice(&prefix.octets()[..8]);
-                input.extend_from_slice(&self.mac.0);
-                input.push(dad_counter);
-                siphash24(secret, &input).to_be_bytes()
-            }
-        };
-        let mut octets = prefix.octets();
-        octets[8..].copy_from_slice(&iid);
-        let addr = Ipv6Addr::from(octets);
-        if self.addresses.iter().any(|a| a.addr == addr) {
-            return;
-        }
-        let group = solicited_node(addr);
-        let new_group = !self.groups().contains(&group);
-        let mut nonce = [0u8; 6];
-        rng.fill_bytes(&mut nonce);
-        let state = if self.config.dad_transmits == 0 {
-            AddrState::Usable
-        } else {
-            stats.ndp.dad_started += 1;
-            let delay = rng.random_range(0..MAX_INITIAL_DELAY_MS);
-            AddrState::Tentative {
-                next: now + Duration::from_millis(delay),
-                sent: 0,
-            }
-        };
-        self.addresses.push(Address {
-            addr,
-            prefix,
-            prefix_len,
-            kind,
-            state,
-            valid_until,
-            preferred_until,
-            dad_counter,
-            nonce,
-        });
-        if new_group {
-            self.mld_change(now, record_type::CHANGE_TO_EXCLUDE, group);
-        }
-        if state == AddrState::Usable {
-            self.address_ready(now, kind);
-        }
-    }
-
-    fn remove_address(&mut self, now: Instant, index: usize) -> Address {
-        let removed = self.addresses.remove(index);
-        let group = solicited_node(removed.addr);
-        if !self.groups().contains(&group) {
-            self.mld_change(now, record_type::CHANGE_TO_INCLUDE, group);
-        }
-        removed
-    }
-
-    fn address_ready(&mut self, now: Instant, kind: Kind) {
-        if kind == Kind::LinkLocal {
-            // Reports sent from :: during DAD are not learnt by every snooping switch;
-            // like Linux, report every group again from the new link-local address.
-            for group in self.groups() {
-                self.mld_change(now, record_type::CHANGE_TO_EXCLUDE, group);
-            }
-        }
-        if kind == Kind::LinkLocal && self.config.accept_ra && !self.rs_started {
-            self.rs_started = true;
-            self.rs = (self.config.router_solicitations > 0).then_some((now, 0));
-        }
-    }
-
-    fn mld_change(&mut self, now: Instant, kind: u8, group: Ipv6Addr) {
-        self.mld.changes.retain(|(_, g)| *g != group);
-        if self.mld.changes.len() >= MAX_MLD_RECORDS {
-            // Address churn faster than reports go out: the oldest change is dropped
-            // (a later query or change reports the state again).
-            self.mld.changes.remove(0);
-        }
-        self.mld.changes.push((kind, group));
-        self.mld.next = Some((now, MLD_ROBUSTNESS));
-    }
-
-    fn link_local(&self) -> Option<Ipv6Addr> {
-        self.addresses
-            .iter()
-            .find(|a| a.kind == Kind::LinkLocal && a.usable())
-            .map(|a| a.addr)
-    }
-
-    /// Our source address towards `target`: the link-local one for link-local targets,
-    /// else a preferred global address in the target's /64, else any usable one.
-    fn source_for(&self, now: Instant, target: Ipv6Addr) -> Option<Ipv6Addr> {
-        if is_link_local(target) {
-            return self.link_local();
-        }
-        let globals = || self.addresses.iter().filter(|a| a.kind == Kind::Slaac);
-        globals()
-            .find(|a| a.preferred(now) && mask(target, a.prefix_len) == a.prefix)
-            .or_else(|| globals().find(|a| a.preferred(now)))
-            .or_else(|| globals().find(|a| a.usable()))
-            .map(|a| a.addr)
-            .or_else(|| self.link_local())
-    }
-
-    fn push_packet(&mut self, stats: &mut Stats, dst_mac: MacAddr, packet: &[u8]) {
-        let frame = ethernet::build_frame(dst_mac, self.mac, ether_type::IPV6, packet);
+    /// Queues a frame built for the link.
+    fn push_frame(&mut self, stats: &mut Stats, frame: Vec<u8>) {
         stats.link.frames_out += 1;
         self.transmits.push_back(Transmit::Link(frame));
-    }
-
-    fn push_multicast(&mut self, stats: &mut Stats, packet: &[u8]) {
-        let dst = ndp_dst(packet);
-        self.push_packet(stats, MacAddr::ipv6_multicast(dst), packet);
     }
 
     fn error_to_tun(
@@ -671,49 +355,40 @@ impl Ipv6Host {
         if dst.is_unspecified() || dst.is_loopback() {
             return None;
         }
-        if is_link_local(dst) || self.prefixes.iter().any(|p| p.contains(dst)) {
+        if is_link_local(dst) || self.ra.prefixes.iter().any(|p| p.contains(dst)) {
             return Some(dst);
         }
-        self.routers
+        self.ra
+            .routers
             .iter()
             .find(|r| {
                 self.cache
                     .get(r.value)
                     .is_some_and(|(state, _)| state != State::Incomplete)
             })
-            .or(self.routers.first())
+            .or(self.ra.routers.first())
             .map(|r| r.value)
     }
 
     /// Takes an IPv6 packet from the TUN behind [`crate::HEADROOM`] bytes; see
     /// [`crate::Tap::handle_tun_packet`].
     pub fn egress(&mut self, now: Instant, frame: &mut [u8], stats: &mut Stats) -> Egress {
-        let Some(packet) = frame.get(HEADER_LEN..) else {
+        let packet = frame.get(HEADER_LEN..).unwrap_or_default();
+        let Some(ip) = Ipv6Packet::parse(packet).filter(|ip| ip.total_len() == packet.len()) else {
             stats.ipv6.drop_tun_malformed += 1;
             return Egress::Consumed;
         };
-        let (Some(payload_len), Some(dst)) = (
-            packet
-                .get(4..6)
-                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))),
-            ipv6_at(packet, 24),
-        ) else {
-            stats.ipv6.drop_tun_malformed += 1;
-            return Egress::Consumed;
-        };
-        if IPV6_HEADER_LEN + payload_len != packet.len() {
-            stats.ipv6.drop_tun_malformed += 1;
-            return Egress::Consumed;
-        }
+        let dst = ip.dst();
         if dst.is_multicast() {
-            self.learn_tun_groups(packet, stats);
+            self.learn_tun_groups(&ip, stats);
         }
         // We are the only NDP speaker on the link: the kernel's own RS/RA/NS/NA/redirects
         // from the TUN (it runs NDP on no real link) would only confuse the neighbours.
-        if packet[6] == PROTO_ICMPV6
-            && packet.get(IPV6_HEADER_LEN).is_some_and(|t| {
-                (icmpv6_type::ROUTER_SOLICITATION..=icmpv6_type::REDIRECT).contains(t)
-            })
+        let ndp_types = icmpv6_type::ROUTER_SOLICITATION..=icmpv6_type::REDIRECT;
+        if ip
+            .icmpv6()
+            .and_then(|msg| msg.first())
+            .is_some_and(|t| ndp_types.contains(t))
         {
             stats.ipv6.drop_tun_ndp += 1;
             return Egress::Consumed;
@@ -721,8 +396,7 @@ impl Ipv6Host {
         if packet.len() > usize::from(self.mtu()) {
             stats.ipv6.drop_tun_too_big += 1;
             let mtu = u32::from(self.mtu());
-            let original = packet.to_vec();
-            self.error_to_tun(stats, &original, dst, Ipv6Error::PacketTooBig { mtu });
+            self.error_to_tun(stats, packet, dst, Ipv6Error::PacketTooBig { mtu });
             return Egress::Consumed;
         }
         let dst_mac = if dst.is_multicast() {
@@ -730,8 +404,7 @@ impl Ipv6Host {
         } else {
             let Some(next) = self.next_hop(dst) else {
                 stats.ipv6.drop_tun_no_route += 1;
-                let original = packet.to_vec();
-                self.error_to_tun(stats, &original, dst, Ipv6Error::NoRoute);
+                self.error_to_tun(stats, packet, dst, Ipv6Error::NoRoute);
                 return Egress::Consumed;
             };
             match self.cache.lookup(now, next) {
@@ -750,47 +423,6 @@ impl Ipv6Host {
         Egress::Send
     }
 
-    fn run_cache_actions(&mut self, now: Instant, stats: &mut Stats) {
-        while let Some(action) = self.cache.poll_action() {
-            match action {
-                Action::Solicit { target, unicast } => {
-                    let Some(src) = self.source_for(now, target) else {
-                        continue;
-                    };
-                    let (dst, dst_mac) = match unicast {
-                        Some(mac) => (target, mac),
-                        None => {
-                            let group = solicited_node(target);
-                            (group, MacAddr::ipv6_multicast(group))
-                        }
-                    };
-                    let ns = ndp::neighbor_solicitation(src, dst, target, Some(self.mac), None);
-                    stats.ndp.ns_out += 1;
-                    self.push_packet(stats, dst_mac, &ns);
-                }
-                Action::Flush { mac, frames, .. } => {
-                    for mut frame in frames {
-                        ethernet::write_header(&mut frame, mac, self.mac, ether_type::IPV6);
-                        stats.link.frames_out += 1;
-                        self.transmits.push_back(Transmit::Link(frame));
-                    }
-                }
-                Action::Unreachable { target, frames } => {
-                    self.events
-                        .push_back(Ipv6Event::NeighbourUnreachable(target));
-                    for frame in frames {
-                        stats.ndp_cache.drop_unreachable += 1;
-                        // From the neighbour's address: the kernel drops packets that
-                        // arrive with one of its own addresses as the source.
-                        if let Some(packet) = frame.get(HEADER_LEN..) {
-                            self.error_to_tun(stats, packet, target, Ipv6Error::AddressUnreachable);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// Takes an IPv6 frame from the link (its destination MAC already accepted); see
     /// [`crate::Tap::handle_link_frame`].
     pub fn ingress(
@@ -802,26 +434,16 @@ impl Ipv6Host {
         stats: &mut Stats,
     ) -> Ingress {
         let payload = frame.get(HEADER_LEN..).unwrap_or_default();
-        let (Some(&first), Some(len_bytes), Some(src), Some(dst)) = (
-            payload.first(),
-            payload.get(4..6),
-            ipv6_at(payload, 8),
-            ipv6_at(payload, 24),
-        ) else {
+        let Some(ip) = Ipv6Packet::parse(payload).filter(|ip| !ip.src().is_multicast()) else {
             stats.ipv6.drop_link_malformed += 1;
             return Ingress::Consumed;
         };
-        let total = IPV6_HEADER_LEN + usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
-        if first >> 4 != 6 || total > payload.len() || src.is_multicast() {
-            stats.ipv6.drop_link_malformed += 1;
-            return Ingress::Consumed;
-        }
-        let packet = &payload[..total];
+        let dst = ip.dst();
         let ours = self.addresses.iter().find(|a| a.addr == dst);
         let to_us = if dst.is_multicast() {
-            dst == ALL_NODES
+            dst == ndp::ALL_NODES
                 || self.addresses.iter().any(|a| solicited_node(a.addr) == dst)
-                || self.tun_groups.contains(&dst)
+                || self.mld.tun_groups.contains(&dst)
         } else {
             ours.is_some()
         };
@@ -830,478 +452,77 @@ impl Ipv6Host {
             return Ingress::Consumed;
         }
         let tentative = ours.is_some_and(|a| !a.usable());
-        // ICMPv6 directly or behind one hop-by-hop header (MLD).
-        let Some((proto, offset)) = upper_layer(packet) else {
-            stats.ipv6.drop_link_malformed += 1;
-            return Ingress::Consumed;
-        };
-        if proto == PROTO_ICMPV6 {
-            if let Some(msg) = packet.get(offset..) {
-                if let Some(&kind) = msg.first() {
-                    if matches!(
-                        kind,
-                        icmpv6_type::MLD_QUERY..=icmpv6_type::REDIRECT | icmpv6_type::MLD_V2_REPORT
-                    ) {
-                        self.handle_control(now, eth, src, dst, packet[7], msg, rng, stats);
-                        return Ingress::Consumed;
-                    }
-                }
+        if let Some(msg) = ip
+            .icmpv6()
+            .filter(|msg| msg.first().is_some_and(is_control))
+        {
+            if ip.fragmented {
+                // RFC 6980: fragmented neighbour discovery is never taken.
+                stats.ndp.drop_malformed += 1;
+            } else {
+                self.handle_control(now, eth, &ip, msg, rng, stats);
             }
+            return Ingress::Consumed;
         }
         if tentative {
             stats.ipv6.drop_link_not_for_us += 1;
             return Ingress::Consumed;
         }
-        if proto == dhcpv6::PROTO_UDP && packet[6] == dhcpv6::PROTO_UDP {
-            if let Some(reply) = dhcpv6::udp_to_client(packet) {
-                self.handle_dhcp_reply(now, reply, stats);
-                return Ingress::Consumed;
-            }
+        if let Some(message) = crate::wire::dhcpv6::message_to_client(&ip) {
+            self.handle_dhcp_reply(now, message, stats);
+            self.refresh_deadline();
+            return Ingress::Consumed;
         }
         stats.tun.packets_out += 1;
-        Ingress::Deliver(HEADER_LEN..HEADER_LEN + total)
+        Ingress::Deliver(HEADER_LEN..HEADER_LEN + ip.total_len())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Handles an NDP or MLD message `msg` that came in `ip`.
     fn handle_control(
         &mut self,
         now: Instant,
         eth: &ethernet::Header,
-        src: Ipv6Addr,
-        dst: Ipv6Addr,
-        hop_limit: u8,
+        ip: &Ipv6Packet<'_>,
         msg: &[u8],
         rng: &mut StdRng,
         stats: &mut Stats,
     ) {
-        let kind = msg.first().copied().unwrap_or(0);
-        let count = |stats: &mut Stats, e: NdpError| match e {
-            NdpError::BadHopLimit => stats.ndp.drop_bad_hop_limit += 1,
-            NdpError::BadChecksum => stats.ndp.drop_bad_checksum += 1,
-            NdpError::Malformed => stats.ndp.drop_malformed += 1,
-            NdpError::Invalid => stats.ndp.drop_invalid += 1,
-        };
-        match kind {
-            icmpv6_type::MLD_QUERY => match ndp::parse_mld_query(src, dst, hop_limit, msg) {
-                Ok(query) => {
-                    stats.mld.queries_in += 1;
-                    let groups = self.groups();
-                    if query.group.is_unspecified()
-                        || groups.contains(&query.group)
-                        || self.tun_groups.contains(&query.group)
-                    {
-                        let delay = rng.random_range(0..=u64::from(query.max_response_ms));
-                        let at = now.checked_add(Duration::from_millis(delay)).unwrap_or(now);
-                        self.mld.query_response =
-                            Some(self.mld.query_response.map_or(at, |t| t.min(at)));
-                    }
-                }
-                Err(e) => count(stats, e),
-            },
+        let (src, dst, hop_limit) = (ip.src(), ip.dst(), ip.hop_limit());
+        let parsed = match msg.first().copied().unwrap_or(0) {
+            icmpv6_type::MLD_QUERY => self.handle_mld_query(now, ip, msg, rng, stats),
             icmpv6_type::MLD_V1_REPORT | icmpv6_type::MLD_V1_DONE | icmpv6_type::MLD_V2_REPORT => {
                 stats.ndp.ignored += 1;
+                Ok(())
             }
-            _ => match ndp::parse(src, dst, hop_limit, msg) {
-                Ok(NdpMessage::NeighborSolicitation {
-                    target,
-                    source_mac,
-                    nonce,
-                }) => {
+            _ => ndp::parse(src, dst, hop_limit, msg).map(|message| match message {
+                NdpMessage::NeighborSolicitation(ns) => {
                     stats.ndp.ns_in += 1;
-                    self.handle_ns(now, eth, src, dst, target, source_mac, nonce, rng, stats);
+                    self.handle_ns(now, eth, src, dst, &ns, rng, stats);
                 }
-                Ok(NdpMessage::NeighborAdvertisement {
-                    target,
-                    router,
-                    solicited,
-                    override_flag,
-                    target_mac,
-                }) => {
+                NdpMessage::NeighborAdvertisement(na) => {
                     stats.ndp.na_in += 1;
-                    self.handle_na(
-                        now,
-                        target,
-                        router,
-                        solicited,
-                        override_flag,
-                        target_mac,
-                        rng,
-                        stats,
-                    );
+                    self.handle_na(now, &na, rng, stats);
                 }
-                Ok(NdpMessage::RouterAdvertisement(ra)) => {
-                    if self.config.accept_ra {
-                        stats.ndp.ra_in += 1;
-                        self.handle_ra(now, src, ra, rng, stats);
-                    } else {
-                        stats.ndp.ignored += 1;
-                    }
+                NdpMessage::RouterAdvertisement(ra) if self.config.accept_ra => {
+                    stats.ndp.ra_in += 1;
+                    self.handle_ra(now, src, ra, rng, stats);
                 }
-                Ok(NdpMessage::RouterSolicitation | NdpMessage::Redirect) => stats.ndp.ignored += 1,
-                Err(e) => count(stats, e),
-            },
+                NdpMessage::RouterAdvertisement(_)
+                | NdpMessage::RouterSolicitation
+                | NdpMessage::Redirect => stats.ndp.ignored += 1,
+            }),
+        };
+        if let Err(e) = parsed {
+            match e {
+                NdpError::BadHopLimit => stats.ndp.drop_bad_hop_limit += 1,
+                NdpError::BadChecksum => stats.ndp.drop_bad_checksum += 1,
+                NdpError::Malformed => stats.ndp.drop_malformed += 1,
+                NdpError::Invalid => stats.ndp.drop_invalid += 1,
+            }
         }
         self.run_cache_actions(now, stats);
         self.check_changed();
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn handle_ns(
-        &mut self,
-        now: Instant,
-        eth: &ethernet::Header,
-        src: Ipv6Addr,
-        dst: Ipv6Addr,
-        target: Ipv6Addr,
-        source_mac: Option<MacAddr>,
-        nonce: Option<[u8; 6]>,
-        rng: &mut StdRng,
-        stats: &mut Stats,
-    ) {
-        let Some(index) = self.addresses.iter().position(|a| a.addr == target) else {
-            stats.ndp.ignored += 1;
-            return;
-        };
-        let address = &self.addresses[index];
-        if !address.usable() {
-            // RFC 4862 §5.4.3: another node's DAD probe for our tentative address means
-            // a duplicate; a probe carrying our own nonce is ours looped back.
-            if src.is_unspecified() && nonce != Some(address.nonce) {
-                self.dad_failed(now, index, rng, stats);
-            } else {
-                stats.ndp.ignored += 1;
-            }
-            return;
-        }
-        if src.is_unspecified() {
-            // Another node probes our address: defend it (RFC 4861 §7.2.4).
-            let flags = NaFlags {
-                override_flag: true,
-                ..NaFlags::default()
-            };
-            let na = ndp::neighbor_advertisement(ALL_NODES, target, flags, Some(self.mac));
-            stats.ndp.dad_defended += 1;
-            stats.ndp.na_out += 1;
-            self.push_multicast(stats, &na);
-            return;
-        }
-        if let Some(mac) = source_mac {
-            self.cache.learn(now, src, mac, true);
-        }
-        // As Linux: an answer to a multicast solicitation overrides and carries our MAC;
-        // to a unicast one (a reachability probe) it does neither.
-        let multicast = dst.is_multicast();
-        let flags = NaFlags {
-            router: false,
-            solicited: true,
-            override_flag: multicast,
-        };
-        let na = ndp::neighbor_advertisement(src, target, flags, multicast.then_some(self.mac));
-        let dst_mac = source_mac
-            .or_else(|| {
-                self.cache
-                    .get(src)
-                    .map(|(_, mac)| mac)
-                    .filter(MacAddr::is_unicast)
-            })
-            .unwrap_or(eth.src);
-        stats.ndp.na_out += 1;
-        self.push_packet(stats, dst_mac, &na);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn handle_na(
-        &mut self,
-        now: Instant,
-        target: Ipv6Addr,
-        router: bool,
-        solicited: bool,
-        override_flag: bool,
-        target_mac: Option<MacAddr>,
-        rng: &mut StdRng,
-        stats: &mut Stats,
-    ) {
-        if let Some(index) = self.addresses.iter().position(|a| a.addr == target) {
-            if self.addresses[index].usable() {
-                // Someone else advertises our address; DAD already passed, so keep it.
-                stats.ndp.ignored += 1;
-            } else {
-                self.dad_failed(now, index, rng, stats);
-            }
-            return;
-        }
-        if !router {
-            // RFC 4861 §7.2.5: a router that stopped being one leaves the router list.
-            self.routers.retain(|r| r.value != target);
-        }
-        match self.cache.get(target) {
-            None => stats.ndp.ignored += 1,
-            Some((State::Incomplete, _)) => match target_mac {
-                Some(mac) if solicited => self.cache.confirm(now, target, mac, rng),
-                Some(mac) => self.cache.learn(now, target, mac, false),
-                None => stats.ndp.ignored += 1,
-            },
-            Some((state, cached)) => {
-                let mac = target_mac.unwrap_or(cached);
-                if !override_flag && mac != cached {
-                    if state == State::Reachable {
-                        self.cache.mark_stale(target);
-                    }
-                } else if solicited {
-                    self.cache.confirm(now, target, mac, rng);
-                } else if mac != cached {
-                    self.cache.learn(now, target, mac, false);
-                }
-            }
-        }
-    }
-
-    fn dad_failed(&mut self, now: Instant, index: usize, rng: &mut StdRng, stats: &mut Stats) {
-        let failed = self.remove_address(now, index);
-        stats.ndp.dad_conflicts += 1;
-        self.events
-            .push_back(Ipv6Event::AddressConflict(failed.addr));
-        if matches!(self.config.link_local, LinkLocalMode::StablePrivacy { .. })
-            && failed.dad_counter < IDGEN_RETRIES
-        {
-            // RFC 7217 §6: try the next identifier.
-            self.add_address(
-                now,
-                rng,
-                stats,
-                failed.prefix,
-                failed.prefix_len,
-                failed.kind,
-                failed.valid_until,
-                failed.preferred_until,
-                failed.dad_counter + 1,
-            );
-        }
-    }
-
-    fn handle_ra(
-        &mut self,
-        now: Instant,
-        src: Ipv6Addr,
-        ra: RouterAdvert,
-        rng: &mut StdRng,
-        stats: &mut Stats,
-    ) {
-        // A valid RA ends router solicitation (RFC 4861 §6.3.7).
-        self.rs = None;
-        if let Some(mac) = ra.source_mac.filter(MacAddr::is_unicast) {
-            self.cache.learn(now, src, mac, true);
-        }
-        let router = self.routers.iter().position(|r| r.value == src);
-        match (router, ra.router_lifetime) {
-            (Some(i), 0) => {
-                self.routers.remove(i);
-            }
-            (Some(i), secs) => self.routers[i].expires = expiry(now, u32::from(secs)),
-            (None, 0) => {}
-            (None, secs) if self.routers.len() < self.config.max_routers => {
-                self.routers.push(Timed {
-                    value: src,
-                    expires: expiry(now, u32::from(secs)),
-                })
-            }
-            (None, _) => stats.ndp.drop_table_limit += 1,
-        }
-        // Like Linux: values below 100 ms are raised to it; RFC 4861 caps reachable time
-        // at one hour.
-        let ms = |v: u32, max: u32| {
-            (v != 0).then(|| Duration::from_millis(u64::from(v.clamp(100, max))))
-        };
-        self.cache.set_timing(
-            ms(ra.reachable_time, MAX_REACHABLE_TIME_MS),
-            ms(ra.retrans_timer, u32::MAX),
-        );
-        if let Some(mtu) = ra.mtu {
-            if (MIN_MTU..=u32::from(self.link_mtu)).contains(&mtu) {
-                self.ra_mtu = u16::try_from(mtu).ok();
-            }
-        }
-        for p in &ra.prefixes {
-            self.handle_prefix(now, p, rng, stats);
-        }
-        if (ra.other || ra.managed)
-            && self.config.dhcpv6
-            && self.dhcp.is_none()
-            && self.dhcp_refresh.is_none()
-        {
-            self.start_dhcp(now, rng);
-        }
-        let max_dns = self.config.max_dns;
-        for (lifetime, servers) in &ra.rdnss {
-            for server in servers {
-                if server.is_multicast() || server.is_unspecified() {
-                    continue;
-                }
-                update_timed(
-                    &mut self.dns,
-                    *server,
-                    expiry(now, *lifetime),
-                    *lifetime == 0,
-                    max_dns,
-                    stats,
-                );
-            }
-        }
-        for (lifetime, names) in &ra.dnssl {
-            for name in names {
-                update_timed(
-                    &mut self.search,
-                    name.clone(),
-                    expiry(now, *lifetime),
-                    *lifetime == 0,
-                    max_dns,
-                    stats,
-                );
-            }
-        }
-    }
-
-    fn handle_prefix(
-        &mut self,
-        now: Instant,
-        p: &ndp::PrefixInfo,
-        rng: &mut StdRng,
-        stats: &mut Stats,
-    ) {
-        if is_link_local(p.prefix) || p.prefix.is_multicast() || p.prefix_len > 128 {
-            return;
-        }
-        let prefix = mask(p.prefix, p.prefix_len);
-        if p.on_link {
-            let existing = self
-                .prefixes
-                .iter()
-                .position(|o| o.prefix == prefix && o.prefix_len == p.prefix_len);
-            match (existing, p.valid_lifetime) {
-                (Some(i), 0) => {
-                    self.prefixes.remove(i);
-                }
-                (Some(i), secs) => self.prefixes[i].expires = expiry(now, secs),
-                (None, 0) => {}
-                (None, secs) if self.prefixes.len() < self.config.max_prefixes => {
-                    self.prefixes.push(OnLinkPrefix {
-                        prefix,
-                        prefix_len: p.prefix_len,
-                        expires: expiry(now, secs),
-                    })
-                }
-                (None, _) => stats.ndp.drop_table_limit += 1,
-            }
-        }
-        // SLAAC (RFC 4862 §5.5.3): 64-bit interface identifiers only.
-        if !p.autonomous || p.prefix_len != 64 || p.preferred_lifetime > p.valid_lifetime {
-            return;
-        }
-        let valid = expiry(now, p.valid_lifetime);
-        let preferred = expiry(now, p.preferred_lifetime);
-        let mut found = false;
-        for a in self
-            .addresses
-            .iter_mut()
-            .filter(|a| a.kind == Kind::Slaac && a.prefix == prefix)
-        {
-            found = true;
-            a.preferred_until = preferred;
-            let remaining = a.valid_until.map(|t| t.saturating_duration_since(now));
-            let received = Duration::from_secs(u64::from(p.valid_lifetime));
-            // (e): a short lifetime is only believed down to two hours.
-            if p.valid_lifetime == u32::MAX
-                || received > TWO_HOURS
-                || remaining.is_some_and(|r| received > r)
-            {
-                a.valid_until = valid;
-            } else if remaining.is_none_or(|r| r > TWO_HOURS) {
-                a.valid_until = now.checked_add(TWO_HOURS);
-            }
-        }
-        if found || p.valid_lifetime == 0 {
-            return;
-        }
-        let slaac = self
-            .addresses
-            .iter()
-            .filter(|a| a.kind == Kind::Slaac)
-            .count();
-        if slaac >= self.config.max_addresses {
-            stats.ndp.drop_table_limit += 1;
-            return;
-        }
-        self.add_address(
-            now,
-            rng,
-            stats,
-            prefix,
-            64,
-            Kind::Slaac,
-            valid,
-            preferred,
-            0,
-        );
-    }
-
-    fn start_dhcp(&mut self, now: Instant, rng: &mut StdRng) {
-        let mut xid = [0u8; 3];
-        rng.fill_bytes(&mut xid);
-        let delay = Duration::from_millis(rng.random_range(0..INF_MAX_DELAY_MS));
-        self.dhcp = Some(InfoRequest {
-            xid,
-            started: now,
-            next: now + delay,
-            timeout: INF_TIMEOUT,
-        });
-    }
-
-    fn send_dhcp(&mut self, now: Instant, rng: &mut StdRng, stats: &mut Stats) {
-        if self.dhcp_refresh.is_some_and(|t| t <= now) {
-            self.dhcp_refresh = None;
-            self.start_dhcp(now, rng);
-        }
-        let Some(mut request) = self.dhcp.filter(|r| r.next <= now) else {
-            return;
-        };
-        // RFC 8415 §15: RT = 2 RTprev ± 10 %, at most INF_MAX_RT.
-        let jitter = rng.random_range(-0.1..0.1);
-        request.timeout = request.timeout.mul_f64(2.0 + jitter).min(INF_MAX_RT);
-        request.next = now + request.timeout;
-        self.dhcp = Some(request);
-        let Some(src) = self.link_local() else {
-            return;
-        };
-        let elapsed = now.saturating_duration_since(request.started).as_millis() / 10;
-        let elapsed = u16::try_from(elapsed).unwrap_or(u16::MAX);
-        let Some(message) = dhcpv6::information_request(request.xid, self.mac, elapsed) else {
-            return;
-        };
-        let dst = dhcpv6::ALL_SERVERS;
-        let port = (dhcpv6::CLIENT_PORT, dhcpv6::SERVER_PORT);
-        if let Some(packet) = dhcpv6::udp_packet(src, dst, 1, port.0, port.1, &message) {
-            stats.dhcpv6.requests_out += 1;
-            self.push_packet(stats, MacAddr::ipv6_multicast(dst), &packet);
-        }
-    }
-
-    fn handle_dhcp_reply(&mut self, now: Instant, reply: &[u8], stats: &mut Stats) {
-        let Some(request) = self.dhcp else {
-            stats.dhcpv6.drop_invalid += 1;
-            return;
-        };
-        let Some(mut info) = dhcpv6::parse_reply(reply, request.xid) else {
-            stats.dhcpv6.drop_invalid += 1;
-            return;
-        };
-        stats.dhcpv6.replies_in += 1;
-        info.dns.truncate(self.config.max_dns);
-        info.search.truncate(self.config.max_dns);
-        let refresh = info.refresh.unwrap_or(IRT_DEFAULT).max(IRT_MINIMUM);
-        self.dhcp = None;
-        self.dhcp_refresh = expiry(now, refresh);
-        self.dhcp_info = info;
-        self.check_changed();
+        self.refresh_deadline();
     }
 
     fn check_changed(&mut self) {
@@ -1312,29 +533,45 @@ impl Ipv6Host {
         }
     }
 
-    /// When [`Ipv6Host::handle_timeout`] must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let tentative = self.addresses.iter().filter_map(|a| match a.state {
-            AddrState::Tentative { next, .. } => Some(next),
-            AddrState::Usable => None,
-        });
-        let lifetimes = self
-            .addresses
-            .iter()
-            .filter_map(|a| a.valid_until)
-            .chain(self.routers.iter().filter_map(|r| r.expires))
-            .chain(self.prefixes.iter().filter_map(|p| p.expires))
-            .chain(self.dns.iter().filter_map(|d| d.expires))
-            .chain(self.search.iter().filter_map(|d| d.expires));
-        tentative
-            .chain(lifetimes)
-            .chain(self.cache.poll_timeout())
-            .chain(self.rs.map(|(t, _)| t))
-            .chain(self.mld.next.map(|(t, _)| t))
-            .chain(self.mld.query_response)
-            .chain(self.dhcp.map(|r| r.next))
-            .chain(self.dhcp_refresh)
-            .min()
+    /// When [`Ipv6Host::handle_timeout`] must next be called, and why: the earliest of
+    /// our own timers and the neighbour cache's. Neither is searched for here: ours is
+    /// kept by the calls that change it ([`Ipv6Host::ingress`] when it takes an NDP, MLD
+    /// or DHCPv6 message, [`Ipv6Host::handle_timeout`]; [`Ipv6Host::egress`] changes
+    /// only the cache's), and the cache keeps its own in a heap.
+    pub fn poll_timeout(&self) -> Option<Timer> {
+        let cache = self
+            .cache
+            .poll_timeout()
+            .map(|at| Timer::new(at, "ndp cache"));
+        Timer::earliest([self.deadline, cache])
+    }
+
+    /// Recomputes the earliest of our own timers after a change.
+    fn refresh_deadline(&mut self) {
+        self.deadline = self.scan_deadline();
+    }
+
+    /// The earliest of our own timers, from every list that holds one.
+    fn scan_deadline(&self) -> Option<Timer> {
+        Timer::earliest([
+            self.dad_deadline().map(|at| Timer::new(at, "ipv6 dad")),
+            self.ra
+                .solicit
+                .map(|(at, _)| Timer::new(at, "ipv6 router solicitation")),
+            self.lifetime_deadline()
+                .map(|at| Timer::new(at, "ipv6 lifetime")),
+            self.mld.next.map(|(at, _)| Timer::new(at, "mld report")),
+            self.mld
+                .query_response
+                .map(|at| Timer::new(at, "mld query response")),
+            self.dhcp.next_timer(),
+        ])
+    }
+
+    /// The earliest expiry of an address, router, prefix or DNS entry.
+    fn lifetime_deadline(&self) -> Option<Instant> {
+        let addresses = self.addresses.iter().filter_map(|a| a.valid_until);
+        addresses.chain(self.ra.next_expiry()).min()
     }
 
     /// Runs the timers due at `now`: DAD probes and verdicts, router solicitations, MLD
@@ -1343,151 +580,23 @@ impl Ipv6Host {
         self.cache.handle_timeout(now);
         self.run_cache_actions(now, stats);
         self.send_mld(now, rng, stats);
-        let retransmit = self.cache.config().retransmit_time;
-        let mut ready = Vec::new();
-        let mut probes = Vec::new();
-        for a in &mut self.addresses {
-            let AddrState::Tentative { next, sent } = a.state else {
-                continue;
-            };
-            if next > now {
-                continue;
-            }
-            if sent < self.config.dad_transmits {
-                probes.push((a.addr, a.nonce));
-                a.state = AddrState::Tentative {
-                    next: now + retransmit,
-                    sent: sent + 1,
-                };
-            } else {
-                a.state = AddrState::Usable;
-                stats.ndp.dad_succeeded += 1;
-                ready.push(a.kind);
-            }
-        }
-        for (addr, nonce) in probes {
-            let group = solicited_node(addr);
-            let ns =
-                ndp::neighbor_solicitation(Ipv6Addr::UNSPECIFIED, group, addr, None, Some(nonce));
-            stats.ndp.ns_out += 1;
-            self.push_multicast(stats, &ns);
-        }
-        for kind in ready {
-            self.address_ready(now, kind);
-        }
-        if let Some((at, sent)) = self.rs {
-            if at <= now {
-                let src = self.link_local().unwrap_or(Ipv6Addr::UNSPECIFIED);
-                let rs = ndp::router_solicitation(src, self.mac);
-                stats.ndp.rs_out += 1;
-                self.push_multicast(stats, &rs);
-                let sent = sent + 1;
-                self.rs = (sent < self.config.router_solicitations)
-                    .then(|| (now + self.config.router_solicitation_interval, sent));
-            }
-        }
-        self.expire(now);
+        self.run_dad(now, stats);
+        self.send_rs(now, stats);
+        self.expire_addresses(now);
+        self.ra.expire(now);
         self.send_mld(now, rng, stats);
         self.send_dhcp(now, rng, stats);
         self.check_changed();
-    }
-
-    fn expire(&mut self, now: Instant) {
-        while let Some(i) = self
-            .addresses
-            .iter()
-            .position(|a| expired(a.valid_until, now))
-        {
-            self.remove_address(now, i);
-        }
-        self.routers.retain(|r| !expired(r.expires, now));
-        self.prefixes.retain(|p| !expired(p.expires, now));
-        self.dns.retain(|d| !expired(d.expires, now));
-        self.search.retain(|d| !expired(d.expires, now));
-    }
-
-    fn send_mld(&mut self, now: Instant, rng: &mut StdRng, stats: &mut Stats) {
-        let src = self.link_local().unwrap_or(Ipv6Addr::UNSPECIFIED);
-        if let Some((at, copies)) = self.mld.next {
-            if at <= now {
-                let report = ndp::mld_report(src, &self.mld.changes);
-                stats.mld.reports_out += 1;
-                self.push_multicast(stats, &report);
-                if copies > 1 {
-                    let delay = rng.random_range(0..MAX_INITIAL_DELAY_MS);
-                    self.mld.next = Some((now + Duration::from_millis(delay), copies - 1));
-                } else {
-                    self.mld.next = None;
-                    self.mld.changes.clear();
-                }
-            }
-        }
-        if self.mld.query_response.is_some_and(|t| t <= now) {
-            self.mld.query_response = None;
-            // The kernel behind the TUN never sees the queries: we answer for its
-            // groups too (never solicited-node ones), so snooping bridges keep
-            // forwarding them.
-            let mut groups = self.groups();
-            groups.extend_from_slice(&self.tun_groups);
-            let records: Vec<(u8, Ipv6Addr)> = groups
-                .into_iter()
-                .map(|g| (record_type::MODE_IS_EXCLUDE, g))
-                .collect();
-            for chunk in records.chunks(MAX_MLD_RECORDS) {
-                let report = ndp::mld_report(src, chunk);
-                stats.mld.reports_out += 1;
-                self.push_multicast(stats, &report);
-            }
-        }
+        self.refresh_deadline();
     }
 }
 
-/// Adds, refreshes or (with `remove`) deletes `value` in a list of timed entries of at
-/// most `max` entries.
-fn update_timed<T: PartialEq>(
-    list: &mut Vec<Timed<T>>,
-    value: T,
-    expires: Option<Instant>,
-    remove: bool,
-    max: usize,
-    stats: &mut Stats,
-) {
-    match list.iter().position(|d| d.value == value) {
-        Some(i) if remove => {
-            list.remove(i);
-        }
-        Some(i) => list[i].expires = expires,
-        None if remove => {}
-        None if list.len() < max => list.push(Timed { value, expires }),
-        None => stats.ndp.drop_table_limit += 1,
-    }
-}
-
-/// The protocol after the IPv6 header of `packet` and where it starts, past one
-/// hop-by-hop header if there is one (as MLD has); `None` when that header is cut short.
-fn upper_layer(packet: &[u8]) -> Option<(u8, usize)> {
-    match *packet.get(6)? {
-        PROTO_HOP_BY_HOP => {
-            let (&next, &len) = (packet.get(40)?, packet.get(41)?);
-            Some((next, IPV6_HEADER_LEN + (usize::from(len) + 1) * 8))
-        }
-        next => Some((next, IPV6_HEADER_LEN)),
-    }
-}
-
-/// True for the solicited-node groups `ff02::1:ff00:0/104`.
-fn is_solicited_node(group: Ipv6Addr) -> bool {
-    group.octets()[..13] == solicited_node(Ipv6Addr::UNSPECIFIED).octets()[..13]
-}
-
-fn ipv6_at(bytes: &[u8], at: usize) -> Option<Ipv6Addr> {
-    let octets: [u8; 16] = bytes.get(at..at + 16)?.try_into().ok()?;
-    Some(Ipv6Addr::from(octets))
-}
-
-/// The destination of a packet built by [`crate::wire::ndp`].
-fn ndp_dst(packet: &[u8]) -> Ipv6Addr {
-    ipv6_at(packet, 24).unwrap_or(ALL_NODES)
+/// True for the ICMPv6 types we handle ourselves: MLD and NDP.
+fn is_control(icmp_type: &u8) -> bool {
+    matches!(
+        *icmp_type,
+        icmpv6_type::MLD_QUERY..=icmpv6_type::REDIRECT | icmpv6_type::MLD_V2_REPORT
+    )
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! Stateless parsing and emitting of what crosses the link: Ethernet framing, ARP,
-//! ICMP errors, NDP and MLD. No state and no policy here: the protocol modules
+//! ICMP errors, NDP, MLD and DHCPv6. No state and no policy here: the protocol modules
 //! ([`crate::ipv4`], [`crate::ipv6`]) decide what to send and what a message means.
 
 pub mod arp;
+pub mod dhcpv6;
 pub mod ethernet;
 pub mod icmp;
+pub mod mld;
 pub mod ndp;

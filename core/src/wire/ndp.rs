@@ -1,63 +1,54 @@
-//! Neighbor Discovery (RFC 4861) and MLDv2 (RFC 3810) messages: validation and parsing
-//! of what arrives, building of what a Linux host sends.
+//! Neighbor Discovery (RFC 4861) messages: validation and parsing of what arrives,
+//! building of what a Linux host sends.
 //!
 //! Parsing checks everything RFC 4861 §6.1 and §7.1 ask of a receiver (hop limit 255,
 //! checksum, code 0, length, option lengths, source/destination rules) and bounds every
-//! read, so arbitrary bytes give an [`NdpError`], never a panic. The behaviour (what to
-//! answer, what to learn) lives in [`crate::ipv6`].
+//! read, so arbitrary bytes give an [`NdpError`], never a panic. etherparse reads the
+//! ICMPv6 header, the message bodies and the options it knows; the RDNSS and DNSSL
+//! options (RFC 8106) and the nonce (RFC 7527) come to us as its unknown options. The
+//! behaviour (what to answer, what to learn) lives in [`crate::ipv6`].
 
 use std::net::Ipv6Addr;
 
-use etherparse::checksum::Sum16BitWords;
+use etherparse::icmpv6::{
+    NdpOptionReadError, NdpOptionSlice, NdpOptionType, NdpOptionsIterator,
+    NeighborAdvertisementHeader, NeighborAdvertisementPayloadSlice,
+    NeighborSolicitationPayloadSlice, RedirectPayloadSlice, RouterAdvertisementPayloadSlice,
+};
+use etherparse::{Icmpv6Slice, Icmpv6Type};
 
 use crate::wire::ethernet::MacAddr;
+use crate::wire::icmp::{icmpv6_checksum_ok, icmpv6_frame, Endpoints};
 
-/// ICMPv6 message types handled here.
+/// ICMPv6 message types handled here and in [`crate::wire::mld`].
 pub mod icmpv6_type {
-    /// Multicast listener query (MLDv1/v2).
-    pub const MLD_QUERY: u8 = 130;
-    /// MLDv1 report.
-    pub const MLD_V1_REPORT: u8 = 131;
-    /// MLDv1 done.
-    pub const MLD_V1_DONE: u8 = 132;
-    /// Router solicitation.
-    pub const ROUTER_SOLICITATION: u8 = 133;
-    /// Router advertisement.
-    pub const ROUTER_ADVERTISEMENT: u8 = 134;
-    /// Neighbour solicitation.
-    pub const NEIGHBOR_SOLICITATION: u8 = 135;
-    /// Neighbour advertisement.
-    pub const NEIGHBOR_ADVERTISEMENT: u8 = 136;
-    /// Redirect.
-    pub const REDIRECT: u8 = 137;
-    /// MLDv2 report.
+    pub use etherparse::icmpv6::{
+        TYPE_MULTICAST_LISTENER_QUERY as MLD_QUERY,
+        TYPE_MULTICAST_LISTENER_REDUCTION as MLD_V1_DONE,
+        TYPE_MULTICAST_LISTENER_REPORT as MLD_V1_REPORT,
+        TYPE_NEIGHBOR_ADVERTISEMENT as NEIGHBOR_ADVERTISEMENT,
+        TYPE_NEIGHBOR_SOLICITATION as NEIGHBOR_SOLICITATION, TYPE_REDIRECT_MESSAGE as REDIRECT,
+        TYPE_ROUTER_ADVERTISEMENT as ROUTER_ADVERTISEMENT,
+        TYPE_ROUTER_SOLICITATION as ROUTER_SOLICITATION,
+    };
+    /// MLDv2 report (RFC 3810; etherparse has no constant for it).
     pub const MLD_V2_REPORT: u8 = 143;
 }
 
-/// NDP option types.
+/// NDP option types etherparse reads as unknown options.
 mod option {
-    pub const SOURCE_LINK_LAYER: u8 = 1;
-    pub const TARGET_LINK_LAYER: u8 = 2;
-    pub const PREFIX_INFORMATION: u8 = 3;
-    pub const MTU: u8 = 5;
     pub const NONCE: u8 = 14;
     pub const RDNSS: u8 = 25;
     pub const DNSSL: u8 = 31;
 }
 
-/// IP protocol number of ICMPv6.
-pub const PROTO_ICMPV6: u8 = 58;
-/// IP protocol number of the IPv6 hop-by-hop options header.
-pub const PROTO_HOP_BY_HOP: u8 = 0;
-/// Length of the fixed IPv6 header.
-pub const IPV6_HEADER_LEN: usize = 40;
+/// The hop limit of every NDP message (RFC 4861 §6.1, §7.1).
+const HOP_LIMIT: u8 = 255;
 
 /// `ff02::1`, all nodes on the link.
 pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 /// `ff02::2`, all routers on the link.
 pub const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
-/// `ff02::16`, all MLDv2-capable routers (where MLDv2 reports go).
-pub const ALL_MLDV2_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
 
 /// Why an NDP or MLD message was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -68,7 +59,7 @@ pub enum NdpError {
     /// The ICMPv6 checksum is wrong.
     #[error("bad ICMPv6 checksum")]
     BadChecksum,
-    /// Too short, a non-zero code, or a malformed option.
+    /// Too short, a non-zero code, a malformed option, or fragmented (RFC 6980).
     #[error("malformed NDP message")]
     Malformed,
     /// Well formed but breaks a validity rule (multicast target, unspecified source with
@@ -121,6 +112,28 @@ pub struct RouterAdvert {
     pub dnssl: Vec<(u32, Vec<String>)>,
 }
 
+/// A parsed neighbour solicitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighborSolicit {
+    /// The address asked for.
+    pub target: Ipv6Addr,
+    /// The sender's MAC (absent in DAD probes).
+    pub source_mac: Option<MacAddr>,
+    /// The RFC 7527 nonce of a DAD probe.
+    pub nonce: Option<[u8; 6]>,
+}
+
+/// A parsed neighbour advertisement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighborAdvert {
+    /// The address advertised.
+    pub target: Ipv6Addr,
+    /// The R, S and O flags.
+    pub flags: NaFlags,
+    /// The target's MAC.
+    pub target_mac: Option<MacAddr>,
+}
+
 /// A parsed and validated NDP message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NdpMessage {
@@ -129,58 +142,11 @@ pub enum NdpMessage {
     /// Router advertisement.
     RouterAdvertisement(RouterAdvert),
     /// Neighbour solicitation.
-    NeighborSolicitation {
-        /// The address asked for.
-        target: Ipv6Addr,
-        /// The sender's MAC (absent in DAD probes).
-        source_mac: Option<MacAddr>,
-        /// The RFC 7527 nonce of a DAD probe.
-        nonce: Option<[u8; 6]>,
-    },
+    NeighborSolicitation(NeighborSolicit),
     /// Neighbour advertisement.
-    NeighborAdvertisement {
-        /// The address advertised.
-        target: Ipv6Addr,
-        /// R flag: the sender is a router.
-        router: bool,
-        /// S flag: an answer to our solicitation.
-        solicited: bool,
-        /// O flag: replace a cached link-layer address.
-        override_flag: bool,
-        /// The target's MAC.
-        target_mac: Option<MacAddr>,
-    },
+    NeighborAdvertisement(NeighborAdvert),
     /// Redirect (not acted on).
     Redirect,
-}
-
-/// A parsed MLD query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MldQuery {
-    /// The group asked about, or `::` for a general query.
-    pub group: Ipv6Addr,
-    /// Maximum response delay in milliseconds.
-    pub max_response_ms: u32,
-}
-
-/// The ICMPv6 checksum of `msg` (with its checksum field as it stands) over the
-/// pseudo-header; a received message is intact when this is 0.
-pub fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
-    pseudo_checksum(src, dst, PROTO_ICMPV6, msg)
-}
-
-/// The checksum of an upper-layer message `msg` of protocol `proto` over the IPv6
-/// pseudo-header (RFC 8200 §8.1), with the message's checksum field as it stands.
-pub fn pseudo_checksum(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, msg: &[u8]) -> u16 {
-    let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
-    Sum16BitWords::new()
-        .add_16bytes(src.octets())
-        .add_16bytes(dst.octets())
-        .add_4bytes(len.to_be_bytes())
-        .add_4bytes([0, 0, 0, proto])
-        .add_slice(msg)
-        .ones_complement()
-        .to_be()
 }
 
 /// The solicited-node multicast group of `addr` (`ff02::1:ffXX:XXXX`).
@@ -191,54 +157,63 @@ pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
     ])
 }
 
+/// True for the solicited-node groups `ff02::1:ff00:0/104`.
+pub fn is_solicited_node(group: Ipv6Addr) -> bool {
+    group.octets()[..13] == solicited_node(Ipv6Addr::UNSPECIFIED).octets()[..13]
+}
+
 /// True for `fe80::/10`.
 pub fn is_link_local(addr: Ipv6Addr) -> bool {
     addr.segments()[0] & 0xffc0 == 0xfe80
 }
 
-/// Walks the NDP options of `options`, checking every length, and calls `f` with each
-/// option's type and body (the bytes after type and length).
+/// Calls `f` with each option etherparse reads from `options`. A zero length or an
+/// option running past the message is malformed (RFC 4861 §6.1); so is a prefix
+/// information option of the wrong size. An MTU option of the wrong size is skipped on
+/// its own: the options after it still count.
 fn for_each_option<'a>(
-    mut options: &'a [u8],
-    mut f: impl FnMut(u8, &'a [u8]) -> Result<(), NdpError>,
+    options: &'a [u8],
+    mut f: impl FnMut(NdpOptionSlice<'a>) -> Result<(), NdpError>,
 ) -> Result<(), NdpError> {
-    while !options.is_empty() {
-        let [kind, units, ..] = *options else {
-            return Err(NdpError::Malformed);
-        };
-        let len = usize::from(units) * 8;
-        if len == 0 || len > options.len() {
-            return Err(NdpError::Malformed);
+    let mut iter = NdpOptionsIterator::from_slice(options);
+    loop {
+        let rest = iter.rest();
+        match iter.next() {
+            None => return Ok(()),
+            Some(Ok(option)) => f(option)?,
+            Some(Err(NdpOptionReadError::UnexpectedSize {
+                option_id: NdpOptionType::MTU,
+                ..
+            })) => {
+                // etherparse wants an MTU option of length 1 exactly and stops at the
+                // error; carry on past the option when its framing is sound.
+                let len = usize::from(rest.get(1).copied().unwrap_or(0)) * 8;
+                if len == 0 || len > rest.len() {
+                    return Err(NdpError::Malformed);
+                }
+                iter = NdpOptionsIterator::from_slice(&rest[len..]);
+            }
+            Some(Err(_)) => return Err(NdpError::Malformed),
         }
-        f(kind, &options[2..len])?;
-        options = &options[len..];
     }
-    Ok(())
 }
 
-fn mac_option(body: &[u8]) -> Option<MacAddr> {
-    let bytes: [u8; 6] = body.get(..6)?.try_into().ok()?;
+fn mac_option(link_layer_address: &[u8]) -> Option<MacAddr> {
+    let bytes: [u8; 6] = link_layer_address.get(..6)?.try_into().ok()?;
     Some(MacAddr(bytes))
 }
 
-fn addr_at(bytes: &[u8], at: usize) -> Option<Ipv6Addr> {
-    let octets: [u8; 16] = bytes.get(at..at + 16)?.try_into().ok()?;
-    Some(Ipv6Addr::from(octets))
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-    Some(u32::from_be_bytes(b))
+/// The lifetime field of an RDNSS or DNSSL option body (after type and length).
+fn dns_option_lifetime(body: &[u8]) -> u32 {
+    body.get(2..6)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, u32::from_be_bytes)
 }
 
 /// Decodes a list of domain names in RFC 1035 label form without compression, as in
 /// DNSSL options (RFC 8106) and DHCPv6 domain lists (RFC 3646); trailing zero padding
 /// ends the list.
-pub fn parse_domain_list(data: &[u8]) -> Result<Vec<String>, NdpError> {
-    parse_domains(data)
-}
-
-fn parse_domains(mut data: &[u8]) -> Result<Vec<String>, NdpError> {
+pub fn parse_domain_list(mut data: &[u8]) -> Result<Vec<String>, NdpError> {
     let mut names = Vec::new();
     // Names follow each other; zero padding after the last one ends the list.
     while data.first().is_some_and(|&b| b != 0) {
@@ -282,24 +257,22 @@ pub fn parse(
     hop_limit: u8,
     msg: &[u8],
 ) -> Result<NdpMessage, NdpError> {
-    if icmpv6_checksum(src, dst, msg) != 0 {
+    if !icmpv6_checksum_ok(src, dst, msg) {
         return Err(NdpError::BadChecksum);
     }
-    let [kind, code, ..] = *msg else {
-        return Err(NdpError::Malformed);
-    };
-    if hop_limit != 255 {
+    let icmp = Icmpv6Slice::from_slice(msg).map_err(|_| NdpError::Malformed)?;
+    if hop_limit != HOP_LIMIT {
         return Err(NdpError::BadHopLimit);
     }
-    if code != 0 {
+    if icmp.code_u8() != 0 {
         return Err(NdpError::Malformed);
     }
-    match kind {
-        icmpv6_type::ROUTER_SOLICITATION => {
-            let options = msg.get(8..).ok_or(NdpError::Malformed)?;
+    let body = icmp.payload();
+    match icmp.icmp_type() {
+        Icmpv6Type::RouterSolicitation => {
             let mut has_sllao = false;
-            for_each_option(options, |k, _| {
-                has_sllao |= k == option::SOURCE_LINK_LAYER;
+            for_each_option(body, |o| {
+                has_sllao |= matches!(o, NdpOptionSlice::SourceLinkLayerAddress(_));
                 Ok(())
             })?;
             if src.is_unspecified() && has_sllao {
@@ -307,15 +280,41 @@ pub fn parse(
             }
             Ok(NdpMessage::RouterSolicitation)
         }
-        icmpv6_type::ROUTER_ADVERTISEMENT => parse_ra(src, msg),
-        icmpv6_type::NEIGHBOR_SOLICITATION => {
-            let target = addr_at(msg, 8).ok_or(NdpError::Malformed)?;
+        Icmpv6Type::RouterAdvertisement(header) => {
+            let ra = RouterAdvertisementPayloadSlice::from_slice(body)
+                .map_err(|_| NdpError::Malformed)?;
+            if !is_link_local(src) {
+                return Err(NdpError::Invalid);
+            }
+            let mut advert = RouterAdvert {
+                cur_hop_limit: header.cur_hop_limit,
+                managed: header.managed_address_config,
+                other: header.other_config,
+                router_lifetime: header.router_lifetime,
+                reachable_time: ra.reachable_time(),
+                retrans_timer: ra.retrans_timer(),
+                ..RouterAdvert::default()
+            };
+            for_each_option(ra.options(), |o| {
+                ra_option(&mut advert, o);
+                Ok(())
+            })?;
+            Ok(NdpMessage::RouterAdvertisement(advert))
+        }
+        Icmpv6Type::NeighborSolicitation => {
+            let ns = NeighborSolicitationPayloadSlice::from_slice(body)
+                .map_err(|_| NdpError::Malformed)?;
+            let target = ns.target_address();
             let mut source_mac = None;
             let mut nonce = None;
-            for_each_option(&msg[24..], |k, body| {
-                match k {
-                    option::SOURCE_LINK_LAYER => source_mac = mac_option(body),
-                    option::NONCE if body.len() == 6 => nonce = body.try_into().ok(),
+            for_each_option(ns.options(), |o| {
+                match o {
+                    NdpOptionSlice::SourceLinkLayerAddress(sllao) => {
+                        source_mac = mac_option(sllao.link_layer_address());
+                    }
+                    NdpOptionSlice::Unknown(u) if u.option_type().0 == option::NONCE => {
+                        nonce = u.data().try_into().ok();
+                    }
                     _ => {}
                 }
                 Ok(())
@@ -326,36 +325,38 @@ pub fn parse(
             if src.is_unspecified() && (source_mac.is_some() || dst != solicited_node(target)) {
                 return Err(NdpError::Invalid);
             }
-            Ok(NdpMessage::NeighborSolicitation {
+            Ok(NdpMessage::NeighborSolicitation(NeighborSolicit {
                 target,
                 source_mac,
                 nonce,
-            })
+            }))
         }
-        icmpv6_type::NEIGHBOR_ADVERTISEMENT => {
-            let target = addr_at(msg, 8).ok_or(NdpError::Malformed)?;
-            let flags = msg[4];
+        Icmpv6Type::NeighborAdvertisement(flags) => {
+            let na = NeighborAdvertisementPayloadSlice::from_slice(body)
+                .map_err(|_| NdpError::Malformed)?;
+            let target = na.target_address();
             let mut target_mac = None;
-            for_each_option(&msg[24..], |k, body| {
-                if k == option::TARGET_LINK_LAYER {
-                    target_mac = mac_option(body);
+            for_each_option(na.options(), |o| {
+                if let NdpOptionSlice::TargetLinkLayerAddress(tllao) = o {
+                    target_mac = mac_option(tllao.link_layer_address());
                 }
                 Ok(())
             })?;
-            let solicited = flags & 0x40 != 0;
-            if target.is_multicast() || (dst.is_multicast() && solicited) {
+            if target.is_multicast() || (dst.is_multicast() && flags.solicited) {
                 return Err(NdpError::Invalid);
             }
-            Ok(NdpMessage::NeighborAdvertisement {
+            Ok(NdpMessage::NeighborAdvertisement(NeighborAdvert {
                 target,
-                router: flags & 0x80 != 0,
-                solicited,
-                override_flag: flags & 0x20 != 0,
+                flags: NaFlags {
+                    router: flags.router,
+                    solicited: flags.solicited,
+                    override_flag: flags.r#override,
+                },
                 target_mac,
-            })
+            }))
         }
-        icmpv6_type::REDIRECT => {
-            if msg.len() < 40 || !is_link_local(src) {
+        Icmpv6Type::Redirect => {
+            if RedirectPayloadSlice::from_slice(body).is_err() || !is_link_local(src) {
                 return Err(NdpError::Malformed);
             }
             Ok(NdpMessage::Redirect)
@@ -364,164 +365,82 @@ pub fn parse(
     }
 }
 
-fn parse_ra(src: Ipv6Addr, msg: &[u8]) -> Result<NdpMessage, NdpError> {
-    if msg.len() < 16 {
-        return Err(NdpError::Malformed);
-    }
-    if !is_link_local(src) {
-        return Err(NdpError::Invalid);
-    }
-    let mut ra = RouterAdvert {
-        cur_hop_limit: msg[4],
-        managed: msg[5] & 0x80 != 0,
-        other: msg[5] & 0x40 != 0,
-        router_lifetime: u16::from_be_bytes([msg[6], msg[7]]),
-        reachable_time: u32_at(msg, 8).unwrap_or(0),
-        retrans_timer: u32_at(msg, 12).unwrap_or(0),
-        ..RouterAdvert::default()
-    };
-    for_each_option(&msg[16..], |kind, body| {
-        match kind {
-            option::SOURCE_LINK_LAYER => ra.source_mac = mac_option(body),
-            option::MTU => ra.mtu = u32_at(body, 2),
-            option::PREFIX_INFORMATION => {
-                // Type and length are gone: 30 bytes remain.
-                if body.len() != 30 {
-                    return Err(NdpError::Malformed);
-                }
-                ra.prefixes.push(PrefixInfo {
-                    prefix_len: body[0],
-                    on_link: body[1] & 0x80 != 0,
-                    autonomous: body[1] & 0x40 != 0,
-                    valid_lifetime: u32_at(body, 2).unwrap_or(0),
-                    preferred_lifetime: u32_at(body, 6).unwrap_or(0),
-                    prefix: addr_at(body, 14).ok_or(NdpError::Malformed)?,
-                });
-            }
-            option::RDNSS => {
+/// Takes one option of a router advertisement into `ra`.
+fn ra_option(ra: &mut RouterAdvert, option: NdpOptionSlice<'_>) {
+    match option {
+        NdpOptionSlice::SourceLinkLayerAddress(sllao) => {
+            ra.source_mac = mac_option(sllao.link_layer_address());
+        }
+        NdpOptionSlice::Mtu(mtu) => ra.mtu = Some(mtu.mtu()),
+        NdpOptionSlice::PrefixInformation(p) => ra.prefixes.push(PrefixInfo {
+            prefix: Ipv6Addr::from(p.prefix()),
+            prefix_len: p.prefix_length(),
+            on_link: p.on_link(),
+            autonomous: p.autonomous_address_configuration(),
+            valid_lifetime: p.valid_lifetime(),
+            preferred_lifetime: p.preferred_lifetime(),
+        }),
+        NdpOptionSlice::Unknown(u) => {
+            let body = u.data();
+            let lifetime = dns_option_lifetime(body);
+            let values = body.get(6..).unwrap_or_default();
+            match u.option_type().0 {
                 // RFC 8106 §5.1: length 3 + 2n, at least one address. A bad one is
                 // ignored on its own (§5.3.1); the rest of the RA still counts.
-                let addrs = body.get(6..).unwrap_or_default();
-                if !addrs.is_empty() && addrs.len() % 16 == 0 {
-                    let lifetime = u32_at(body, 2).unwrap_or(0);
-                    let servers = addrs
+                option::RDNSS if !values.is_empty() && values.len() % 16 == 0 => {
+                    let servers = values
                         .chunks_exact(16)
                         .filter_map(|c| <[u8; 16]>::try_from(c).ok().map(Ipv6Addr::from))
                         .collect();
                     ra.rdnss.push((lifetime, servers));
                 }
-            }
-            option::DNSSL => {
-                let names = body.get(6..).unwrap_or_default();
-                let lifetime = u32_at(body, 2).unwrap_or(0);
-                if let Ok(names) = parse_domains(names) {
-                    ra.dnssl.push((lifetime, names));
+                option::DNSSL => {
+                    if let Ok(names) = parse_domain_list(values) {
+                        ra.dnssl.push((lifetime, names));
+                    }
                 }
+                _ => {}
             }
-            _ => {}
         }
-        Ok(())
-    })?;
-    Ok(NdpMessage::RouterAdvertisement(ra))
+        _ => {}
+    }
 }
 
-/// Validates and parses an MLD query (`msg` after any hop-by-hop header).
-pub fn parse_mld_query(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    hop_limit: u8,
-    msg: &[u8],
-) -> Result<MldQuery, NdpError> {
-    if icmpv6_checksum(src, dst, msg) != 0 {
-        return Err(NdpError::BadChecksum);
-    }
-    if hop_limit != 1 {
-        return Err(NdpError::BadHopLimit);
-    }
-    if msg.len() < 24 || msg.get(1) != Some(&0) {
-        return Err(NdpError::Malformed);
-    }
-    if !is_link_local(src) {
-        return Err(NdpError::Invalid);
-    }
-    let code = u16::from_be_bytes([msg[4], msg[5]]);
-    let group = addr_at(msg, 8).ok_or(NdpError::Malformed)?;
-    // MLDv2 (RFC 3810 §5.1.3): codes from 32768 on are a floating-point encoding.
-    let max_response_ms = if msg.len() >= 28 && code >= 0x8000 {
-        let exp = u32::from((code >> 12) & 0x7);
-        let mant = u32::from(code & 0x0fff);
-        (mant | 0x1000) << (exp + 3)
-    } else {
-        u32::from(code)
-    };
-    Ok(MldQuery {
-        group,
-        max_response_ms,
-    })
-}
+/// Length of a link-layer address option for a MAC.
+const LINK_LAYER_OPTION_LEN: usize = 8;
 
-/// Wraps an ICMPv6 message in an IPv6 header, filling in the checksum. With
-/// `router_alert` a hop-by-hop header with the router alert option goes in front (MLD).
-pub fn icmpv6_packet(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    hop_limit: u8,
-    router_alert: bool,
-    mut msg: Vec<u8>,
-) -> Vec<u8> {
-    if msg.len() >= 4 {
-        msg[2..4].fill(0);
-        let sum = icmpv6_checksum(src, dst, &msg);
-        msg[2..4].copy_from_slice(&sum.to_be_bytes());
-    }
-    let hbh: &[u8] = if router_alert {
-        // Next header ICMPv6, length 0 (8 bytes), router alert (MLD), PadN of 0.
-        &[PROTO_ICMPV6, 0, 5, 2, 0, 0, 1, 0]
-    } else {
-        &[]
-    };
-    let payload_len = u16::try_from(hbh.len() + msg.len()).unwrap_or(u16::MAX);
-    let next = if router_alert {
-        PROTO_HOP_BY_HOP
-    } else {
-        PROTO_ICMPV6
-    };
-    let mut packet = Vec::with_capacity(IPV6_HEADER_LEN + usize::from(payload_len));
-    packet.extend_from_slice(&[0x60, 0, 0, 0]);
-    packet.extend_from_slice(&payload_len.to_be_bytes());
-    packet.extend_from_slice(&[next, hop_limit]);
-    packet.extend_from_slice(&src.octets());
-    packet.extend_from_slice(&dst.octets());
-    packet.extend_from_slice(hbh);
-    packet.extend_from_slice(&msg);
-    packet
-}
-
-fn link_layer_option(kind: u8, mac: MacAddr) -> [u8; 8] {
+fn link_layer_option(kind: NdpOptionType, mac: MacAddr) -> [u8; LINK_LAYER_OPTION_LEN] {
     let m = mac.0;
-    [kind, 1, m[0], m[1], m[2], m[3], m[4], m[5]]
+    [kind.0, 1, m[0], m[1], m[2], m[3], m[4], m[5]]
 }
 
-/// A neighbour solicitation packet for `target` from `src` to `dst` (the solicited-node
-/// group, or the target for a unicast probe). `source_mac` adds the source link-layer
-/// option (not allowed from `::`); `nonce` adds an RFC 7527 nonce (DAD probes).
+/// A neighbour solicitation frame for `target`, from `ends.src` to `ends.dst` (the
+/// solicited-node group, or the target for a unicast probe). `source_mac` adds the
+/// source link-layer option (not allowed from `::`); `nonce` adds an RFC 7527 nonce
+/// (DAD probes).
 pub fn neighbor_solicitation(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
+    ends: &Endpoints,
     target: Ipv6Addr,
     source_mac: Option<MacAddr>,
     nonce: Option<[u8; 6]>,
 ) -> Vec<u8> {
-    let mut msg = vec![icmpv6_type::NEIGHBOR_SOLICITATION, 0, 0, 0, 0, 0, 0, 0];
-    msg.extend_from_slice(&target.octets());
-    if let Some(mac) = source_mac {
-        msg.extend_from_slice(&link_layer_option(option::SOURCE_LINK_LAYER, mac));
-    }
-    if let Some(n) = nonce {
-        msg.extend_from_slice(&[option::NONCE, 1]);
-        msg.extend_from_slice(&n);
-    }
-    icmpv6_packet(src, dst, 255, false, msg)
+    let body_len = 16
+        + source_mac.map_or(0, |_| LINK_LAYER_OPTION_LEN)
+        + nonce.map_or(0, |_| LINK_LAYER_OPTION_LEN);
+    let icmp_type = Icmpv6Type::NeighborSolicitation;
+    icmpv6_frame(ends, HOP_LIMIT, false, icmp_type, body_len, |body| {
+        body.extend_from_slice(&target.octets());
+        if let Some(mac) = source_mac {
+            body.extend_from_slice(&link_layer_option(
+                NdpOptionType::SOURCE_LINK_LAYER_ADDRESS,
+                mac,
+            ));
+        }
+        if let Some(n) = nonce {
+            body.extend_from_slice(&[option::NONCE, 1]);
+            body.extend_from_slice(&n);
+        }
+    })
 }
 
 /// Flags of a neighbour advertisement.
@@ -535,159 +454,81 @@ pub struct NaFlags {
     pub override_flag: bool,
 }
 
-/// A neighbour advertisement packet for `target` (also the source) to `dst`, with the
+/// A neighbour advertisement frame for `target` (normally `ends.src` too), with the
 /// target link-layer option when `target_mac` is given.
 pub fn neighbor_advertisement(
-    dst: Ipv6Addr,
+    ends: &Endpoints,
     target: Ipv6Addr,
     flags: NaFlags,
     target_mac: Option<MacAddr>,
 ) -> Vec<u8> {
-    let f = u8::from(flags.router) << 7
-        | u8::from(flags.solicited) << 6
-        | u8::from(flags.override_flag) << 5;
-    let mut msg = vec![icmpv6_type::NEIGHBOR_ADVERTISEMENT, 0, 0, 0, f, 0, 0, 0];
-    msg.extend_from_slice(&target.octets());
-    if let Some(mac) = target_mac {
-        msg.extend_from_slice(&link_layer_option(option::TARGET_LINK_LAYER, mac));
-    }
-    icmpv6_packet(target, dst, 255, false, msg)
-}
-
-/// A router solicitation to all routers; the source link-layer option is added unless
-/// `src` is `::`.
-pub fn router_solicitation(src: Ipv6Addr, mac: MacAddr) -> Vec<u8> {
-    let mut msg = vec![icmpv6_type::ROUTER_SOLICITATION, 0, 0, 0, 0, 0, 0, 0];
-    if !src.is_unspecified() {
-        msg.extend_from_slice(&link_layer_option(option::SOURCE_LINK_LAYER, mac));
-    }
-    icmpv6_packet(src, ALL_ROUTERS, 255, false, msg)
-}
-
-/// MLDv2 multicast address record types (RFC 3810 §5.2.12).
-pub mod record_type {
-    /// MODE_IS_INCLUDE: listening to the listed sources only (none: not listening).
-    pub const MODE_IS_INCLUDE: u8 = 1;
-    /// MODE_IS_EXCLUDE: the answer to a query for a group we listen to.
-    pub const MODE_IS_EXCLUDE: u8 = 2;
-    /// CHANGE_TO_INCLUDE_MODE with no sources: we left the group.
-    pub const CHANGE_TO_INCLUDE: u8 = 3;
-    /// CHANGE_TO_EXCLUDE_MODE with no sources: we joined the group.
-    pub const CHANGE_TO_EXCLUDE: u8 = 4;
-    /// ALLOW_NEW_SOURCES: more sources are listened to.
-    pub const ALLOW_NEW_SOURCES: u8 = 5;
-    /// BLOCK_OLD_SOURCES: fewer sources are listened to.
-    pub const BLOCK_OLD_SOURCES: u8 = 6;
-}
-
-/// Size of an MLDv2 multicast address record without sources and auxiliary data.
-const MLD_RECORD_LEN: usize = 20;
-
-/// Validates an MLD report or done message (`msg` after any hop-by-hop header: MLDv1
-/// report or done, or MLDv2 report) and returns, per group it names, whether the
-/// sender now listens to it (`true`) or stopped (`false`).
-///
-/// Listening: an MLDv1 report; an MLDv2 record in exclude mode, allowing sources, or
-/// in include mode with sources. Stopped: an MLDv1 done; an MLDv2 record in include
-/// mode without sources. BLOCK_OLD_SOURCES and unknown record types say neither and are
-/// skipped (RFC 3810 §5.2.12); so are groups that are not multicast addresses.
-pub fn parse_mld_report(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    hop_limit: u8,
-    msg: &[u8],
-) -> Result<Vec<(Ipv6Addr, bool)>, NdpError> {
-    if icmpv6_checksum(src, dst, msg) != 0 {
-        return Err(NdpError::BadChecksum);
-    }
-    if hop_limit != 1 {
-        return Err(NdpError::BadHopLimit);
-    }
-    let mut changes = Vec::new();
-    match msg.first().copied() {
-        Some(kind @ (icmpv6_type::MLD_V1_REPORT | icmpv6_type::MLD_V1_DONE)) => {
-            let group = addr_at(msg, 8).ok_or(NdpError::Malformed)?;
-            if group.is_multicast() {
-                changes.push((group, kind == icmpv6_type::MLD_V1_REPORT));
-            }
+    let icmp_type = Icmpv6Type::NeighborAdvertisement(NeighborAdvertisementHeader {
+        router: flags.router,
+        solicited: flags.solicited,
+        r#override: flags.override_flag,
+    });
+    let body_len = 16 + target_mac.map_or(0, |_| LINK_LAYER_OPTION_LEN);
+    icmpv6_frame(ends, HOP_LIMIT, false, icmp_type, body_len, |body| {
+        body.extend_from_slice(&target.octets());
+        if let Some(mac) = target_mac {
+            body.extend_from_slice(&link_layer_option(
+                NdpOptionType::TARGET_LINK_LAYER_ADDRESS,
+                mac,
+            ));
         }
-        Some(icmpv6_type::MLD_V2_REPORT) => {
-            let count = msg.get(6..8).ok_or(NdpError::Malformed)?;
-            let count = usize::from(u16::from_be_bytes([count[0], count[1]]));
-            let mut rest = msg.get(8..).ok_or(NdpError::Malformed)?;
-            for _ in 0..count {
-                let header = rest.get(..MLD_RECORD_LEN).ok_or(NdpError::Malformed)?;
-                let (kind, aux_words) = (header[0], usize::from(header[1]));
-                let sources = usize::from(u16::from_be_bytes([header[2], header[3]]));
-                let len = MLD_RECORD_LEN + sources * 16 + aux_words * 4;
-                let group = addr_at(header, 4).ok_or(NdpError::Malformed)?;
-                rest = rest.get(len..).ok_or(NdpError::Malformed)?;
-                let listening = match kind {
-                    record_type::MODE_IS_INCLUDE | record_type::CHANGE_TO_INCLUDE => sources > 0,
-                    record_type::MODE_IS_EXCLUDE
-                    | record_type::CHANGE_TO_EXCLUDE
-                    | record_type::ALLOW_NEW_SOURCES => true,
-                    _ => continue,
-                };
-                if group.is_multicast() {
-                    changes.push((group, listening));
-                }
-            }
+    })
+}
+
+/// A router solicitation frame from `src_mac`/`src` to all routers; the source
+/// link-layer option is added unless `src` is `::`.
+pub fn router_solicitation(src_mac: MacAddr, src: Ipv6Addr) -> Vec<u8> {
+    let ends = Endpoints::to_group(src_mac, src, ALL_ROUTERS);
+    let with_sllao = !src.is_unspecified();
+    let body_len = if with_sllao { LINK_LAYER_OPTION_LEN } else { 0 };
+    let icmp_type = Icmpv6Type::RouterSolicitation;
+    icmpv6_frame(&ends, HOP_LIMIT, false, icmp_type, body_len, |body| {
+        if with_sllao {
+            body.extend_from_slice(&link_layer_option(
+                NdpOptionType::SOURCE_LINK_LAYER_ADDRESS,
+                src_mac,
+            ));
         }
-        _ => return Err(NdpError::Invalid),
-    }
-    Ok(changes)
+    })
 }
 
-/// An MLDv2 report from `src` (link-local, or `::` before we have one) to `ff02::16`,
-/// hop limit 1 with router alert, one record without sources per `(type, group)`.
-pub fn mld_report(src: Ipv6Addr, records: &[(u8, Ipv6Addr)]) -> Vec<u8> {
-    let count = u16::try_from(records.len()).unwrap_or(u16::MAX);
-    let mut msg = vec![icmpv6_type::MLD_V2_REPORT, 0, 0, 0, 0, 0];
-    msg.extend_from_slice(&count.to_be_bytes());
-    for (kind, group) in records.iter().take(usize::from(count)) {
-        msg.extend_from_slice(&[*kind, 0, 0, 0]);
-        msg.extend_from_slice(&group.octets());
-    }
-    icmpv6_packet(src, ALL_MLDV2_ROUTERS, 1, true, msg)
-}
-
-/// Builds a router advertisement carrying `ra` (for tests and examples): the header
-/// fields, then the source link-layer, MTU, prefix, RDNSS and DNSSL options.
-pub fn router_advertisement(src: Ipv6Addr, dst: Ipv6Addr, ra: &RouterAdvert) -> Vec<u8> {
-    let flags = u8::from(ra.managed) << 7 | u8::from(ra.other) << 6;
-    let mut msg = vec![
-        icmpv6_type::ROUTER_ADVERTISEMENT,
-        0,
-        0,
-        0,
-        ra.cur_hop_limit,
-        flags,
-    ];
-    msg.extend_from_slice(&ra.router_lifetime.to_be_bytes());
-    msg.extend_from_slice(&ra.reachable_time.to_be_bytes());
-    msg.extend_from_slice(&ra.retrans_timer.to_be_bytes());
+/// Builds a router advertisement frame carrying `ra` (for tests): the header fields,
+/// then the source link-layer, MTU, prefix, RDNSS and DNSSL options.
+#[cfg(any(test, feature = "test-util"))]
+pub fn router_advertisement(ends: &Endpoints, ra: &RouterAdvert) -> Vec<u8> {
+    use etherparse::icmpv6::{PrefixInformation, RouterAdvertisementHeader};
+    let mut options = Vec::new();
     if let Some(mac) = ra.source_mac {
-        msg.extend_from_slice(&link_layer_option(option::SOURCE_LINK_LAYER, mac));
+        options.extend_from_slice(&link_layer_option(
+            NdpOptionType::SOURCE_LINK_LAYER_ADDRESS,
+            mac,
+        ));
     }
     if let Some(mtu) = ra.mtu {
-        msg.extend_from_slice(&[option::MTU, 1, 0, 0]);
-        msg.extend_from_slice(&mtu.to_be_bytes());
+        options.extend_from_slice(&[NdpOptionType::MTU.0, 1, 0, 0]);
+        options.extend_from_slice(&mtu.to_be_bytes());
     }
     for p in &ra.prefixes {
-        let flags = u8::from(p.on_link) << 7 | u8::from(p.autonomous) << 6;
-        msg.extend_from_slice(&[option::PREFIX_INFORMATION, 4, p.prefix_len, flags]);
-        msg.extend_from_slice(&p.valid_lifetime.to_be_bytes());
-        msg.extend_from_slice(&p.preferred_lifetime.to_be_bytes());
-        msg.extend_from_slice(&[0; 4]);
-        msg.extend_from_slice(&p.prefix.octets());
+        let info = PrefixInformation {
+            prefix_length: p.prefix_len,
+            on_link: p.on_link,
+            autonomous_address_configuration: p.autonomous,
+            valid_lifetime: p.valid_lifetime,
+            preferred_lifetime: p.preferred_lifetime,
+            prefix: p.prefix.octets(),
+        };
+        options.extend_from_slice(&info.to_bytes());
     }
     for (lifetime, servers) in &ra.rdnss {
         let units = u8::try_from(1 + 2 * servers.len()).unwrap_or(u8::MAX);
-        msg.extend_from_slice(&[option::RDNSS, units, 0, 0]);
-        msg.extend_from_slice(&lifetime.to_be_bytes());
+        options.extend_from_slice(&[option::RDNSS, units, 0, 0]);
+        options.extend_from_slice(&lifetime.to_be_bytes());
         for s in servers {
-            msg.extend_from_slice(&s.octets());
+            options.extend_from_slice(&s.octets());
         }
     }
     for (lifetime, names) in &ra.dnssl {
@@ -703,284 +544,72 @@ pub fn router_advertisement(src: Ipv6Addr, dst: Ipv6Addr, ra: &RouterAdvert) -> 
             encoded.push(0);
         }
         let units = u8::try_from((encoded.len() + 8) / 8).unwrap_or(u8::MAX);
-        msg.extend_from_slice(&[option::DNSSL, units, 0, 0]);
-        msg.extend_from_slice(&lifetime.to_be_bytes());
-        msg.extend_from_slice(&encoded);
+        options.extend_from_slice(&[option::DNSSL, units, 0, 0]);
+        options.extend_from_slice(&lifetime.to_be_bytes());
+        options.extend_from_slice(&encoded);
     }
-    icmpv6_packet(src, dst, 255, false, msg)
+    let icmp_type = Icmpv6Type::RouterAdvertisement(RouterAdvertisementHeader {
+        cur_hop_limit: ra.cur_hop_limit,
+        managed_address_config: ra.managed,
+        other_config: ra.other,
+        router_lifetime: ra.router_lifetime,
+    });
+    icmpv6_frame(
+        ends,
+        HOP_LIMIT,
+        false,
+        icmp_type,
+        8 + options.len(),
+        |body| {
+            body.extend_from_slice(&ra.reachable_time.to_be_bytes());
+            body.extend_from_slice(&ra.retrans_timer.to_be_bytes());
+            body.extend_from_slice(&options);
+        },
+    )
+}
+
+/// An IPv6 packet (no Ethernet header) carrying any ICMPv6 message `msg` (type first,
+/// checksum filled in here when it is long enough), for tests that need malformed or
+/// unusual messages. With `router_alert` a hop-by-hop header with the router alert
+/// option goes in front (MLD).
+#[cfg(any(test, feature = "test-util"))]
+pub fn icmpv6_packet(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    router_alert: bool,
+    mut msg: Vec<u8>,
+) -> Vec<u8> {
+    use etherparse::IpNumber;
+    if msg.len() >= 4 {
+        msg[2..4].fill(0);
+        let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
+        let sum = etherparse::checksum::Sum16BitWords::new()
+            .add_16bytes(src.octets())
+            .add_16bytes(dst.octets())
+            .add_4bytes(len.to_be_bytes())
+            .add_2bytes([0, IpNumber::IPV6_ICMP.0])
+            .add_slice(&msg)
+            .ones_complement()
+            .to_be();
+        msg[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+    let hbh: &[u8] = if router_alert {
+        &[58, 0, 5, 2, 0, 0, 1, 0]
+    } else {
+        &[]
+    };
+    let next = if router_alert { 0 } else { 58 };
+    let payload_len = u16::try_from(hbh.len() + msg.len()).unwrap_or(u16::MAX);
+    let mut packet = vec![0x60, 0, 0, 0];
+    packet.extend_from_slice(&payload_len.to_be_bytes());
+    packet.extend_from_slice(&[next, hop_limit]);
+    packet.extend_from_slice(&src.octets());
+    packet.extend_from_slice(&dst.octets());
+    packet.extend_from_slice(hbh);
+    packet.extend_from_slice(&msg);
+    packet
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn a(s: &str) -> Ipv6Addr {
-        s.parse().unwrap()
-    }
-
-    const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
-
-    fn split(packet: &[u8]) -> (Ipv6Addr, Ipv6Addr, u8, &[u8]) {
-        (
-            addr_at(packet, 8).unwrap(),
-            addr_at(packet, 24).unwrap(),
-            packet[7],
-            &packet[40..],
-        )
-    }
-
-    #[test]
-    fn solicited_node_group() {
-        assert_eq!(
-            solicited_node(a("fe80::200:ff:fe00:1")),
-            a("ff02::1:ff00:1")
-        );
-        assert_eq!(
-            solicited_node(a("2001:db8::abcd:1234")),
-            a("ff02::1:ffcd:1234")
-        );
-    }
-
-    #[test]
-    fn ns_round_trip_and_checks() {
-        let target = a("fe80::1");
-        let p = neighbor_solicitation(
-            a("fe80::2"),
-            solicited_node(target),
-            target,
-            Some(MAC),
-            None,
-        );
-        let (s, d, h, m) = split(&p);
-        assert_eq!(
-            parse(s, d, h, m),
-            Ok(NdpMessage::NeighborSolicitation {
-                target,
-                source_mac: Some(MAC),
-                nonce: None
-            })
-        );
-        assert_eq!(parse(s, d, 254, m), Err(NdpError::BadHopLimit));
-        let mut bad = m.to_vec();
-        bad[10] ^= 1;
-        assert_eq!(parse(s, d, h, &bad), Err(NdpError::BadChecksum));
-        // DAD probe: from ::, no SLLAO, to the solicited-node group, with a nonce.
-        let dad = neighbor_solicitation(
-            Ipv6Addr::UNSPECIFIED,
-            solicited_node(target),
-            target,
-            None,
-            Some([1; 6]),
-        );
-        let (s, d, h, m) = split(&dad);
-        assert!(matches!(
-            parse(s, d, h, m),
-            Ok(NdpMessage::NeighborSolicitation {
-                nonce: Some([1, 1, 1, 1, 1, 1]),
-                ..
-            })
-        ));
-        // From :: with an SLLAO is invalid.
-        let bad = neighbor_solicitation(
-            Ipv6Addr::UNSPECIFIED,
-            solicited_node(target),
-            target,
-            Some(MAC),
-            None,
-        );
-        let (s, d, h, m) = split(&bad);
-        assert_eq!(parse(s, d, h, m), Err(NdpError::Invalid));
-    }
-
-    #[test]
-    fn na_round_trip_and_solicited_multicast_is_invalid() {
-        let flags = NaFlags {
-            solicited: true,
-            override_flag: true,
-            router: false,
-        };
-        let p = neighbor_advertisement(a("fe80::2"), a("fe80::1"), flags, Some(MAC));
-        let (s, d, h, m) = split(&p);
-        assert_eq!(
-            parse(s, d, h, m),
-            Ok(NdpMessage::NeighborAdvertisement {
-                target: a("fe80::1"),
-                router: false,
-                solicited: true,
-                override_flag: true,
-                target_mac: Some(MAC)
-            })
-        );
-        let p = neighbor_advertisement(ALL_NODES, a("fe80::1"), flags, Some(MAC));
-        let (s, d, h, m) = split(&p);
-        assert_eq!(parse(s, d, h, m), Err(NdpError::Invalid));
-    }
-
-    #[test]
-    fn ra_with_all_options_round_trips() {
-        let prefix = PrefixInfo {
-            prefix: a("2001:db8:1::"),
-            prefix_len: 64,
-            on_link: true,
-            autonomous: true,
-            valid_lifetime: 86400,
-            preferred_lifetime: 14400,
-        };
-        let dns = [a("2001:db8:1::53")];
-        let sent = RouterAdvert {
-            cur_hop_limit: 64,
-            router_lifetime: 1800,
-            source_mac: Some(MAC),
-            prefixes: vec![prefix],
-            mtu: Some(1400),
-            rdnss: vec![(600, dns.to_vec())],
-            dnssl: vec![(600, vec!["lab.example".into(), "b.example".into()])],
-            ..RouterAdvert::default()
-        };
-        let p = router_advertisement(a("fe80::1"), ALL_NODES, &sent);
-        let (s, d, h, m) = split(&p);
-        let Ok(NdpMessage::RouterAdvertisement(ra)) = parse(s, d, h, m) else {
-            panic!()
-        };
-        assert_eq!(ra.router_lifetime, 1800);
-        assert_eq!(ra.source_mac, Some(MAC));
-        assert_eq!(ra.mtu, Some(1400));
-        assert_eq!(ra.prefixes, vec![prefix]);
-        assert_eq!(ra.rdnss, vec![(600, dns.to_vec())]);
-        assert_eq!(ra, sent);
-        // From a global address: invalid.
-        let p = router_advertisement(a("2001:db8::1"), ALL_NODES, &sent);
-        let (s, d, h, m) = split(&p);
-        assert_eq!(parse(s, d, h, m), Err(NdpError::Invalid));
-    }
-
-    #[test]
-    fn a_bad_dns_option_is_ignored_alone() {
-        let mut msg = vec![
-            icmpv6_type::ROUTER_ADVERTISEMENT,
-            0,
-            0,
-            0,
-            64,
-            0,
-            0x07,
-            0x08,
-        ];
-        msg.extend_from_slice(&[0; 8]);
-        // RDNSS of length 2 (no room for an address) and a DNSSL with a bad label.
-        msg.extend_from_slice(&[option::RDNSS, 2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        msg.extend_from_slice(&[
-            option::DNSSL,
-            2,
-            0,
-            0,
-            0,
-            0,
-            1,
-            0,
-            3,
-            b'a',
-            b'*',
-            b'c',
-            0,
-            0,
-            0,
-            0,
-        ]);
-        let p = icmpv6_packet(a("fe80::1"), ALL_NODES, 255, false, msg);
-        let (s, d, h, m) = split(&p);
-        let Ok(NdpMessage::RouterAdvertisement(ra)) = parse(s, d, h, m) else {
-            panic!()
-        };
-        assert_eq!(ra.router_lifetime, 0x0708);
-        assert!(ra.rdnss.is_empty() && ra.dnssl.is_empty());
-    }
-
-    #[test]
-    fn zero_length_and_overlong_options_are_malformed() {
-        for opts in [
-            &[1u8, 0, 0, 0, 0, 0, 0, 0][..],
-            &[1, 2, 0, 0, 0, 0, 0, 0],
-            &[1],
-        ] {
-            let mut msg = vec![icmpv6_type::ROUTER_SOLICITATION, 0, 0, 0, 0, 0, 0, 0];
-            msg.extend_from_slice(opts);
-            let p = icmpv6_packet(a("fe80::2"), ALL_ROUTERS, 255, false, msg);
-            let (s, d, h, m) = split(&p);
-            assert_eq!(parse(s, d, h, m), Err(NdpError::Malformed), "{opts:?}");
-        }
-    }
-
-    #[test]
-    fn mld_report_layout_and_query_parse() {
-        let p = mld_report(
-            Ipv6Addr::UNSPECIFIED,
-            &[(record_type::CHANGE_TO_EXCLUDE, a("ff02::1:ff00:1"))],
-        );
-        assert_eq!(p[6], PROTO_HOP_BY_HOP);
-        assert_eq!(p[7], 1);
-        assert_eq!(&p[40..48], &[58, 0, 5, 2, 0, 0, 1, 0]);
-        let (s, d) = (addr_at(&p, 8).unwrap(), addr_at(&p, 24).unwrap());
-        assert_eq!(icmpv6_checksum(s, d, &p[48..]), 0);
-        assert_eq!(p.len(), 40 + 8 + 8 + 20);
-        // A general MLDv2 query with max response code 10000 ms.
-        let mut q = vec![130, 0, 0, 0, 0x27, 0x10, 0, 0];
-        q.extend_from_slice(&[0; 16]);
-        q.extend_from_slice(&[0, 0, 0, 0]);
-        let pkt = icmpv6_packet(a("fe80::1"), ALL_NODES, 1, true, q);
-        let parsed = parse_mld_query(a("fe80::1"), ALL_NODES, 1, &pkt[48..]).unwrap();
-        assert_eq!(parsed.max_response_ms, 10000);
-        assert!(parsed.group.is_unspecified());
-    }
-
-    #[test]
-    fn mld_report_records_say_who_listens() {
-        let record = |kind: u8, aux: u8, sources: u16, group: &str| {
-            let mut r = vec![kind, aux];
-            r.extend_from_slice(&sources.to_be_bytes());
-            r.extend_from_slice(&a(group).octets());
-            r.extend(std::iter::repeat_n(0xaa, usize::from(sources) * 16));
-            r.extend(std::iter::repeat_n(0xbb, usize::from(aux) * 4));
-            r
-        };
-        let records = [
-            record(record_type::MODE_IS_INCLUDE, 0, 0, "ff02::a"),
-            record(record_type::CHANGE_TO_INCLUDE, 1, 2, "ff02::b"),
-            record(record_type::MODE_IS_EXCLUDE, 0, 1, "ff02::c"),
-            record(record_type::ALLOW_NEW_SOURCES, 0, 1, "ff05::d"),
-            record(record_type::BLOCK_OLD_SOURCES, 0, 1, "ff02::e"),
-            record(9, 0, 0, "ff02::f"),
-            record(record_type::CHANGE_TO_EXCLUDE, 0, 0, "2001:db8::1"),
-        ];
-        let build = |count: u16, body: &[u8]| {
-            let mut msg = vec![icmpv6_type::MLD_V2_REPORT, 0, 0, 0, 0, 0];
-            msg.extend_from_slice(&count.to_be_bytes());
-            msg.extend_from_slice(body);
-            icmpv6_packet(Ipv6Addr::UNSPECIFIED, ALL_MLDV2_ROUTERS, 1, true, msg)
-        };
-        let p = build(7, &records.concat());
-        let parse = |p: &[u8], hop| {
-            parse_mld_report(Ipv6Addr::UNSPECIFIED, ALL_MLDV2_ROUTERS, hop, &p[48..])
-        };
-        assert_eq!(
-            parse(&p, 1),
-            Ok(vec![
-                (a("ff02::a"), false),
-                (a("ff02::b"), true),
-                (a("ff02::c"), true),
-                (a("ff05::d"), true),
-            ])
-        );
-        assert_eq!(parse(&p, 255), Err(NdpError::BadHopLimit));
-        // A record count beyond the records, or a record cut short, is malformed.
-        assert_eq!(
-            parse(&build(8, &records.concat()), 1),
-            Err(NdpError::Malformed)
-        );
-        let cut = &records[1][..30];
-        assert_eq!(parse(&build(1, cut), 1), Err(NdpError::Malformed));
-        let mut bad = p.clone();
-        bad[60] ^= 1;
-        assert_eq!(parse(&bad, 1), Err(NdpError::BadChecksum));
-    }
-}
+mod tests;
