@@ -233,7 +233,8 @@ counter_group! {
             drop_malformed,
             /// NDP messages breaking a validity rule (multicast target, bad source, ...).
             drop_invalid,
-            /// RA contents dropped because a table (routers, prefixes, addresses, DNS) was full.
+            /// RA or DHCPv6 contents dropped because a table (routers, prefixes, addresses,
+            /// DNS servers, search domains) was full.
             drop_table_limit,
         }
     }
