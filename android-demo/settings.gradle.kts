@@ -14,3 +14,6 @@ dependencyResolutionManagement {
 }
 rootProject.name = "tapemu-demo"
 include(":app")
+// The io.tapemu library module (Java API + libtapemu_jni.so + consumer keep rules).
+include(":tapemu")
+project(":tapemu").projectDir = file("../jni-bindings/android")

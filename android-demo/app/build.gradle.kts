@@ -12,17 +12,15 @@ android {
         targetSdk = 34
         versionCode = 1
         versionName = "0.1"
-        ndk {
-            abiFilters += listOf("arm64-v8a", "x86_64")
-        }
     }
 
-    sourceSets {
-        getByName("main") {
-            // The Java API is used as is, from its one copy in jni-bindings/java.
-            java.srcDir("../../jni-bindings/java")
-            // libtapemu_jni.so per ABI, built by cargo-ndk (see README.md).
-            jniLibs.srcDir("src/main/jniLibs")
+    buildTypes {
+        getByName("release") {
+            // Shrunk and obfuscated like a shipped app: the library's consumer rules keep what
+            // its native code calls back.
+            isMinifyEnabled = true
+            proguardFiles(getDefaultProguardFile("proguard-android-optimize.txt"))
+            signingConfig = signingConfigs.getByName("debug")
         }
     }
 
@@ -30,4 +28,9 @@ android {
         sourceCompatibility = JavaVersion.VERSION_17
         targetCompatibility = JavaVersion.VERSION_17
     }
+}
+
+dependencies {
+    // The Java API and libtapemu_jni.so for every ABI (jni-bindings/android).
+    implementation(project(":tapemu"))
 }

@@ -17,10 +17,12 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Host test of the demo's SDK-free controller: the whole VpnService flow against a fake
- * {@link VpnController.Platform}, with the emulator on a real {@code udp://} link to a DHCP
- * server played here, and a FIFO standing in for the TUN fd. Needs
- * {@code --add-opens java.base/java.io=ALL-UNNAMED} (to get the FIFO's raw fd).
+ * Host test of the demo's SDK-free controller against a fake {@link VpnController.Platform},
+ * with a FIFO standing in for each TUN fd: the whole VpnService flow with the emulator on a
+ * real {@code udp://} link to a DHCP server played here, then each controller flow (always-on
+ * start, lost lease, IPv4 + IPv6, network change, failing task) with a real emulator whose
+ * events the test plays. Needs {@code --add-opens java.base/java.io=ALL-UNNAMED} (to get the
+ * FIFO's raw fd).
  */
 public final class DemoHostTest {
     private DemoHostTest() {}
@@ -30,10 +32,86 @@ public final class DemoHostTest {
         final BlockingQueue<InterfacePlan> established = new LinkedBlockingQueue<>();
         final BlockingQueue<String> states = new LinkedBlockingQueue<>();
         final List<RandomAccessFile> keep = new ArrayList<>();
+        /** setUnderlyingNetwork calls, the network as a string ("null" for none). */
+        final BlockingQueue<String> underlying = new LinkedBlockingQueue<>();
+        /** networkChanged calls: the emulator each was for. */
+        final BlockingQueue<TapEmulator> networkChanges = new LinkedBlockingQueue<>();
+        /** onTaskFailed calls: "task: error". */
+        final BlockingQueue<String> taskFailures = new LinkedBlockingQueue<>();
+        /** Listeners of the emulators made by {@link #controller}'s factory, in order. */
+        final BlockingQueue<TapListener> listeners = new LinkedBlockingQueue<>();
+        /** setUnderlyingNetwork throws for this network (a bug in the Android side). */
+        volatile String failOnNetwork;
         final Path dir;
 
         FakePlatform(Path dir) {
             this.dir = dir;
+        }
+
+        /**
+         * A controller whose emulators run in callback mode with IPv6 off (no events of their
+         * own), their listeners kept in {@link #listeners} so a test plays the emulator's
+         * events; the controller still sees its own configuration.
+         */
+        VpnController controller(long ipv6GraceMs) {
+            return new VpnController(this, "test", (config, listener) -> {
+                TapEmulator t = new TapEmulator(TapConfig.builder().hostname("quiet").ipv6(false).build(), listener);
+                listeners.add(listener);
+                return t;
+            }, ipv6GraceMs);
+        }
+
+        synchronized int establishedCount() {
+            return keep.size();
+        }
+
+        TapListener awaitListener() throws InterruptedException {
+            TapListener l = listeners.poll(5, TimeUnit.SECONDS);
+            TestRunner.check(l != null, "an emulator was created");
+            return l;
+        }
+
+        /** Returns once the controller has run every task posted before this call. */
+        void barrier(VpnController c) throws InterruptedException {
+            String marker = "barrier-" + System.nanoTime();
+            c.networkChanged(marker);
+            long end = System.currentTimeMillis() + 5000;
+            while (System.currentTimeMillis() < end) {
+                String s = underlying.poll(end - System.currentTimeMillis(), TimeUnit.MILLISECONDS);
+                if (marker.equals(s)) {
+                    networkChanges.clear();
+                    return;
+                }
+            }
+            throw new AssertionError("the controller did not reach " + marker);
+        }
+
+        void closeFifos() {
+            for (RandomAccessFile f : keep) {
+                try {
+                    f.close();
+                } catch (java.io.IOException ignored) {
+                    // the emulator closed the fd already
+                }
+            }
+        }
+
+        @Override
+        public void setUnderlyingNetwork(Object network) {
+            if (network != null && network.equals(failOnNetwork)) {
+                throw new IllegalStateException("setUnderlyingNetworks failed (expected in this test)");
+            }
+            underlying.add(String.valueOf(network));
+        }
+
+        @Override
+        public void networkChanged(TapEmulator emulator) {
+            networkChanges.add(emulator);
+        }
+
+        @Override
+        public void onTaskFailed(String task, Throwable error) {
+            taskFailures.add(task + ": " + error);
         }
 
         @Override
@@ -43,7 +121,7 @@ public final class DemoHostTest {
         }
 
         @Override
-        public int establish(InterfacePlan plan) throws Exception {
+        public synchronized int establish(InterfacePlan plan) throws Exception {
             Path fifo = dir.resolve("tun" + keep.size());
             TestRunner.sh("mkfifo", fifo.toString());
             RandomAccessFile f = new RandomAccessFile(fifo.toFile(), "rw");
@@ -134,6 +212,163 @@ public final class DemoHostTest {
         }
     }
 
+    /** A lease for {@code address} in 192.0.2.0/24 (the one place that builds test leases). */
+    static Lease lease(String address) {
+        return Lease.parse("address=" + address + "\nprefix=24\nroute=192.0.2.0/24\nroute=0.0.0.0/0 via 192.0.2.1\n"
+                + "dns=192.0.2.53\nmtu=1400\n");
+    }
+
+    /** IPv6 state with a global SLAAC address (the one place that builds test IPv6 states). */
+    static Ipv6Info globalIpv6() {
+        return Ipv6Info.parse("address=2001:db8:1::5/64\nroute=2001:db8:1::/64\nroute=::/0 via fe80::1\n"
+                + "dns=2001:db8:1::53\nmtu=1280\n");
+    }
+
+    /** The demo's configuration without a link: nothing but the test talks to the controller. */
+    static TapConfig quietConfig(boolean ipv6) {
+        return TapConfig.builder().hostname("demo-host").ipv6(ipv6).build();
+    }
+
+    static boolean tunAttached(VpnController c) {
+        String stats = c.statsText();
+        return stats != null && stats.contains("tun_attached=1");
+    }
+
+    /** Runs body with a fresh platform and controller, and cleans both up. */
+    static void withController(long ipv6GraceMs, ControllerBody body) throws Exception {
+        FakePlatform p = new FakePlatform(Files.createTempDirectory("tapemu-demo"));
+        VpnController c = p.controller(ipv6GraceMs);
+        try {
+            body.run(p, c);
+        } finally {
+            c.shutdown(5000);
+            p.closeFifos();
+        }
+    }
+
+    interface ControllerBody {
+        void run(FakePlatform p, VpnController c) throws Exception;
+    }
+
+    /** The controller's flows with the emulator's events played by the test. */
+    static void controllerTests() {
+        TestRunner.test("demo: always-on start (no intent, SERVICE_INTERFACE) connects; only ACTION_STOP stops", () -> {
+            withController(0, (p, c) -> {
+                c.onStartCommand(null, quietConfig(false)); // restarted by the system: no intent
+                p.awaitState("WAITING_FOR_LEASE", 5000);
+                TapListener l = p.awaitListener();
+                l.onLeaseAcquired(lease("192.0.2.5"));
+                p.awaitState("CONNECTED", 5000);
+                c.onStartCommand("android.net.VpnService", quietConfig(false)); // always-on, again
+                p.barrier(c);
+                TestRunner.check(p.listeners.isEmpty() && p.establishedCount() == 1 && tunAttached(c),
+                        "the same start again leaves the connection as it is");
+                c.onStartCommand(VpnController.ACTION_STOP, null);
+                p.awaitState("STOPPED", 5000);
+                TestRunner.check(c.statsText() == null, "emulator closed");
+            });
+        });
+
+        TestRunner.test("demo: a lost lease keeps the TUN (kill switch) until the next lease replaces it", () -> {
+            withController(0, (p, c) -> {
+                c.start(quietConfig(false));
+                p.awaitState("WAITING_FOR_LEASE", 5000);
+                TapListener l = p.awaitListener();
+                l.onLeaseAcquired(lease("192.0.2.5"));
+                p.awaitState("CONNECTED", 5000);
+                l.onLeaseLost("192.0.2.5", "expired");
+                p.awaitState("LEASE_LOST", 5000);
+                TestRunner.check(tunAttached(c), "TUN still attached after the lease was lost: " + c.statsText());
+                l.onLeaseAcquired(lease("192.0.2.5"));
+                p.awaitState("CONNECTED", 5000);
+                TestRunner.check(p.establishedCount() == 1, "the same lease back: the interface in force goes on");
+                l.onLeaseLost("192.0.2.5", "nak");
+                p.awaitState("LEASE_LOST", 5000);
+                l.onLeaseAcquired(lease("192.0.2.6"));
+                p.awaitState("CONNECTED", 5000);
+                p.established.poll();
+                InterfacePlan second = p.established.poll(1, TimeUnit.SECONDS);
+                TestRunner.check(p.establishedCount() == 2 && second != null
+                        && second.address.getHostAddress().equals("192.0.2.6") && tunAttached(c),
+                        "a new lease: a new interface, attached in place of the old one");
+            });
+        });
+
+        TestRunner.test("demo: IPv4 and IPv6 arriving together -> one establish() with both", () -> {
+            withController(60_000, (p, c) -> { // a grace that does not end within the test
+                c.start(quietConfig(true));
+                p.awaitState("WAITING_FOR_LEASE", 5000);
+                TapListener l = p.awaitListener();
+                l.onLeaseAcquired(lease("192.0.2.5"));
+                l.onIpv6Changed(globalIpv6());
+                p.awaitState("CONNECTED", 5000);
+                p.barrier(c);
+                InterfacePlan plan = p.established.poll(1, TimeUnit.SECONDS);
+                TestRunner.check(p.establishedCount() == 1 && plan != null && plan.ipv6Addresses.size() == 1
+                        && plan.address.getHostAddress().equals("192.0.2.5") && !plan.metered,
+                        "one interface with both families, unmetered: " + plan);
+            });
+            withController(60_000, (p, c) -> { // IPv6 first: the lease establishes at once
+                c.start(quietConfig(true));
+                p.awaitState("WAITING_FOR_LEASE", 5000);
+                TapListener l = p.awaitListener();
+                l.onIpv6Changed(globalIpv6());
+                l.onLeaseAcquired(lease("192.0.2.5"));
+                p.awaitState("CONNECTED", 5000);
+                p.barrier(c);
+                TestRunner.check(p.establishedCount() == 1, "one establish");
+            });
+        });
+
+        TestRunner.test("demo: IPv6 after the grace period -> IPv4 first, then one rebuild with both", () -> {
+            withController(1, (p, c) -> {
+                c.start(quietConfig(true));
+                p.awaitState("WAITING_FOR_LEASE", 5000);
+                TapListener l = p.awaitListener();
+                l.onLeaseAcquired(lease("192.0.2.5"));
+                p.awaitState("CONNECTED", 5000);
+                l.onIpv6Changed(globalIpv6());
+                p.awaitState("CONNECTED", 5000);
+                p.barrier(c);
+                p.established.poll();
+                InterfacePlan both = p.established.poll(1, TimeUnit.SECONDS);
+                TestRunner.check(p.establishedCount() == 2 && both != null && both.ipv6Addresses.size() == 1,
+                        "IPv4 alone after the grace, then both: " + both);
+            });
+        });
+
+        TestRunner.test("demo: a network change sets the underlying network and tells the emulator", () -> {
+            withController(0, (p, c) -> {
+                c.networkChanged("wifi");
+                TestRunner.check("wifi".equals(p.underlying.poll(5, TimeUnit.SECONDS)), "underlying network set");
+                TestRunner.check(p.networkChanges.isEmpty(), "no emulator yet, none told");
+                c.start(quietConfig(false));
+                p.awaitState("WAITING_FOR_LEASE", 5000);
+                p.awaitListener();
+                c.networkChanged("cellular");
+                TestRunner.check("cellular".equals(p.underlying.poll(5, TimeUnit.SECONDS)), "underlying network follows");
+                TapEmulator told = p.networkChanges.poll(5, TimeUnit.SECONDS);
+                TestRunner.check(told != null && !told.isClosed(), "the running emulator was told");
+                c.networkChanged(null);
+                TestRunner.check("null".equals(p.underlying.poll(5, TimeUnit.SECONDS)), "no network: the system default");
+            });
+        });
+
+        TestRunner.test("demo: an exception in a controller task is caught and reported; the worker goes on", () -> {
+            withController(0, (p, c) -> {
+                p.failOnNetwork = "broken";
+                c.networkChanged("broken");
+                String failure = p.taskFailures.poll(5, TimeUnit.SECONDS);
+                TestRunner.check(failure != null && failure.startsWith("network change: java.lang.IllegalStateException"),
+                        "reported: " + failure);
+                c.start(quietConfig(false));
+                p.awaitState("WAITING_FOR_LEASE", 5000);
+                c.stop();
+                p.awaitState("STOPPED", 5000);
+            });
+        });
+    }
+
     public static void main(String[] args) throws Exception {
         TestRunner.test("demo: InterfacePlan from a lease, and when it needs a rebuild", () -> {
             Lease a = Lease.parse("{\"event\":\"lease\",\"address\":\"192.0.2.5\",\"prefix\":24,"
@@ -162,7 +397,8 @@ public final class DemoHostTest {
             Thread st = new Thread(server, "udp-dhcp-server");
             st.start();
             FakePlatform platform = new FakePlatform(dir);
-            VpnController c = new VpnController(platform, "test");
+            // No IPv6 grace: the server here has no IPv6, and its renewal (a new address) comes 2 s in.
+            VpnController c = new VpnController(platform, "test", TapEmulator::new, 0);
             try {
                 String url = "udp://127.0.0.1:" + server.sock.getLocalPort();
                 c.start(VpnController.configFor(url, "demo-host"));
@@ -194,13 +430,7 @@ public final class DemoHostTest {
                 server.running = false;
                 st.join();
                 server.sock.close();
-                for (RandomAccessFile f : platform.keep) {
-                    try {
-                        f.close();
-                    } catch (java.io.IOException ignored) {
-                        // the emulator closed the fd already
-                    }
-                }
+                platform.closeFifos();
             }
         });
 
@@ -219,6 +449,8 @@ public final class DemoHostTest {
             TestRunner.check(s != null && s.contains("IllegalArgumentException"), "state " + s);
             c.shutdown(5000);
         });
+
+        controllerTests();
 
         TestRunner.finish();
     }

@@ -25,7 +25,8 @@ public final class MainActivity extends Activity {
         root.setPadding(pad, pad, pad, pad);
         url = new EditText(this);
         url.setSingleLine(true);
-        url.setText("vxlan://198.51.100.1:4789?vni=42");
+        url.setText(getSharedPreferences(TapVpnService.PREFS, MODE_PRIVATE)
+                .getString(TapVpnService.EXTRA_URL, TapVpnService.DEFAULT_URL));
         Button connect = new Button(this);
         connect.setText("Connect");
         Button disconnect = new Button(this);

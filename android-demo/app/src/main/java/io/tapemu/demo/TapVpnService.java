@@ -1,23 +1,37 @@
 package io.tapemu.demo;
 
 import android.content.Intent;
+import android.content.SharedPreferences;
+import android.net.ConnectivityManager;
+import android.net.Network;
+import android.net.NetworkCapabilities;
+import android.net.NetworkRequest;
 import android.net.VpnService;
+import android.os.Build;
+import android.os.Handler;
+import android.os.Looper;
 import android.os.ParcelFileDescriptor;
+import android.util.Log;
 import io.tapemu.Ipv6Info;
 import io.tapemu.Route;
+import io.tapemu.TapEmulator;
 import io.tapemu.demo.core.InterfacePlan;
 import io.tapemu.demo.core.VpnController;
 import java.net.InetAddress;
 
 /**
  * The Android glue, kept thin: a {@link VpnService} that gives {@link VpnController} its
- * {@link VpnController.Platform} (protect, Builder + establish + detachFd) and forwards state
- * to whoever watches. Everything else lives in {@code core/}, which compiles without the SDK.
+ * {@link VpnController.Platform} (protect, Builder + establish + detachFd, underlying networks)
+ * and forwards state to whoever watches. Everything else lives in {@code core/}, which
+ * compiles without the SDK and is tested on the host.
  */
 public final class TapVpnService extends VpnService {
     static final String ACTION_START = "io.tapemu.demo.START";
-    static final String ACTION_STOP = "io.tapemu.demo.STOP";
+    static final String ACTION_STOP = VpnController.ACTION_STOP;
     static final String EXTRA_URL = "url";
+    static final String DEFAULT_URL = "vxlan://198.51.100.1:4789?vni=42";
+    private static final String TAG = "tapemu-demo";
+    static final String PREFS = "vpn";
 
     /** Receives state changes (on the controller's worker thread). */
     interface Observer {
@@ -27,23 +41,60 @@ public final class TapVpnService extends VpnService {
     static volatile Observer observer;
 
     private VpnController controller;
+    private ConnectivityManager connectivity;
+    private final ConnectivityManager.NetworkCallback networkCallback = new ConnectivityManager.NetworkCallback() {
+        private Network current;
+
+        @Override
+        public void onAvailable(Network network) {
+            current = network;
+            controller.networkChanged(network);
+        }
+
+        @Override
+        public void onLost(Network network) {
+            if (network.equals(current)) {
+                current = null;
+                controller.networkChanged(null);
+            }
+        }
+    };
 
     @Override
     public void onCreate() {
         super.onCreate();
         controller = new VpnController(new AndroidPlatform(), "tapemu demo");
+        // The networks the link can use: any with Internet that is not a VPN (ours included).
+        connectivity = getSystemService(ConnectivityManager.class);
+        NetworkRequest request = new NetworkRequest.Builder()
+                .addCapability(NetworkCapabilities.NET_CAPABILITY_INTERNET)
+                .addCapability(NetworkCapabilities.NET_CAPABILITY_NOT_VPN)
+                .build();
+        if (Build.VERSION.SDK_INT >= 31) {
+            connectivity.registerBestMatchingNetworkCallback(request, networkCallback,
+                    new Handler(Looper.getMainLooper()));
+        } else {
+            connectivity.registerNetworkCallback(request, networkCallback);
+        }
     }
 
+    /**
+     * Connect (the app's button, or the system: always-on VPN starts the service with
+     * {@link VpnService#SERVICE_INTERFACE} or, after a restart, with no intent at all) or stop.
+     * Sticky: the system restarts the service, which reconnects to the last server.
+     */
     @Override
     public int onStartCommand(Intent intent, int flags, int startId) {
-        String action = intent == null ? ACTION_STOP : intent.getAction();
-        if (ACTION_START.equals(action)) {
-            String url = intent.getStringExtra(EXTRA_URL);
-            controller.start(VpnController.configFor(url, "tapemu-demo"));
-            return START_NOT_STICKY;
+        String action = intent == null ? null : intent.getAction();
+        SharedPreferences prefs = getSharedPreferences(PREFS, MODE_PRIVATE);
+        String url = intent == null ? null : intent.getStringExtra(EXTRA_URL);
+        if (url != null) {
+            prefs.edit().putString(EXTRA_URL, url).apply();
+        } else {
+            url = prefs.getString(EXTRA_URL, DEFAULT_URL);
         }
-        controller.stop();
-        return START_NOT_STICKY;
+        controller.onStartCommand(action, VpnController.configFor(url, "tapemu-demo"));
+        return START_STICKY;
     }
 
     @Override
@@ -54,6 +105,7 @@ public final class TapVpnService extends VpnService {
 
     @Override
     public void onDestroy() {
+        connectivity.unregisterNetworkCallback(networkCallback);
         try {
             controller.shutdown(5000);
         } catch (InterruptedException e) {
@@ -84,8 +136,21 @@ public final class TapVpnService extends VpnService {
             for (String domain : plan.searchDomains) {
                 b.addSearchDomain(domain);
             }
+            if (Build.VERSION.SDK_INT >= 29) {
+                b.setMetered(plan.metered);
+            }
             ParcelFileDescriptor pfd = b.establish();
             return pfd == null ? -1 : pfd.detachFd();
+        }
+
+        @Override
+        public void setUnderlyingNetwork(Object network) {
+            setUnderlyingNetworks(network == null ? null : new Network[] {(Network) network});
+        }
+
+        @Override
+        public void networkChanged(TapEmulator emulator) {
+            emulator.networkChanged();
         }
 
         @Override
@@ -97,6 +162,11 @@ public final class TapVpnService extends VpnService {
             if (state == VpnController.State.STOPPED || state == VpnController.State.FAILED) {
                 stopSelf();
             }
+        }
+
+        @Override
+        public void onTaskFailed(String task, Throwable error) {
+            Log.e(TAG, "VPN controller task failed: " + task, error);
         }
     }
 }

@@ -31,6 +31,11 @@ public final class InterfacePlan {
     public final List<String> searchDomains;
     /** Interface MTU. */
     public final int mtu;
+    /**
+     * {@code Builder.setMetered}: false, so the VPN is metered exactly when the underlying
+     * network it follows ({@code setUnderlyingNetworks}) is.
+     */
+    public final boolean metered = false;
 
     private InterfacePlan(String session, Lease lease, Ipv6Info ipv6) {
         this.session = session;

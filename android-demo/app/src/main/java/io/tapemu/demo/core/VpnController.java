@@ -5,20 +5,41 @@ import io.tapemu.Lease;
 import io.tapemu.TapConfig;
 import io.tapemu.TapEmulator;
 import io.tapemu.TapListener;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.io.IOException;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 
 /**
  * The whole VpnService flow, without the Android SDK: start the emulator (its sockets
  * protected), wait for the lease, build the interface from it, hand the fd over, rebuild on a
- * lease change, stop cleanly. The Android service supplies a {@link Platform}.
+ * change, follow the underlying network, stop cleanly. The Android service supplies a
+ * {@link Platform}.
+ *
+ * <p>Kill switch: while the VPN is meant to be up, its interface is never torn down. A new
+ * interface is established before the emulator swaps it in (and closes the old one); a lost
+ * lease keeps the interface in force, whose packets the emulator drops until the next lease;
+ * a failed rebuild keeps the old interface. Only {@link #stop()}, a revoked VPN permission,
+ * a TUN the emulator cannot take or a stopped emulator take it down.
+ *
+ * <p>IPv4 and IPv6 in one interface: when IPv6 is on, the first interface waits up to the
+ * IPv6 grace period after the IPv4 lease for a global IPv6 address, so that both usually
+ * arrive in one {@code establish()}; IPv6 arriving later rebuilds once.
  *
  * <p>Threading: listener callbacks arrive on the emulator's thread and are posted to this
- * controller's own single worker thread, where all state changes and all {@code establish()}
- * calls happen; {@link #start} and {@link #stop} may be called from any thread.
+ * controller's own single worker thread, where all state changes and all {@link Platform}
+ * calls but {@link Platform#protect} happen; the public methods may be called from any
+ * thread. No exception escapes a task on the worker: each is caught and handed to
+ * {@link Platform#onTaskFailed}.
  */
 public final class VpnController {
+    /** The start action that stops the VPN; any other start, with or without an action, connects. */
+    public static final String ACTION_STOP = "io.tapemu.demo.STOP";
+    /** How long the first interface waits for IPv6 after the IPv4 lease, by default. */
+    public static final long DEFAULT_IPV6_GRACE_MS = 2000;
+
     /** What the controller is doing. */
     public enum State {
         /** Not started. */
@@ -27,7 +48,7 @@ public final class VpnController {
         WAITING_FOR_LEASE,
         /** Interface established and attached. */
         CONNECTED,
-        /** The lease is gone; waiting for a new one. */
+        /** The lease is gone; the interface stays (its packets are dropped) until a new one. */
         LEASE_LOST,
         /** Stopped by {@link #stop()} or by the system. */
         STOPPED,
@@ -38,7 +59,7 @@ public final class VpnController {
     /** What the controller needs from Android. */
     public interface Platform {
         /**
-         * {@code VpnService.protect(fd)}.
+         * {@code VpnService.protect(fd)}; called on the emulator's thread.
          *
          * @param fd a socket of the emulator's link
          * @return true if protected
@@ -47,14 +68,29 @@ public final class VpnController {
 
         /**
          * Builds the VPN interface ({@code VpnService.Builder}: addAddress, addRoute,
-         * addDnsServer, addSearchDomain, setMtu), {@code establish()}es it and returns
-         * {@code ParcelFileDescriptor.detachFd()}.
+         * addDnsServer, addSearchDomain, setMtu, setMetered), {@code establish()}es it and
+         * returns {@code ParcelFileDescriptor.detachFd()}. The interface it replaces, if any,
+         * stays open until the emulator has the new one.
          *
          * @param plan the interface to build
-         * @return the detached fd, or -1 if the user revoked the VPN
+         * @return the detached fd, or -1 if this app is no longer the VPN (permission revoked)
          * @throws Exception if the builder rejects the plan
          */
         int establish(InterfacePlan plan) throws Exception;
+
+        /**
+         * {@code VpnService.setUnderlyingNetworks}: the network the link's traffic now uses.
+         *
+         * @param network an {@code android.net.Network}, or null for the system default
+         */
+        void setUnderlyingNetwork(Object network);
+
+        /**
+         * Tells the emulator that the underlying network changed, so that its link follows it.
+         *
+         * @param emulator the running emulator
+         */
+        void networkChanged(TapEmulator emulator);
 
         /**
          * State changes, on the controller's worker thread; post to the UI from here.
@@ -64,20 +100,39 @@ public final class VpnController {
          * @param detail an error or a remark, or null
          */
         void onStateChanged(State state, InterfacePlan plan, String detail);
+
+        /**
+         * A task on the worker threw: a bug, caught so that the worker goes on.
+         *
+         * @param task what the task was doing
+         * @param error what it threw
+         */
+        void onTaskFailed(String task, Throwable error);
+    }
+
+    /** Creates emulators; tests substitute one that keeps the listener. */
+    public interface EmulatorFactory {
+        /**
+         * @param config the configuration
+         * @param listener the controller's listener
+         * @return a new, not yet started emulator
+         */
+        TapEmulator create(TapConfig config, TapListener listener);
     }
 
     private final Platform platform;
     private final String session;
-    private final ExecutorService worker = Executors.newSingleThreadExecutor(r -> {
-        Thread t = new Thread(r, "vpn-controller");
-        t.setDaemon(true);
-        return t;
-    });
-    // Only touched on the worker thread.
+    private final EmulatorFactory factory;
+    private final long ipv6GraceMs;
+    private final ScheduledThreadPoolExecutor worker;
+    // Only touched on the worker thread, but tap is read by statsText() too.
     private volatile TapEmulator tap;
-    private InterfacePlan plan;
+    private TapConfig config;
+    private InterfacePlan plan; // the interface in force (attached), or null
     private Lease lease;
     private Ipv6Info ipv6;
+    private ScheduledFuture<?> ipv6Grace; // armed while the first interface waits for IPv6
+    private boolean ipv6GraceOver;
     private State state = State.IDLE;
 
     /**
@@ -85,8 +140,27 @@ public final class VpnController {
      * @param session session name for the VPN interface
      */
     public VpnController(Platform platform, String session) {
+        this(platform, session, TapEmulator::new, DEFAULT_IPV6_GRACE_MS);
+    }
+
+    /**
+     * @param platform the Android side
+     * @param session session name for the VPN interface
+     * @param factory creates the emulators
+     * @param ipv6GraceMs how long the first interface waits for IPv6 after the IPv4 lease
+     */
+    public VpnController(Platform platform, String session, EmulatorFactory factory, long ipv6GraceMs) {
         this.platform = platform;
         this.session = session;
+        this.factory = factory;
+        this.ipv6GraceMs = ipv6GraceMs;
+        this.worker = new ScheduledThreadPoolExecutor(1, r -> {
+            Thread t = new Thread(r, "vpn-controller");
+            t.setDaemon(true);
+            return t;
+        });
+        worker.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
+        worker.setRemoveOnCancelPolicy(true);
     }
 
     /**
@@ -101,33 +175,55 @@ public final class VpnController {
     }
 
     /**
+     * {@code Service.onStartCommand}: {@link #ACTION_STOP} stops; anything else connects, the
+     * system's always-on start included (no intent, or {@code VpnService.SERVICE_INTERFACE}).
+     * A start with the configuration already running changes nothing.
+     *
+     * @param action the intent's action, or null (no intent: a restart by the system)
+     * @param config the configuration to connect with
+     */
+    public void onStartCommand(String action, TapConfig config) {
+        if (ACTION_STOP.equals(action)) {
+            stop();
+        } else {
+            run("start", () -> {
+                if (tap == null || !sameConfig(config, this.config)) {
+                    startNow(config);
+                }
+            });
+        }
+    }
+
+    /**
      * Starts the emulator with {@code config}; a running one is stopped first.
      *
      * @param config the emulator configuration
      */
     public void start(TapConfig config) {
-        worker.execute(() -> {
-            closeTap();
-            try {
-                TapEmulator.validate(config);
-                Forwarder forwarder = new Forwarder();
-                tap = new TapEmulator(config, forwarder);
-                forwarder.emulator = tap;
-                tap.start();
-                setState(State.WAITING_FOR_LEASE, null);
-            } catch (Exception e) {
-                closeTap();
-                setState(State.FAILED, e.toString());
-            }
-        });
+        run("start", () -> startNow(config));
     }
 
     /** Stops the emulator (releasing the lease) and tears the interface down. */
     public void stop() {
-        worker.execute(() -> {
+        run("stop", () -> {
             closeTap();
             if (state != State.FAILED) {
                 setState(State.STOPPED, null);
+            }
+        });
+    }
+
+    /**
+     * The device's network changed ({@code ConnectivityManager.NetworkCallback}): the VPN's
+     * underlying network follows it, and a running emulator is told.
+     *
+     * @param network the new {@code android.net.Network}, or null when there is none
+     */
+    public void networkChanged(Object network) {
+        run("network change", () -> {
+            platform.setUnderlyingNetwork(network);
+            if (tap != null) {
+                platform.networkChanged(tap);
             }
         });
     }
@@ -150,14 +246,76 @@ public final class VpnController {
         return t == null ? null : t.stats().toString();
     }
 
+    // ---- on the worker thread ----------------------------------------------------------------
+
+    /** Runs a task on the worker; ignored once the controller is shut down. */
+    private void run(String what, Runnable task) {
+        try {
+            worker.execute(guarded(what, task));
+        } catch (RejectedExecutionException shutDown) {
+            // a late callback (network, emulator) after shutdown(): nothing left to do
+        }
+    }
+
+    /** The task, with whatever it throws reported to the platform, never lost. */
+    private Runnable guarded(String what, Runnable task) {
+        return () -> {
+            try {
+                task.run();
+            } catch (Throwable t) {
+                reportTaskFailure(what, t);
+            }
+        };
+    }
+
+    private void reportTaskFailure(String what, Throwable t) {
+        try {
+            platform.onTaskFailed(what, t);
+        } catch (Throwable reporting) {
+            t.addSuppressed(reporting);
+            t.printStackTrace();
+        }
+    }
+
+    /** TapConfig has no equals; its toString names every field. */
+    private static boolean sameConfig(TapConfig a, TapConfig b) {
+        return a != null && b != null && a.toString().equals(b.toString());
+    }
+
+    private void startNow(TapConfig c) {
+        closeTap();
+        try {
+            TapEmulator.validate(c);
+            Forwarder forwarder = new Forwarder();
+            tap = factory.create(c, forwarder);
+            forwarder.emulator = tap;
+            config = c;
+            tap.start();
+            setState(State.WAITING_FOR_LEASE, null);
+        } catch (Exception e) {
+            closeTap();
+            setState(State.FAILED, e.toString());
+        }
+    }
+
     private void closeTap() {
         if (tap != null) {
-            tap.close();
+            tap.close(); // closes the TUN: the interface goes down
             tap = null;
         }
+        config = null;
         plan = null;
         lease = null;
         ipv6 = null;
+        cancelIpv6Grace();
+        ipv6GraceOver = false;
+    }
+
+    private void cancelIpv6Grace() {
+        if (ipv6Grace != null) {
+            ipv6Grace.cancel(false);
+            ipv6Grace = null;
+        }
     }
 
     private void setState(State s, String detail) {
@@ -165,39 +323,72 @@ public final class VpnController {
         platform.onStateChanged(s, plan, detail);
     }
 
+    private static boolean hasGlobalIpv6(Ipv6Info info) {
+        return info != null && !info.addresses().isEmpty();
+    }
+
+    /** The first interface waits for IPv6 (when on) until a global address or the grace ends. */
+    private boolean waitingForIpv6() {
+        return plan == null && config.ipv6() && !hasGlobalIpv6(ipv6) && !ipv6GraceOver && ipv6GraceMs > 0;
+    }
+
     /**
-     * Builds the interface for the lease and IPv6 state in force, unless the current one
-     * already fits (a VPN interface cannot be changed in place: a new one replaces it).
+     * Brings the interface in line with the lease and IPv6 state in force. A VPN interface
+     * cannot be changed in place: a new one is established, then attached, and the emulator
+     * closes the old one (make before break).
      */
-    private void rebuild(TapEmulator from) {
-        if (from != tap || lease == null) {
+    private void update(TapEmulator from) {
+        if (from != tap || tap == null || lease == null) {
             return; // a late event from an emulator already closed, or no IPv4 lease yet
         }
         InterfacePlan next = InterfacePlan.fromLease(session, lease, ipv6);
-        if (next.sameInterface(plan) && state == State.CONNECTED) {
+        if (next.sameInterface(plan)) {
+            if (state != State.CONNECTED) {
+                setState(State.CONNECTED, null); // the lease came back as it was
+            }
+            return;
+        }
+        if (waitingForIpv6()) {
+            if (ipv6Grace == null) {
+                ipv6Grace = worker.schedule(guarded("IPv6 grace over", () -> {
+                    ipv6Grace = null;
+                    ipv6GraceOver = true;
+                    update(from);
+                }), ipv6GraceMs, TimeUnit.MILLISECONDS);
+            }
+            return;
+        }
+        cancelIpv6Grace();
+        establish(next);
+    }
+
+    private void establish(InterfacePlan next) {
+        int fd;
+        try {
+            fd = platform.establish(next);
+        } catch (Exception e) {
+            if (plan != null) {
+                setState(state, "cannot rebuild the interface, keeping the one in force: " + e);
+            } else {
+                closeTap();
+                setState(State.FAILED, "cannot build the interface: " + e);
+            }
+            return;
+        }
+        if (fd < 0) {
+            closeTap();
+            setState(State.FAILED, "VPN permission revoked");
             return;
         }
         try {
-            int fd = platform.establish(next);
-            if (fd < 0) {
-                closeTap();
-                setState(State.FAILED, "VPN permission revoked");
-                return;
-            }
             tap.attachTun(fd); // the old TUN, if any, is closed by the emulator
-            plan = next;
-            setState(State.CONNECTED, null);
-        } catch (Exception e) {
+        } catch (IOException | RuntimeException e) {
             closeTap();
-            setState(State.FAILED, "cannot build the interface: " + e);
+            setState(State.FAILED, "cannot attach the interface: " + e);
+            return;
         }
-    }
-
-    private void updateLease(TapEmulator from, Lease l) {
-        if (from == tap) {
-            lease = l;
-            rebuild(from);
-        }
+        plan = next;
+        setState(State.CONNECTED, null);
     }
 
     /** The emulator listener: hops every callback onto the worker thread. */
@@ -212,56 +403,63 @@ public final class VpnController {
 
         @Override
         public void onLeaseAcquired(Lease l) {
-            post(from -> updateLease(from, l));
+            post("lease acquired", from -> {
+                lease = l;
+                update(from);
+            });
         }
 
         @Override
         public void onLeaseChanged(Lease oldLease, Lease newLease) {
-            post(from -> updateLease(from, newLease));
+            post("lease changed", from -> {
+                lease = newLease;
+                update(from);
+            });
         }
 
         @Override
         public void onLeaseRenewed(Lease l) {
-            post(from -> updateLease(from, l)); // rebuilds only if routes/DNS/MTU changed
+            post("lease renewed", from -> { // rebuilds only if routes/DNS/MTU changed
+                lease = l;
+                update(from);
+            });
         }
 
         @Override
         public void onIpv6Changed(Ipv6Info info) {
-            post(from -> {
-                if (from == tap) {
-                    ipv6 = info;
-                    rebuild(from);
-                }
+            post("IPv6 changed", from -> {
+                ipv6 = info;
+                update(from);
             });
         }
 
         @Override
         public void onLeaseLost(String address, String reason) {
-            post(from -> {
-                if (from == tap && tap != null) {
-                    tap.detachTun();
-                    plan = null;
-                    lease = null;
-                    setState(State.LEASE_LOST, address + ": " + reason);
-                }
+            post("lease lost", from -> {
+                // The interface stays: its packets are dropped, never sent outside the VPN.
+                lease = null;
+                setState(State.LEASE_LOST, address + ": " + reason);
             });
         }
 
         @Override
         public void onStopped(String error) {
             if (error != null) {
-                post(from -> {
-                    if (from == tap) {
-                        closeTap();
-                        setState(State.FAILED, error);
-                    }
+                post("emulator stopped", from -> {
+                    closeTap();
+                    setState(State.FAILED, error);
                 });
             }
         }
 
-        private void post(java.util.function.Consumer<TapEmulator> action) {
+        /** Runs the action on the worker if this listener's emulator is still the current one. */
+        private void post(String what, Consumer<TapEmulator> action) {
             TapEmulator from = emulator;
-            worker.execute(() -> action.accept(from));
+            run(what, () -> {
+                if (from == tap && from != null) {
+                    action.accept(from);
+                }
+            });
         }
     }
 }
