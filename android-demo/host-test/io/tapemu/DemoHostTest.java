@@ -214,14 +214,18 @@ public final class DemoHostTest {
 
     /** A lease for {@code address} in 192.0.2.0/24 (the one place that builds test leases). */
     static Lease lease(String address) {
-        return Lease.parse("address=" + address + "\nprefix=24\nroute=192.0.2.0/24\nroute=0.0.0.0/0 via 192.0.2.1\n"
-                + "dns=192.0.2.53\nmtu=1400\n");
+        return Lease.parse("{\"event\":\"lease\",\"address\":\"" + address + "\",\"prefix\":24,"
+                + "\"routes\":[{\"destination\":\"192.0.2.0/24\",\"gateway\":null},"
+                + "{\"destination\":\"0.0.0.0/0\",\"gateway\":\"192.0.2.1\"}],"
+                + "\"dns\":[\"192.0.2.53\"],\"mtu\":1400}");
     }
 
     /** IPv6 state with a global SLAAC address (the one place that builds test IPv6 states). */
     static Ipv6Info globalIpv6() {
-        return Ipv6Info.parse("address=2001:db8:1::5/64\nroute=2001:db8:1::/64\nroute=::/0 via fe80::1\n"
-                + "dns=2001:db8:1::53\nmtu=1280\n");
+        return Ipv6Info.parse("{\"event\":\"ipv6\",\"addresses\":[\"2001:db8:1::5/64\"],"
+                + "\"routes\":[{\"destination\":\"2001:db8:1::/64\",\"gateway\":null},"
+                + "{\"destination\":\"::/0\",\"gateway\":\"fe80::1\"}],"
+                + "\"dns\":[\"2001:db8:1::53\"],\"mtu\":1280}");
     }
 
     /** The demo's configuration without a link: nothing but the test talks to the controller. */
