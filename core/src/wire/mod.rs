@@ -3,6 +3,7 @@
 //! ([`crate::ipv4`], [`crate::ipv6`]) decide what to send and what a message means.
 
 pub mod arp;
+pub mod dhcpv4;
 pub mod ethernet;
 pub mod icmp;
 pub mod ndp;
