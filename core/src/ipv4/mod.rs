@@ -282,7 +282,10 @@ impl Ipv4Host {
         };
         let total_len = usize::from(header.total_len());
         let header_sum = etherparse::checksum::Sum16BitWords::new().add_slice(header.slice());
-        if total_len > payload.len() || header_sum.ones_complement() != 0 {
+        if total_len < header.slice().len()
+            || total_len > payload.len()
+            || header_sum.ones_complement() != 0
+        {
             stats.ipv4.drop_link_malformed += 1;
             return Ingress::Consumed;
         }

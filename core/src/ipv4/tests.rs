@@ -430,3 +430,21 @@ fn no_address_drops_tun_traffic_and_ignores_arp() {
     assert!(drain(&mut tap).is_empty());
     assert_eq!(tap.stats().ipv4.drop_no_address, 1);
 }
+
+#[test]
+fn a_packet_shorter_than_its_own_header_is_dropped_and_counted() {
+    let t0 = Instant::now();
+    let mut tap = tap_with(None, t0);
+    let mut frame = ipv4_frame(OUR_MAC, 10, 0);
+    // Total length 16, header length 20: the checksum is right, the packet is not.
+    frame[14 + 2..14 + 4].copy_from_slice(&16u16.to_be_bytes());
+    frame[14 + 10..14 + 12].fill(0);
+    let h = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..])
+        .unwrap()
+        .to_header();
+    frame[14 + 10..14 + 12].copy_from_slice(&h.calc_header_checksum().to_be_bytes());
+    assert_eq!(tap.handle_link_frame(t0, &frame), Ingress::Consumed);
+    let s = tap.stats();
+    assert_eq!(s.ipv4.drop_link_malformed, 1);
+    assert_eq!(s.tun.packets_out, 0);
+}
