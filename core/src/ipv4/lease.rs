@@ -1,5 +1,9 @@
 //! A DHCPv4 lease: what a server's ACK gives ([`Lease`]), when it must be renewed,
 //! rebound and given up, and why it was lost ([`LeaseLostReason`]).
+//!
+//! The expiry is always the server's (RFC 2131 §4.4.5): a short lease is never made
+//! longer here. Only the client's own timers are clamped, so that a tiny or odd lease
+//! cannot make it loop (see [`MIN_LEASE`]).
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -7,7 +11,10 @@ use std::time::{Duration, Instant};
 use crate::ipv4::route::{Ipv4Interface, Ipv4Route};
 use crate::wire::dhcpv4::{usable_unicast, Reply};
 
-/// Shortest lease accepted; shorter leases are treated as this long.
+/// The least time between two acquisitions of a lease. A lease shorter than this is
+/// used as the server gave it and goes at the server's expiry; discovery then waits
+/// until this long after the lost lease was acquired, so a server handing out leases of
+/// a few seconds (or none) cannot make the client loop.
 pub const MIN_LEASE: Duration = Duration::from_secs(60);
 
 /// A lease: everything a `VpnService.Builder` or `ip addr`/`ip route` needs.
@@ -34,7 +41,7 @@ pub struct Lease {
     pub mtu: Option<u16>,
     /// Broadcast address (option 28).
     pub broadcast: Option<Ipv4Addr>,
-    /// Lease duration after clamping to [`MIN_LEASE`]; `None` is an infinite lease.
+    /// Lease duration as the server gave it (option 51); `None` is an infinite lease.
     pub lease_time: Option<Duration>,
     /// Time from `acquired_at` to RENEWING, as used (`None` for an infinite lease).
     pub t1: Option<Duration>,
@@ -62,7 +69,7 @@ pub enum LeaseLostReason {
 /// The times of a lease, from when it was acquired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LeaseTimes {
-    /// The lease, at least [`MIN_LEASE`].
+    /// The server's lease.
     pub lease: Duration,
     /// Renewal (T1).
     pub t1: Duration,
@@ -72,14 +79,13 @@ pub(crate) struct LeaseTimes {
 
 impl LeaseTimes {
     /// The times of a lease of `lease_secs` seconds, or `None` for an infinite one
-    /// (0xffffffff); shorter leases count as [`MIN_LEASE`]. T1 and T2 come from the
-    /// server when consistent (T1 < T2 < lease), else 0.5 and 0.875 of the lease
-    /// (RFC 2131 §4.4.5).
+    /// (0xffffffff). T1 and T2 come from the server when consistent (T1 < T2 < lease),
+    /// else 0.5 and 0.875 of the lease (RFC 2131 §4.4.5).
     pub fn new(lease_secs: u32, t1: Option<u32>, t2: Option<u32>) -> Option<LeaseTimes> {
         if lease_secs == u32::MAX {
             return None;
         }
-        let lease = Duration::from_secs(lease_secs.into()).max(MIN_LEASE);
+        let lease = Duration::from_secs(lease_secs.into());
         let given = |v: Option<u32>| v.map(|s| Duration::from_secs(s.into()));
         let t2 = given(t2)
             .filter(|t| !t.is_zero() && *t < lease)
@@ -186,6 +192,18 @@ mod tests {
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn short_leases_keep_the_servers_time() {
+        let t = LeaseTimes::new(30, None, None).unwrap();
+        assert_eq!((t.lease, t.t1, t.t2), (secs(30.0), secs(15.0), secs(26.25)));
+        let t = LeaseTimes::new(0, None, None).unwrap();
+        assert_eq!(
+            (t.lease, t.t1, t.t2),
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO)
+        );
+        assert_eq!(LeaseTimes::new(u32::MAX, Some(1), Some(2)), None);
     }
 
     #[test]

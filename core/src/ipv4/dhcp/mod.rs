@@ -15,11 +15,12 @@
 //!   restarts after five transmissions; REBOOTING falls back to INIT after
 //!   [`DhcpConfig::reboot_timeout`] (10 s like dhclient).
 //! * Lease times as in [`crate::ipv4::lease`]: T1/T2 from the server when consistent,
-//!   else 0.5 and 0.875 of the lease. RENEWING unicasts to the server identifier
-//!   through the normal egress path; REBINDING broadcasts. Both retry after half the
-//!   remaining time (to T2, resp. to expiry), at least 60 s, never past T2 resp. the
-//!   expiry. Leases shorter than [`MIN_LEASE`] are clamped to it; 0xffffffff is an
-//!   infinite lease with no renewal at all.
+//!   else 0.5 and 0.875 of the lease; the lease runs out at the server's expiry, however
+//!   short. RENEWING unicasts to the server identifier through the normal egress path;
+//!   REBINDING broadcasts. Both retry after half the remaining time (to T2, resp. to
+//!   expiry), at least 60 s, never past T2 resp. the expiry. 0xffffffff is an infinite
+//!   lease with no renewal at all. After a lease shorter than [`MIN_LEASE`] runs out,
+//!   discovery waits until [`MIN_LEASE`] after it was acquired.
 //! * DHCPNAK → INIT; repeated NAKs back off like retransmissions so that a
 //!   misconfigured server cannot make us loop at wire speed.
 //! * RFC 5227 probing of an acknowledged address before it is used, shortened for a
@@ -426,14 +427,18 @@ impl DhcpClient {
 
     /// The lease is gone: remove the address, report, start over.
     fn lose(&mut self, now: Instant, reason: LeaseLostReason) {
+        let mut delay = Duration::ZERO;
         if let Some(lease) = self.lease.take() {
+            if reason == LeaseLostReason::Expired {
+                delay = (lease.acquired_at + MIN_LEASE).saturating_duration_since(now);
+            }
             self.actions.push(Action::Configure(None));
             self.actions.push(Action::Event(DhcpEvent::LeaseLost {
                 address: lease.address,
                 reason,
             }));
         }
-        self.restart(now, Duration::ZERO);
+        self.restart(now, delay);
     }
 
     fn bind(&mut self, now: Instant, lease: Lease) {

@@ -197,7 +197,7 @@ fn nak_while_renewing_drops_the_address_and_starts_over() {
 }
 
 #[test]
-fn infinite_leases_never_renew_and_short_ones_are_clamped() {
+fn infinite_leases_never_renew_and_short_ones_keep_their_time() {
     let t0 = Instant::now();
     let mut tap = dhcp_tap(DhcpConfig::default(), t0);
     bind(
@@ -223,8 +223,8 @@ fn infinite_leases_never_renew_and_short_ones_are_clamped() {
         t0,
     );
     let lease = tap.lease().unwrap();
-    assert_eq!(lease.lease_time, Some(MIN_LEASE));
-    assert_eq!((lease.t1, lease.t2), (Some(secs(30.0)), Some(secs(52.5))));
+    assert_eq!(lease.lease_time, Some(secs(5.0)));
+    assert_eq!((lease.t1, lease.t2), (Some(secs(2.5)), Some(secs(4.375))));
 }
 
 #[test]
@@ -291,6 +291,49 @@ fn release_unicasts_to_the_server_and_drops_the_address() {
     tap.release(t0);
     assert!(drain(&mut tap).is_empty());
     assert_eq!(tap.poll_timeout(), None);
+}
+
+#[test]
+fn a_short_lease_keeps_the_servers_time_and_the_address_goes_at_its_expiry() {
+    let t0 = Instant::now();
+    let mut tap = dhcp_tap(DhcpConfig::default(), t0);
+    let server = Server {
+        lease_secs: 30,
+        ..Server::default()
+    };
+    bind(&mut tap, &server, t0);
+    let lease = tap.lease().unwrap().clone();
+    assert_eq!(lease.lease_time, Some(secs(30.0)), "the server's time");
+    assert_eq!((lease.t1, lease.t2), (Some(secs(15.0)), Some(secs(26.25))));
+    assert!(events(&mut tap).contains(&Event::Dhcp(DhcpEvent::LeaseAcquired(lease))));
+
+    // The server is gone: a renewal at T1 (its ARP unanswered), rebinding at T2.
+    let sent = run_until(&mut tap, t0 + secs(29.9));
+    let rebind = last_dhcp(&sent);
+    assert_eq!(rebind.ip_dst, Ipv4Addr::BROADCAST);
+    assert!(tap.ipv4().is_some());
+    // At the server's expiry the address goes.
+    run_until(&mut tap, t0 + secs(30.0));
+    assert_eq!(tap.ipv4(), None);
+    assert!(
+        events(&mut tap).contains(&Event::Dhcp(DhcpEvent::LeaseLost {
+            address: offered(),
+            reason: LeaseLostReason::Expired
+        }))
+    );
+    // The server may give it to someone else now: we no longer answer for it.
+    let who_has = ArpPacket::request(OTHER_MAC, ip("192.0.2.7"), offered());
+    let out = feed(
+        &mut tap,
+        t0 + secs(30.0),
+        &who_has.to_frame(MacAddr::BROADCAST),
+    );
+    assert!(arps(&out).is_empty(), "{out:?}");
+    // A tiny lease cannot make the client loop: discovery waits for MIN_LEASE.
+    assert_eq!(
+        tap.next_timer(),
+        Some(crate::Timer::new(t0 + MIN_LEASE, "dhcp start"))
+    );
 }
 
 #[test]
