@@ -254,7 +254,8 @@ impl Tap {
     }
 
     /// Routes an IPv4 packet that tapemu itself originates through the same path as
-    /// TUN traffic (ARP for the next hop), queueing the frame for `poll_transmit`.
+    /// TUN traffic (ARP for the next hop), queueing the frame for `poll_transmit`. No
+    /// ICMP error about it goes to the TUN: the kernel never sent it.
     pub fn send_ipv4_packet(&mut self, now: Instant, packet: &[u8]) {
         self.ipv4
             .send_local(now, with_headroom(packet), &mut self.stats);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 
-use super::{HostEvent, Ipv4Event, Ipv4Host};
+use super::{origin, HostEvent, Ipv4Event, Ipv4Host};
 use crate::io::{Transmit, HEADROOM};
 use crate::neighbour::Action;
 use crate::stats::Stats;
@@ -150,6 +150,11 @@ impl Ipv4Host {
                     self.events.push_back(HostEvent::Ipv4(event));
                     for frame in frames {
                         stats.arp_cache.drop_unreachable += 1;
+                        // Our own packets (a DHCP renewal) were never the kernel's: it
+                        // must not hear about them.
+                        if frame.first() != Some(&origin::TUN) {
+                            continue;
+                        }
                         // Reported from the neighbour's address: the kernel discards
                         // packets arriving with one of its own addresses as the source.
                         if let Some(packet) = frame.get(HEADROOM..) {

@@ -69,13 +69,22 @@ pub(crate) enum HostEvent {
     Dhcp(DhcpEvent),
 }
 
+/// The first byte of a queued frame's headroom says who sent the packet, until the
+/// Ethernet header is written over it: only the TUN's own packets get ICMP errors back.
+mod origin {
+    /// The kernel, through the TUN.
+    pub const TUN: u8 = 0;
+    /// tapemu itself (DHCP): never the subject of an ICMP error to the TUN.
+    pub const LOCAL: u8 = 1;
+}
+
 /// What became of a routed packet.
 enum Routed {
     /// The Ethernet header is written: send the frame now.
     Ready,
     /// Queue it until this neighbour resolves.
     Resolve(Ipv4Addr),
-    /// Dropped (counted; an ICMP error may have gone back).
+    /// Dropped (counted; an ICMP error went back when the TUN sent it).
     Dropped,
 }
 
@@ -193,10 +202,12 @@ impl Ipv4Host {
     /// into the headroom and nothing is copied.
     #[inline]
     pub fn egress(&mut self, now: Instant, frame: &mut [u8], stats: &mut Stats) -> Egress {
-        match self.route(now, frame, stats) {
+        match self.route(now, frame, origin::TUN, stats) {
             Routed::Ready => Egress::Send,
             Routed::Resolve(next) => {
-                self.enqueue(now, next, frame.to_vec(), stats);
+                let mut queued = frame.to_vec();
+                queued[0] = origin::TUN;
+                self.enqueue(now, next, queued, stats);
                 Egress::Consumed
             }
             Routed::Dropped => Egress::Consumed,
@@ -204,11 +215,15 @@ impl Ipv4Host {
     }
 
     /// Routes a packet tapemu itself sends (a DHCP renewal): `frame` is [`HEADROOM`]
-    /// bytes and the packet, and becomes the frame without a copy.
+    /// bytes and the packet, and becomes the frame without a copy. No ICMP error about
+    /// it ever goes to the TUN.
     pub fn send_local(&mut self, now: Instant, mut frame: Vec<u8>, stats: &mut Stats) {
-        match self.route(now, &mut frame, stats) {
+        match self.route(now, &mut frame, origin::LOCAL, stats) {
             Routed::Ready => self.transmits.push_back(Transmit::Link(frame)),
-            Routed::Resolve(next) => self.enqueue(now, next, frame, stats),
+            Routed::Resolve(next) => {
+                frame[0] = origin::LOCAL;
+                self.enqueue(now, next, frame, stats);
+            }
             Routed::Dropped => {}
         }
     }
@@ -216,7 +231,7 @@ impl Ipv4Host {
     /// Routes the packet behind the headroom of `frame`: when its next hop's MAC is
     /// known, writes the Ethernet header into the headroom.
     #[inline]
-    fn route(&mut self, now: Instant, frame: &mut [u8], stats: &mut Stats) -> Routed {
+    fn route(&mut self, now: Instant, frame: &mut [u8], from: u8, stats: &mut Stats) -> Routed {
         let packet = frame.get(HEADROOM..).unwrap_or_default();
         let Ok(header) = Ipv4HeaderSlice::from_slice(packet) else {
             stats.tun.drop_malformed += 1;
@@ -229,7 +244,7 @@ impl Ipv4Host {
         }
         if packet.len() > usize::from(self.mtu) {
             stats.ipv4.drop_too_big += 1;
-            if header.dont_fragment() {
+            if header.dont_fragment() && from == origin::TUN {
                 let mtu = self.mtu;
                 self.icmp_to_tun(packet, dst, Unreachable::FragmentationNeeded { mtu }, stats);
             }
@@ -248,7 +263,9 @@ impl Ipv4Host {
             NextHop::Multicast(mac) => mac,
             NextHop::NoRoute => {
                 stats.ipv4.drop_no_route += 1;
-                self.icmp_to_tun(packet, dst, Unreachable::Network, stats);
+                if from == origin::TUN {
+                    self.icmp_to_tun(packet, dst, Unreachable::Network, stats);
+                }
                 return Routed::Dropped;
             }
         };

@@ -448,3 +448,26 @@ fn a_packet_shorter_than_its_own_header_is_dropped_and_counted() {
     assert_eq!(s.ipv4.drop_link_malformed, 1);
     assert_eq!(s.tun.packets_out, 0);
 }
+
+#[test]
+fn our_own_packets_never_bring_icmp_errors_to_the_tun() {
+    let t0 = Instant::now();
+    let mut tap = tap_with(None, t0);
+    let packet = |dst: &str| udp_from_tun(dst, b"ours")[HEADROOM..].to_vec();
+    // No route, and a neighbour that never answers.
+    tap.send_ipv4_packet(t0, &packet("203.0.113.5"));
+    tap.send_ipv4_packet(t0, &packet("192.0.2.77"));
+    let mut out = drain(&mut tap);
+    out.extend(
+        crate::testing::run_until(&mut tap, t0 + Duration::from_secs(10))
+            .into_iter()
+            .map(|(_, t)| t),
+    );
+    assert!(
+        crate::testing::tun_packets(&out).is_empty(),
+        "nothing for the TUN: {out:?}"
+    );
+    let s = tap.stats();
+    assert_eq!((s.ipv4.drop_no_route, s.arp_cache.drop_unreachable), (1, 1));
+    assert_eq!(s.ipv4.icmp_errors_to_tun, 0);
+}

@@ -161,7 +161,8 @@ pub(crate) enum Action {
     /// Send this complete Ethernet frame.
     Link(Vec<u8>),
     /// Route this frame like TUN traffic (ARP for the next hop): an IPv4 packet behind
-    /// [`crate::HEADROOM`] bytes for the Ethernet header.
+    /// [`crate::HEADROOM`] bytes for the Ethernet header. It is our own traffic: no
+    /// ICMP error about it ever goes to the TUN.
     Route(Vec<u8>),
     /// Send an RFC 5227 ARP probe for the address.
     Probe(Ipv4Addr),

@@ -337,6 +337,33 @@ fn a_short_lease_keeps_the_servers_time_and_the_address_goes_at_its_expiry() {
 }
 
 #[test]
+fn an_unanswered_renewal_puts_no_icmp_error_on_the_tun() {
+    let t0 = Instant::now();
+    let mut tap = dhcp_tap(DhcpConfig::default(), t0);
+    bind(&mut tap, &Server::default(), t0);
+    events(&mut tap);
+    // The renewal waits for the server's MAC, which never comes.
+    let out: Vec<Transmit> = run_until(&mut tap, t0 + secs(1810.0))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(tap.dhcp_state(), Some(DhcpState::Renewing));
+    assert!(
+        crate::testing::tun_packets(&out).is_empty(),
+        "the kernel never sent the renewal: {out:?}"
+    );
+    let s = tap.stats();
+    assert_eq!(
+        (s.arp_cache.drop_unreachable, s.ipv4.icmp_errors_to_tun),
+        (1, 0)
+    );
+    assert_eq!(
+        events(&mut tap),
+        vec![Event::Ipv4(Ipv4Event::NeighbourUnreachable(server_ip()))]
+    );
+}
+
+#[test]
 fn timers_say_why_they_run() {
     let reason = |tap: &Tap| tap.next_timer().map(|t| t.reason);
     let t0 = Instant::now();
