@@ -84,6 +84,9 @@ counter_group! {
             icmp_errors_to_tun,
             /// Another host claimed our address.
             address_conflicts,
+            /// Multicast groups joined on the TUN side beyond `Config::max_ipv4_groups` (their
+            /// traffic is not delivered).
+            igmp_groups_not_learnt,
         }
         drops {
             /// TUN packets sent while we have no address.
@@ -94,6 +97,8 @@ counter_group! {
             drop_too_big,
             /// IPv4 frames with a malformed, truncated or corrupt header.
             drop_link_malformed,
+            /// IPv4 frames to a multicast group the TUN side did not join.
+            drop_link_not_for_us,
         }
     }
 }
@@ -377,6 +382,6 @@ mod tests {
         assert!(names.contains(&"tun.packets_in".to_string()));
         assert!(names.contains(&"queues.drop_event_full".to_string()));
         assert!(names.contains(&"ndp_cache.drop_unreachable".to_string()));
-        assert_eq!(names.len(), 77);
+        assert_eq!(names.len(), 79);
     }
 }

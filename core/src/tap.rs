@@ -112,6 +112,7 @@ impl Tap {
             config.neighbour.clone(),
             mac,
             config.mtu,
+            config.max_ipv4_groups,
             now,
             &mut stats,
         );
@@ -162,6 +163,12 @@ impl Tap {
     /// The IPv4 neighbour (ARP) cache.
     pub fn arp_cache(&self) -> &NeighbourCache<Ipv4Addr> {
         self.ipv4.cache()
+    }
+
+    /// The IPv4 multicast groups the TUN side joined, learnt from its IGMP reports
+    /// (224.0.0.1 is always taken and never listed).
+    pub fn ipv4_groups(&self) -> &[Ipv4Addr] {
+        self.ipv4.tun_groups()
     }
 
     /// The usable IPv6 configuration (empty when IPv6 is disabled).
@@ -324,11 +331,11 @@ impl Tap {
         }
     }
 
-    /// True for a multicast MAC of a group we take: every IPv4 group, IPv6 all-nodes,
-    /// our solicited-node groups and the groups the TUN side joined.
+    /// True for a multicast MAC of a group we take: IPv4 all-hosts and the groups the
+    /// TUN side joined, IPv6 all-nodes, our solicited-node groups and the joined ones.
     fn takes_group(&self, mac: MacAddr) -> bool {
         if mac.is_ipv4_multicast() {
-            return true;
+            return self.ipv4.accepts_mac(mac);
         }
         mac.is_ipv6_multicast() && self.ipv6.as_ref().is_some_and(|h| h.accepts_mac(mac))
     }

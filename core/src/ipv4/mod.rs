@@ -1,6 +1,6 @@
 //! IPv4 on the link: the host ([`Ipv4Host`]: our address, ARP answering, learning,
-//! announcements and conflict defence, the ARP cache, and the DHCP client), the
-//! addressing mode, routes and next hop ([`route`]),
+//! announcements and conflict defence, the ARP cache, the multicast groups the TUN side
+//! joined, and the DHCP client), the addressing mode, routes and next hop ([`route`]),
 //! the DHCPv4 client ([`dhcp`]) and its lease ([`lease`]).
 //!
 //! [`crate::Tap`] drives the host as it drives [`crate::ipv6::Ipv6Host`]: it hands it
@@ -9,6 +9,7 @@
 
 mod arp;
 pub mod dhcp;
+mod igmp;
 pub mod lease;
 pub mod route;
 #[cfg(test)]
@@ -100,6 +101,7 @@ pub(crate) struct Ipv4Host {
     /// Next announcement of our address and how many remain.
     announce: Option<(Instant, u8)>,
     last_defence: Option<Instant>,
+    groups: igmp::TunGroups,
     dhcp: Option<DhcpClient>,
     /// Outputs waiting for the Tap's bounded queue.
     pub(crate) transmits: VecDeque<Transmit>,
@@ -108,13 +110,15 @@ pub(crate) struct Ipv4Host {
 }
 
 impl Ipv4Host {
-    /// A host for `mac` on a link of `link_mtu`. A static address is announced at once;
-    /// a DHCP client's first message waits for [`Ipv4Host::handle_timeout`] at `now`.
+    /// A host for `mac` on a link of `link_mtu`, learning at most `max_groups`
+    /// multicast groups. A static address is announced at once; a DHCP client's first
+    /// message waits for [`Ipv4Host::handle_timeout`] at `now`.
     pub fn new(
         mode: Ipv4Mode,
         neighbour: NeighbourConfig,
         mac: MacAddr,
         link_mtu: u16,
+        max_groups: usize,
         now: Instant,
         stats: &mut Stats,
     ) -> Ipv4Host {
@@ -126,6 +130,7 @@ impl Ipv4Host {
             cache: NeighbourCache::new(neighbour),
             announce: None,
             last_defence: None,
+            groups: igmp::TunGroups::new(max_groups),
             dhcp: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -154,6 +159,11 @@ impl Ipv4Host {
     /// that is smaller.
     pub fn mtu(&self) -> u16 {
         self.mtu
+    }
+
+    /// The multicast groups learnt from the TUN side's IGMP reports.
+    pub fn tun_groups(&self) -> &[Ipv4Addr] {
+        self.groups.groups()
     }
 
     /// The DHCP lease in force, if any.
@@ -195,6 +205,11 @@ impl Ipv4Host {
             let event = HostEvent::Ipv4(Ipv4Event::Up(iface.clone()));
             self.events.push_back(event);
         }
+    }
+
+    /// True when a frame to the IPv4 multicast MAC `mac` may be for us.
+    pub fn accepts_mac(&self, mac: MacAddr) -> bool {
+        self.groups.accepts_mac(mac)
     }
 
     /// Takes an IPv4 packet from the TUN behind [`HEADROOM`] bytes; see
@@ -260,7 +275,14 @@ impl Ipv4Host {
                 None => return Routed::Resolve(next),
             },
             NextHop::Broadcast => MacAddr::BROADCAST,
-            NextHop::Multicast(mac) => mac,
+            NextHop::Multicast(mac) => {
+                // The kernel's membership reports go out as they are, and teach us
+                // which groups to take from the link.
+                if header.protocol() == IpNumber::IGMP && from == origin::TUN {
+                    self.groups.learn(&packet[header.slice().len()..], stats);
+                }
+                mac
+            }
             NextHop::NoRoute => {
                 stats.ipv4.drop_no_route += 1;
                 if from == origin::TUN {
@@ -304,6 +326,11 @@ impl Ipv4Host {
             || header_sum.ones_complement() != 0
         {
             stats.ipv4.drop_link_malformed += 1;
+            return Ingress::Consumed;
+        }
+        let dst = header.destination_addr();
+        if dst.is_multicast() && !self.groups.accepts(dst) {
+            stats.ipv4.drop_link_not_for_us += 1;
             return Ingress::Consumed;
         }
         if self.dhcp.is_some() && header.protocol() == IpNumber::UDP {

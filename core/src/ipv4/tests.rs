@@ -401,7 +401,11 @@ fn ingress_strips_header_and_trims_padding() {
         tap.handle_link_frame(t0, &frame),
         Ingress::Deliver(14..14 + 29)
     );
-    let mcast = ipv4_frame(MacAddr([1, 0, 0x5e, 0, 0, 0xfb]), 10, 0);
+    // A group the TUN side joined (an mDNS responder, say).
+    let mut report = igmp_from_tun(ip("224.0.0.251"), igmpv2(REPORT_V2, ip("224.0.0.251")));
+    assert_eq!(tap.handle_tun_packet(t0, &mut report), Egress::Send);
+    let mcast = group_frame(ip("224.0.0.251"), 10);
+    assert_eq!(&mcast[0..6], &[1, 0, 0x5e, 0, 0, 0xfb]);
     assert!(matches!(
         tap.handle_link_frame(t0, &mcast),
         Ingress::Deliver(_)
@@ -429,6 +433,147 @@ fn no_address_drops_tun_traffic_and_ignores_arp() {
     let _ = tap.handle_link_frame(t0, &arp_frame(request, MacAddr::BROADCAST));
     assert!(drain(&mut tap).is_empty());
     assert_eq!(tap.stats().ipv4.drop_no_address, 1);
+}
+
+/// A UDP datagram from the LAN peer to a multicast group, on the group's MAC.
+fn group_frame(group: Ipv4Addr, payload_len: usize) -> Vec<u8> {
+    ipv4_frame_to(MacAddr::ipv4_multicast(group), group, payload_len, 0)
+}
+
+const REPORT_V2: u8 = 0x16;
+const LEAVE_V2: u8 = 0x17;
+
+/// An IGMPv2 report or leave for `group`.
+fn igmpv2(kind: u8, group: Ipv4Addr) -> Vec<u8> {
+    let g = group.octets();
+    vec![kind, 0, 0, 0, g[0], g[1], g[2], g[3]]
+}
+
+/// An IGMPv3 report with one record of `record_type`, no sources, for `group`.
+fn igmpv3(record_type: u8, group: Ipv4Addr) -> Vec<u8> {
+    let g = group.octets();
+    vec![
+        0x22,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        1,
+        record_type,
+        0,
+        0,
+        0,
+        g[0],
+        g[1],
+        g[2],
+        g[3],
+    ]
+}
+
+/// `msg` with its checksum, in an IPv4 packet from us to `dst` with TTL 1 as the
+/// kernel sends it, behind headroom.
+fn igmp_from_tun(dst: Ipv4Addr, mut msg: Vec<u8>) -> Vec<u8> {
+    msg[2..4].fill(0);
+    let sum = etherparse::checksum::Sum16BitWords::new()
+        .add_slice(&msg)
+        .ones_complement();
+    // etherparse sums the words in native byte order.
+    msg[2..4].copy_from_slice(&sum.to_ne_bytes());
+    let mut frame = vec![0u8; HEADROOM];
+    PacketBuilder::ipv4([192, 0, 2, 123], dst.octets(), 1)
+        .write(&mut frame, etherparse::IpNumber::IGMP, &msg)
+        .unwrap();
+    frame
+}
+
+#[test]
+fn multicast_is_delivered_for_all_hosts_and_the_groups_the_tun_joined_only() {
+    let t0 = Instant::now();
+    let mut tap = tap_with(None, t0);
+    let group = ip("239.1.2.3");
+    assert_eq!(
+        tap.handle_link_frame(t0, &group_frame(group, 10)),
+        Ingress::Consumed,
+        "nobody joined it yet"
+    );
+    assert!(matches!(
+        tap.handle_link_frame(t0, &group_frame(ip("224.0.0.1"), 10)),
+        Ingress::Deliver(_)
+    ));
+
+    // The kernel joins: the report goes out unchanged (snooping bridges need it).
+    let mut join = igmp_from_tun(group, igmpv2(REPORT_V2, group));
+    let sent = join.clone();
+    assert_eq!(tap.handle_tun_packet(t0, &mut join), Egress::Send);
+    assert_eq!(&join[0..6], &MacAddr::ipv4_multicast(group).0);
+    assert_eq!(&join[HEADROOM..], &sent[HEADROOM..]);
+    assert_eq!(tap.ipv4_groups(), &[group]);
+    assert!(matches!(
+        tap.handle_link_frame(t0, &group_frame(group, 10)),
+        Ingress::Deliver(_)
+    ));
+    // 224.1.2.3 shares the MAC of 239.1.2.3 but is not joined.
+    let twin = ip("224.1.2.3");
+    assert_eq!(
+        MacAddr::ipv4_multicast(twin),
+        MacAddr::ipv4_multicast(group)
+    );
+    let frame = ipv4_frame_to(MacAddr::ipv4_multicast(group), twin, 10, 0);
+    assert_eq!(tap.handle_link_frame(t0, &frame), Ingress::Consumed);
+
+    // IGMPv3: change to exclude {} joins, change to include {} leaves.
+    let other = ip("239.1.2.4");
+    let mut v3_join = igmp_from_tun(ip("224.0.0.22"), igmpv3(4, other));
+    assert_eq!(tap.handle_tun_packet(t0, &mut v3_join), Egress::Send);
+    assert_eq!(tap.ipv4_groups(), &[group, other]);
+    let mut v3_leave = igmp_from_tun(ip("224.0.0.22"), igmpv3(3, other));
+    assert_eq!(tap.handle_tun_packet(t0, &mut v3_leave), Egress::Send);
+    // An IGMPv2 leave, to all-routers.
+    let mut leave = igmp_from_tun(ip("224.0.0.2"), igmpv2(LEAVE_V2, group));
+    assert_eq!(tap.handle_tun_packet(t0, &mut leave), Egress::Send);
+    assert!(tap.ipv4_groups().is_empty());
+    assert_eq!(
+        tap.handle_link_frame(t0, &group_frame(group, 10)),
+        Ingress::Consumed
+    );
+    // A corrupt report teaches nothing, and still goes out.
+    let mut corrupt = igmp_from_tun(group, igmpv2(REPORT_V2, group));
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    assert_eq!(tap.handle_tun_packet(t0, &mut corrupt), Egress::Send);
+    assert!(tap.ipv4_groups().is_empty());
+
+    let s = tap.stats();
+    assert_eq!(
+        s.link.drop_not_for_us, 2,
+        "the group's MAC, before and after"
+    );
+    assert_eq!(s.ipv4.drop_link_not_for_us, 1, "the twin group");
+}
+
+#[test]
+fn groups_beyond_the_limit_are_not_learnt_and_counted() {
+    let t0 = Instant::now();
+    let config = Config {
+        mac: Some(OUR_MAC),
+        ipv4: Ipv4Mode::Static(Ipv4Interface::new(ip("192.0.2.123"), 24, None)),
+        ipv6: Ipv6Mode::Disabled,
+        max_ipv4_groups: 1,
+        ..Config::default()
+    };
+    let mut tap = Tap::new(config, t0);
+    for group in [ip("239.1.2.3"), ip("239.1.2.4")] {
+        let mut join = igmp_from_tun(group, igmpv2(REPORT_V2, group));
+        assert_eq!(tap.handle_tun_packet(t0, &mut join), Egress::Send);
+    }
+    assert_eq!(tap.ipv4_groups(), &[ip("239.1.2.3")]);
+    assert_eq!(tap.stats().ipv4.igmp_groups_not_learnt, 1);
+    assert_eq!(
+        tap.handle_link_frame(t0, &group_frame(ip("239.1.2.4"), 10)),
+        Ingress::Consumed
+    );
 }
 
 #[test]

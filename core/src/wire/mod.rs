@@ -6,4 +6,5 @@ pub mod arp;
 pub mod dhcpv4;
 pub mod ethernet;
 pub mod icmp;
+pub mod igmp;
 pub mod ndp;
