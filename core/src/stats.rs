@@ -158,6 +158,7 @@ counter_group! {
             /// DHCPDECLINEs sent because the probed address was in use.
             declines,
             /// DHCP options that were malformed and ignored (the rest of the reply was used).
+            /// Also options 6 and 121 cut to their caps (8 DNS servers, 32 routes).
             options_ignored,
         }
         drops {

@@ -30,6 +30,11 @@ pub const BOOTP_MIN_LEN: usize = 300;
 pub const HEADER_LEN: usize = 240;
 /// Bytes in front of a DHCP message in our frames: Ethernet, IPv4 without options, UDP.
 pub const FRAME_OVERHEAD: usize = ethernet::HEADER_LEN + Ipv4Header::MIN_LEN + UdpHeader::LEN;
+/// Most routes taken from option 121: a real network has a handful, and a reply on a
+/// link without an MTU limit could otherwise carry thousands.
+pub const MAX_ROUTES: usize = 32;
+/// Most DNS servers taken from option 6 (resolvers use the first three).
+pub const MAX_DNS: usize = 8;
 /// Most search domains taken from option 119.
 pub const MAX_SEARCH_DOMAINS: usize = 32;
 /// IP TTL of our DHCP messages.
@@ -182,7 +187,7 @@ pub struct ReplyOptions {
     pub bad_subnet_mask: bool,
     /// Option 3, usable unicast addresses only.
     pub routers: Vec<Ipv4Addr>,
-    /// Option 6.
+    /// Option 6, at most [`MAX_DNS`].
     pub dns: Vec<Ipv4Addr>,
     /// Option 15.
     pub domain: Option<String>,
@@ -198,9 +203,9 @@ pub struct ReplyOptions {
     pub t1: Option<u32>,
     /// Option 59, in seconds.
     pub t2: Option<u32>,
-    /// Option 121.
+    /// Option 121, at most [`MAX_ROUTES`].
     pub classless_routes: Option<Vec<ClasslessRoute>>,
-    /// Options left out because they were malformed.
+    /// Options left out because they were malformed, or cut to their limit.
     pub ignored: u64,
 }
 
@@ -353,6 +358,8 @@ impl ReplyOptions {
         if let Some(v) = raw.get(6) {
             o.dns = ipv4_list(v).unwrap_or_default();
             check(true, !o.dns.is_empty());
+            check(true, o.dns.len() <= MAX_DNS);
+            o.dns.truncate(MAX_DNS);
         }
         if let Some(v) = raw.get(15) {
             o.domain = string_value(v);
@@ -381,8 +388,12 @@ impl ReplyOptions {
         o.t2 = raw.get(59).and_then(u32_value);
         check(raw.get(59).is_some(), o.t2.is_some());
         if let Some(v) = raw.get(121) {
-            o.classless_routes = decode_classless_routes(v);
-            check(true, o.classless_routes.is_some());
+            let routes = decode_classless_routes(v);
+            check(true, routes.is_some());
+            if let Some((routes, complete)) = routes {
+                check(true, complete);
+                o.classless_routes = Some(routes);
+            }
         }
         o.ignored = ignored;
         o
@@ -390,8 +401,9 @@ impl ReplyOptions {
 }
 
 /// Option 121 (RFC 3442): (width, significant destination octets, router)*. A router
-/// of 0.0.0.0 is an on-link route. `None` if malformed or empty.
-fn decode_classless_routes(mut v: &[u8]) -> Option<Vec<ClasslessRoute>> {
+/// of 0.0.0.0 is an on-link route. The first [`MAX_ROUTES`], and whether that was all
+/// of them; `None` if malformed or empty.
+fn decode_classless_routes(mut v: &[u8]) -> Option<(Vec<ClasslessRoute>, bool)> {
     let mut routes = Vec::new();
     while let [width, rest @ ..] = v {
         if *width > 32 {
@@ -400,6 +412,9 @@ fn decode_classless_routes(mut v: &[u8]) -> Option<Vec<ClasslessRoute>> {
         let octets = usize::from(width.div_ceil(8));
         let dest = rest.get(..octets)?;
         let router = ipv4(rest.get(octets..octets + 4)?)?;
+        if routes.len() == MAX_ROUTES {
+            return Some((routes, false));
+        }
         let mut d = [0u8; 4];
         d[..octets].copy_from_slice(dest);
         routes.push(ClasslessRoute {
@@ -409,7 +424,7 @@ fn decode_classless_routes(mut v: &[u8]) -> Option<Vec<ClasslessRoute>> {
         });
         v = &rest[octets + 4..];
     }
-    (!routes.is_empty()).then_some(routes)
+    (!routes.is_empty()).then_some((routes, true))
 }
 
 /// Option 119 (RFC 3397): DNS names in wire format, with compression pointers into

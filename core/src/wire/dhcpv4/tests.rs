@@ -116,6 +116,19 @@ fn client_datagrams_are_found_and_checked() {
 }
 
 #[test]
+fn classless_routes_past_the_cap_are_left_out() {
+    let mut option = Vec::new();
+    for i in 0..=MAX_ROUTES as u8 {
+        option.extend_from_slice(&[24, 198, 51, i, 0, 0, 0, 0]);
+    }
+    let (routes, complete) = decode_classless_routes(&option).unwrap();
+    assert_eq!((routes.len(), complete), (MAX_ROUTES, false));
+    assert_eq!(routes[0].router, None, "0.0.0.0 is on-link");
+    let (routes, complete) = decode_classless_routes(&option[..8 * MAX_ROUTES]).unwrap();
+    assert_eq!((routes.len(), complete), (MAX_ROUTES, true));
+}
+
+#[test]
 fn search_list_compression_cannot_amplify() {
     // 120 one-byte labels, then a pointer back to the start: each pass adds 240
     // characters, so the name passes 253 on the second pass and is refused.

@@ -140,3 +140,26 @@ fn inconsistent_t1_t2_fall_back_to_the_defaults() {
         (Some(secs(1800.0)), Some(secs(3150.0)))
     );
 }
+
+#[test]
+fn routes_and_dns_servers_are_capped_and_the_excess_counted() {
+    use crate::wire::dhcpv4::{MAX_DNS, MAX_ROUTES};
+    // 40 routes (320 bytes, split over two options as RFC 3396 allows) and 12 servers.
+    let mut routes = Vec::new();
+    for i in 0..40u8 {
+        routes.extend_from_slice(&[24, 198, 51, i, 192, 0, 2, 1]);
+    }
+    let mut options = vec![121, 160];
+    options.extend_from_slice(&routes[..160]);
+    options.extend_from_slice(&[121, 160]);
+    options.extend_from_slice(&routes[160..]);
+    options.extend_from_slice(&[6, 48]);
+    for i in 0..12u8 {
+        options.extend_from_slice(&[192, 0, 2, 50 + i]);
+    }
+    let (tap, lease) = lease_from_raw(&options);
+    assert_eq!((lease.routes.len(), lease.dns.len()), (MAX_ROUTES, MAX_DNS));
+    assert_eq!(lease.routes[31].destination, ip("198.51.31.0"));
+    assert_eq!(lease.dns[7], ip("192.0.2.57"));
+    assert_eq!(tap.stats().dhcp.options_ignored, 2);
+}
