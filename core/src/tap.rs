@@ -1,5 +1,6 @@
-//! [`Tap`]: the sans-IO emulated Ethernet host that ties framing, ARP, the neighbour
-//! cache and routing together.
+//! [`Tap`]: the sans-IO emulated Ethernet host. It demultiplexes frames by EtherType
+//! and packets by IP version to the IPv4 host ([`crate::ipv4`]: ARP, routing, DHCP) and
+//! the IPv6 host ([`crate::ipv6`]), and holds their outputs in bounded queues.
 //!
 //! The caller owns all IO and the clock. It feeds IP packets read from the TUN to
 //! [`Tap::handle_tun_packet`] and Ethernet frames from the link to

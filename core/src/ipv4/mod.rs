@@ -1,4 +1,4 @@
-//! IPv4 on the link: the host ([`Ipv4Host`]: our address, ARP answering, learning,
+//! IPv4 on the link: the host (`Ipv4Host`: our address, ARP answering, learning,
 //! announcements and conflict defence, the ARP cache, the multicast groups the TUN side
 //! joined, and the DHCP client), the addressing mode, routes and next hop ([`route`]),
 //! the DHCPv4 client ([`dhcp`]) and its lease ([`lease`]).

@@ -3,7 +3,7 @@
 //! messages as whole Ethernet frames.
 //!
 //! dhcproto encodes our messages and decodes the fixed BOOTP header of replies. The
-//! options of replies are walked by [`RawOptions`], a bounds-checked parser of our own:
+//! options of replies are walked by `RawOptions`, a bounds-checked parser of our own:
 //! dhcproto 0.15's option decoder has `debug_assert!`s on the lengths of options 80, 94
 //! and 152–155 (a server-controlled panic in debug builds) and silently stops at the
 //! first option it dislikes, losing the rest of the reply. The UDP header and checksum

@@ -1,9 +1,9 @@
 //! A DHCPv4 client (RFC 2131) with RFC 5227 address probing, driven by
-//! [`crate::ipv4::Ipv4Host`].
+//! `crate::ipv4::Ipv4Host`.
 //!
 //! The client is sans-IO like the rest of the core: the host hands it the UDP
 //! datagrams that arrive on port 68, the ARP packets it sees and the time, and carries
-//! out the [`Action`]s it returns (frames to send, the interface to configure, events).
+//! out the `Action`s it returns (frames to send, the interface to configure, events).
 //! It never calls back into its owner.
 //!
 //! # Behaviour
