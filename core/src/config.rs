@@ -35,6 +35,10 @@ pub struct Config {
     pub max_pending_transmits: usize,
     /// Most events held for [`crate::Tap::poll_event`] before new ones are dropped.
     pub max_pending_events: usize,
+    /// Most IPv4 multicast groups learnt from the TUN side's IGMP reports; a group
+    /// beyond the limit is not learnt (counted), and its frames are dropped like those of
+    /// any group we do not take.
+    pub max_ipv4_groups: usize,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
             rng_seed: 0,
             max_pending_transmits: 4096,
             max_pending_events: 256,
+            max_ipv4_groups: 32,
         }
     }
 }

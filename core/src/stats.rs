@@ -84,6 +84,9 @@ counter_group! {
             icmp_errors_to_tun,
             /// Another host claimed our address.
             address_conflicts,
+            /// Multicast groups joined on the TUN side beyond `Config::max_ipv4_groups` (their
+            /// traffic is not delivered).
+            igmp_groups_not_learnt,
         }
         drops {
             /// TUN packets sent while we have no address.
@@ -94,6 +97,8 @@ counter_group! {
             drop_too_big,
             /// IPv4 frames with a malformed, truncated or corrupt header.
             drop_link_malformed,
+            /// IPv4 frames to a multicast group the TUN side did not join.
+            drop_link_not_for_us,
         }
     }
 }
@@ -153,6 +158,7 @@ counter_group! {
             /// DHCPDECLINEs sent because the probed address was in use.
             declines,
             /// DHCP options that were malformed and ignored (the rest of the reply was used).
+            /// Also options 6 and 121 cut to their caps (8 DNS servers, 32 routes).
             options_ignored,
         }
         drops {
@@ -378,6 +384,6 @@ mod tests {
         assert!(names.contains(&"tun.packets_in".to_string()));
         assert!(names.contains(&"queues.drop_event_full".to_string()));
         assert!(names.contains(&"ndp_cache.drop_unreachable".to_string()));
-        assert_eq!(names.len(), 77);
+        assert_eq!(names.len(), 79);
     }
 }

@@ -5,6 +5,8 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use etherparse::igmp::{GroupAddress, MembershipReportV2Type};
+use etherparse::{IgmpType, PacketBuilder};
 use tapemu::wire::arp::ArpPacket;
 use tapemu::{Config, Egress, Ingress, Ipv4Interface, Ipv4Mode, MacAddr, Tap, Transmit, HEADROOM};
 use tapemu_tests::recorded::{frames, src_mac};
@@ -156,13 +158,47 @@ fn broadcast_multicast_and_ip_options_leave_exactly_as_the_kernel_sent_them() {
     assert_eq!(sent_after_arp, 1, "the 1-byte UDP datagram to B");
 }
 
+fn is_igmp(frame: &[u8]) -> bool {
+    frame[12..14] == [0x08, 0x00] && frame[14 + 9] == 2
+}
+
+/// The kernel behind the TUN joins `group`, as a socket listening to it makes it do:
+/// tapemu forwards the IGMPv2 report (returned) and from then on takes the group's
+/// traffic.
+fn join_from_tun(tap: &mut Tap, now: Instant, src: [u8; 4], group: [u8; 4]) -> Vec<u8> {
+    let report = IgmpType::MembershipReportV2(MembershipReportV2Type {
+        group_address: GroupAddress::new(group),
+    });
+    let mut buf = vec![0u8; HEADROOM];
+    PacketBuilder::ipv4(src, group, 1)
+        .igmp(report)
+        .write(&mut buf, &[])
+        .expect("an IGMP report");
+    assert_eq!(tap.handle_tun_packet(now, &mut buf), Egress::Send);
+    buf
+}
+
 #[test]
 fn received_frames_reach_the_tun_trimmed_and_tagged_frames_are_dropped() {
     let recorded = frames("ipv4-mixed.pcap");
     let now = Instant::now();
     let mut tap = host(B_MAC, [192, 0, 2, 20], now);
+    // B's kernel joined 239.1.2.3 in the recording (frames 1-2, replayed below through
+    // the TUN); 224.0.0.251 it did not, so an mDNS listener joins it here.
+    let report = join_from_tun(&mut tap, now, [192, 0, 2, 20], [224, 0, 0, 251]);
+    // A link that reflects our own frames: the report comes back and is dropped.
+    assert_eq!(tap.handle_link_frame(now, &report), Ingress::Consumed);
+    while tap.poll_transmit().is_some() {}
     let mut delivered = 0;
     for (i, frame) in recorded.iter().enumerate() {
+        if src_mac(frame) == B_MAC && is_igmp(frame) {
+            // B's own membership reports come from its kernel, through the TUN, and
+            // leave exactly as it sent them.
+            let mut buf = with_headroom(&frame[14..]);
+            assert_eq!(tap.handle_tun_packet(now, &mut buf), Egress::Send);
+            assert_eq!(&buf, frame, "frame {i}");
+            continue;
+        }
         let tagged = frame[12..14] == [0x81, 0x00];
         // Every frame as recorded, and padded to the Ethernet minimum as a NIC would.
         let mut padded = frame.clone();
@@ -192,5 +228,10 @@ fn received_frames_reach_the_tun_trimmed_and_tagged_frames_are_dropped() {
     // The tagged broadcast ARP request, as recorded and padded; the other tagged frames
     // are unicast between other hosts' MACs and are dropped as not for us.
     assert_eq!(stats.link.drop_vlan, 2);
-    assert!(stats.link.drop_own_frame > 0);
+    assert_eq!(stats.link.drop_own_frame, 1);
+    // B left 239.1.2.3 at the end (frames 18-19): its traffic is no longer taken.
+    let not_for_us = stats.link.drop_not_for_us;
+    assert_eq!(tap.handle_link_frame(now, &recorded[5]), Ingress::Consumed);
+    assert_eq!(tap.stats().link.drop_not_for_us, not_for_us + 1);
+    assert_eq!(tap.ipv4_groups(), &[Ipv4Addr::new(224, 0, 0, 251)]);
 }

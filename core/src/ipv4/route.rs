@@ -114,21 +114,24 @@ impl Ipv4Interface {
         if dst.is_multicast() {
             return NextHop::Multicast(MacAddr::ipv4_multicast(dst));
         }
-        let subnet = self.subnet();
-        if subnet.contains(dst) && Some(dst) == self.broadcast() {
+        // On the hot path: one mask for the subnet test and its broadcast address.
+        let dst_bits = u32::from(dst);
+        let mask = prefix_mask(self.prefix_len);
+        let on_link = (dst_bits ^ u32::from(self.address)) & mask == 0;
+        if on_link && self.prefix_len <= 30 && dst_bits | mask == u32::MAX {
             return NextHop::Broadcast;
         }
-        let mut best: Option<Ipv4Route> = subnet.contains(dst).then_some(subnet);
+        // The most specific match wins: the subnet (no gateway), then the routes.
+        let mut best_len = on_link.then_some(self.prefix_len);
+        let mut gateway = None;
         for route in &self.routes {
-            if route.contains(dst) && best.is_none_or(|b| route.prefix_len > b.prefix_len) {
-                best = Some(*route);
+            if route.contains(dst) && best_len.is_none_or(|b| route.prefix_len > b) {
+                best_len = Some(route.prefix_len);
+                gateway = route.gateway;
             }
         }
-        match best {
-            Some(Ipv4Route {
-                gateway: Some(gw), ..
-            }) => NextHop::Neighbour(gw),
-            Some(_) => NextHop::Neighbour(dst),
+        match best_len {
+            Some(_) => NextHop::Neighbour(gateway.unwrap_or(dst)),
             None => NextHop::NoRoute,
         }
     }

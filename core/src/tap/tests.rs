@@ -1,12 +1,15 @@
+//! Dispatch: the Ethernet and IP version demultiplexing, the drops before any protocol
+//! sees a frame, and what the Tap itself owns (its MAC, its timers). The protocols'
+//! behaviour is tested beside them (`ipv4/tests.rs`, `ipv6/tests.rs`).
+
+use std::time::Duration;
+
 use super::*;
 use crate::testing::drain;
-use crate::wire::arp::FRAME_LEN as ARP_FRAME_LEN;
-use crate::{Event, Ipv4Event};
-use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+use etherparse::PacketBuilder;
 
 const OUR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x64]);
 const PEER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x0a]);
-const GW_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -25,344 +28,6 @@ fn tap_with(gateway: Option<&str>, now: Instant) -> Tap {
     tap
 }
 
-/// A UDP packet behind headroom, as the driver reads it from the TUN.
-fn udp_from_tun(dst: &str, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0u8; HEADROOM];
-    PacketBuilder::ipv4([192, 0, 2, 123], ip(dst).octets(), 64)
-        .udp(4000, 5000)
-        .write(&mut frame, payload)
-        .unwrap();
-    frame
-}
-
-fn arp_frame(packet: ArpPacket, dst: MacAddr) -> Vec<u8> {
-    packet.to_frame(dst)
-}
-
-fn link_arps(transmits: &[Transmit]) -> Vec<(MacAddr, ArpPacket)> {
-    transmits
-        .iter()
-        .filter_map(|t| match t {
-            Transmit::Link(f) if f[12..14] == [0x08, 0x06] => Some((
-                MacAddr(f[0..6].try_into().unwrap()),
-                ArpPacket::parse(&f[14..]).unwrap(),
-            )),
-            _ => None,
-        })
-        .collect()
-}
-
-#[test]
-fn first_packet_to_a_new_neighbour_is_queued_and_sent_after_arp() {
-    let t0 = Instant::now();
-    let mut tap = tap_with(Some("192.0.2.1"), t0);
-    let mut first = udp_from_tun("192.0.2.10", b"first");
-    let mut second = udp_from_tun("192.0.2.10", b"second");
-    assert_eq!(tap.handle_tun_packet(t0, &mut first), Egress::Consumed);
-    assert_eq!(tap.handle_tun_packet(t0, &mut second), Egress::Consumed);
-    let out = drain(&mut tap);
-    let arps = link_arps(&out);
-    assert_eq!(out.len(), 1, "one ARP request for two packets");
-    assert_eq!(arps[0].0, MacAddr::BROADCAST);
-    assert_eq!(
-        arps[0].1,
-        ArpPacket::request(OUR_MAC, ip("192.0.2.123"), ip("192.0.2.10"))
-    );
-
-    let reply = ArpPacket::reply_to(&arps[0].1, PEER_MAC, ip("192.0.2.10"));
-    let t1 = t0 + Duration::from_millis(3);
-    assert_eq!(
-        tap.handle_link_frame(t1, &arp_frame(reply, OUR_MAC)),
-        Ingress::Consumed
-    );
-    let flushed = drain(&mut tap);
-    let payloads: Vec<&[u8]> = flushed
-        .iter()
-        .map(|t| match t {
-            Transmit::Link(f) => {
-                assert_eq!(&f[0..6], &PEER_MAC.0);
-                assert_eq!(&f[6..12], &OUR_MAC.0);
-                assert_eq!(&f[12..14], &[0x08, 0x00]);
-                &f[14 + 28..]
-            }
-            other => panic!("unexpected {other:?}"),
-        })
-        .collect();
-    assert_eq!(payloads, vec![&b"first"[..], &b"second"[..]]);
-
-    // Now a cache hit: sent in place, no copy, nothing queued.
-    let mut third = udp_from_tun("192.0.2.10", b"third");
-    let ptr = third.as_ptr();
-    assert_eq!(tap.handle_tun_packet(t1, &mut third), Egress::Send);
-    assert_eq!(third.as_ptr(), ptr);
-    assert_eq!(&third[0..6], &PEER_MAC.0);
-    assert!(tap.poll_transmit().is_none());
-    let stats = tap.stats();
-    assert_eq!(stats.arp_cache.queued, 2);
-    assert_eq!(stats.arp_cache.resolved, 1);
-}
-
-#[test]
-fn off_link_goes_to_the_gateway_mac() {
-    let t0 = Instant::now();
-    let mut tap = tap_with(Some("192.0.2.1"), t0);
-    let mut pkt = udp_from_tun("203.0.113.5", b"x");
-    assert_eq!(tap.handle_tun_packet(t0, &mut pkt), Egress::Consumed);
-    let arps = link_arps(&drain(&mut tap));
-    assert_eq!(arps[0].1.target_ip, ip("192.0.2.1"));
-    let reply = ArpPacket::reply_to(&arps[0].1, GW_MAC, ip("192.0.2.1"));
-    let _ = tap.handle_link_frame(t0, &arp_frame(reply, OUR_MAC));
-    match &drain(&mut tap)[..] {
-        [Transmit::Link(f)] => assert_eq!(&f[0..6], &GW_MAC.0),
-        other => panic!("unexpected {other:?}"),
-    }
-}
-
-#[test]
-fn broadcast_and_multicast_need_no_arp() {
-    let t0 = Instant::now();
-    let mut tap = tap_with(None, t0);
-    for (dst, mac) in [
-        ("255.255.255.255", [0xff; 6]),
-        ("192.0.2.255", [0xff; 6]),
-        ("224.0.0.251", [0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb]),
-        ("239.129.2.3", [0x01, 0x00, 0x5e, 0x01, 0x02, 0x03]),
-    ] {
-        let mut pkt = udp_from_tun(dst, b"x");
-        assert_eq!(tap.handle_tun_packet(t0, &mut pkt), Egress::Send, "{dst}");
-        assert_eq!(&pkt[0..6], &mac, "{dst}");
-    }
-    assert!(
-        drain(&mut tap).is_empty(),
-        "no ARP for broadcast or multicast"
-    );
-}
-
-#[test]
-fn off_link_without_gateway_gets_network_unreachable() {
-    let t0 = Instant::now();
-    let mut tap = tap_with(None, t0);
-    let mut pkt = udp_from_tun("203.0.113.5", b"x");
-    assert_eq!(tap.handle_tun_packet(t0, &mut pkt), Egress::Consumed);
-    let out = drain(&mut tap);
-    let [Transmit::Tun(icmp)] = &out[..] else {
-        panic!("{out:?}")
-    };
-    let sliced = SlicedPacket::from_ip(icmp).unwrap();
-    let Some(TransportSlice::Icmpv4(i)) = sliced.transport else {
-        panic!()
-    };
-    assert_eq!((i.type_u8(), i.code_u8()), (3, 0));
-    assert_eq!(tap.stats().ipv4.drop_no_route, 1);
-}
-
-#[test]
-fn failed_resolution_returns_host_unreachable_per_queued_packet() {
-    let t0 = Instant::now();
-    let mut tap = tap_with(None, t0);
-    for _ in 0..2 {
-        let mut pkt = udp_from_tun("192.0.2.77", b"lost");
-        let _ = tap.handle_tun_packet(t0, &mut pkt);
-    }
-    let mut requests = link_arps(&drain(&mut tap)).len();
-    let mut icmps = Vec::new();
-    while let Some(t) = tap.poll_timeout() {
-        tap.handle_timeout(t);
-        for t in drain(&mut tap) {
-            match t {
-                Transmit::Link(_) => requests += 1,
-                Transmit::Tun(p) => icmps.push(p),
-            }
-        }
-        if t > t0 + Duration::from_secs(10) {
-            break;
-        }
-    }
-    assert_eq!(
-        requests,
-        3 + 1,
-        "3 ARP requests plus the second announcement"
-    );
-    assert_eq!(icmps.len(), 2);
-    for p in &icmps {
-        let sliced = SlicedPacket::from_ip(p).unwrap();
-        let Some(etherparse::NetSlice::Ipv4(v4)) = &sliced.net else {
-            panic!()
-        };
-        assert_eq!(v4.header().source_addr(), ip("192.0.2.77"));
-        assert_eq!(v4.header().destination_addr(), ip("192.0.2.123"));
-        let Some(TransportSlice::Icmpv4(i)) = sliced.transport else {
-            panic!()
-        };
-        assert_eq!((i.type_u8(), i.code_u8()), (3, 1));
-    }
-    assert_eq!(tap.stats().arp_cache.drop_unreachable, 2);
-    assert_eq!(
-        tap.poll_event(),
-        Some(Event::Ipv4(Ipv4Event::Up(tap.ipv4().unwrap().clone())))
-    );
-    assert_eq!(
-        tap.poll_event(),
-        Some(Event::Ipv4(Ipv4Event::NeighbourUnreachable(ip(
-            "192.0.2.77"
-        ))))
-    );
-}
-
-#[test]
-fn answers_arp_only_for_our_address_and_learns_the_asker() {
-    let t0 = Instant::now();
-    let mut tap = tap_with(None, t0);
-    let request = ArpPacket::request(PEER_MAC, ip("192.0.2.10"), ip("192.0.2.123"));
-    let _ = tap.handle_link_frame(t0, &arp_frame(request, MacAddr::BROADCAST));
-    let out = drain(&mut tap);
-    let [Transmit::Link(reply)] = &out[..] else {
-        panic!("{out:?}")
-    };
-    assert_eq!(reply.len(), ARP_FRAME_LEN);
-    assert_eq!(&reply[0..6], &PEER_MAC.0);
-    assert_eq!(
-        ArpPacket::parse(&reply[14..]).unwrap(),
-        ArpPacket::reply_to(&request, OUR_MAC, ip("192.0.2.123"))
-    );
-    assert!(
-        tap.arp_cache().get(ip("192.0.2.10")).is_some(),
-        "the asker is learned"
-    );
-
-    // A request for someone else: no answer, and the stranger is not learned.
-    let other = ArpPacket::request(
-        MacAddr([2, 0, 0, 0, 0, 0x33]),
-        ip("192.0.2.33"),
-        ip("192.0.2.44"),
-    );
-    let _ = tap.handle_link_frame(t0, &arp_frame(other, MacAddr::BROADCAST));
-    assert!(drain(&mut tap).is_empty());
-    assert!(tap.arp_cache().get(ip("192.0.2.33")).is_none());
-    // An unsolicited reply from a stranger is not learned either.
-    let unsolicited =
-        ArpPacket::reply_to(&request, MacAddr([2, 0, 0, 0, 0, 0x55]), ip("192.0.2.55"));
-    let _ = tap.handle_link_frame(t0, &arp_frame(unsolicited, OUR_MAC));
-    assert!(tap.arp_cache().get(ip("192.0.2.55")).is_none());
-}
-
-#[test]
-fn announces_twice_two_seconds_apart() {
-    let t0 = Instant::now();
-    let iface = Ipv4Interface::new(ip("192.0.2.123"), 24, None);
-    let config = Config {
-        mac: Some(OUR_MAC),
-        ipv4: Ipv4Mode::Static(iface),
-        ipv6: Ipv6Mode::Disabled,
-        ..Config::default()
-    };
-    let mut tap = Tap::new(config, t0);
-    let first = link_arps(&drain(&mut tap));
-    assert_eq!(
-        first,
-        vec![(
-            MacAddr::BROADCAST,
-            ArpPacket::announcement(OUR_MAC, ip("192.0.2.123"))
-        )]
-    );
-    assert_eq!(tap.poll_timeout(), Some(t0 + Duration::from_secs(2)));
-    tap.handle_timeout(t0 + Duration::from_secs(2));
-    assert_eq!(link_arps(&drain(&mut tap)).len(), 1);
-    assert_eq!(tap.poll_timeout(), None, "idle: no timer at all");
-}
-
-#[test]
-fn conflict_raises_event_and_defends_at_most_every_ten_seconds() {
-    let t0 = Instant::now();
-    let mut tap = tap_with(None, t0);
-    let _ = tap.poll_event();
-    let intruder = MacAddr([2, 0, 0, 0, 0, 0x66]);
-    let claim = ArpPacket::announcement(intruder, ip("192.0.2.123"));
-    let _ = tap.handle_link_frame(t0, &arp_frame(claim, MacAddr::BROADCAST));
-    assert_eq!(
-        tap.poll_event(),
-        Some(Event::Ipv4(Ipv4Event::AddressConflict {
-            address: ip("192.0.2.123"),
-            mac: intruder
-        }))
-    );
-    assert_eq!(link_arps(&drain(&mut tap)).len(), 1, "one defence");
-    let _ = tap.handle_link_frame(
-        t0 + Duration::from_secs(1),
-        &arp_frame(claim, MacAddr::BROADCAST),
-    );
-    assert!(
-        link_arps(&drain(&mut tap)).is_empty(),
-        "no second defence within 10 s"
-    );
-    assert_eq!(
-        tap.poll_event(),
-        None,
-        "a flood of claims raises one event per interval"
-    );
-    assert_eq!(tap.stats().ipv4.address_conflicts, 2);
-    let _ = tap.handle_link_frame(
-        t0 + Duration::from_secs(10),
-        &arp_frame(claim, MacAddr::BROADCAST),
-    );
-    assert_eq!(
-        link_arps(&drain(&mut tap)).len(),
-        1,
-        "defends again after 10 s"
-    );
-    assert!(matches!(
-        tap.poll_event(),
-        Some(Event::Ipv4(Ipv4Event::AddressConflict { .. }))
-    ));
-}
-
-/// Sets or clears DF (flags byte at IP offset 6) and fixes the header checksum.
-fn with_df(mut frame: Vec<u8>, df: bool) -> Vec<u8> {
-    if df {
-        frame[HEADROOM + 6] |= 0x40;
-    } else {
-        frame[HEADROOM + 6] &= !0x40;
-    }
-    frame[HEADROOM + 10..HEADROOM + 12].fill(0);
-    let h = etherparse::Ipv4HeaderSlice::from_slice(&frame[HEADROOM..])
-        .unwrap()
-        .to_header();
-    let csum = h.calc_header_checksum();
-    frame[HEADROOM + 10..HEADROOM + 12].copy_from_slice(&csum.to_be_bytes());
-    frame
-}
-
-#[test]
-fn too_big_packets_get_fragmentation_needed_when_df_is_set() {
-    let t0 = Instant::now();
-    let iface = Ipv4Interface::new(ip("192.0.2.123"), 24, None);
-    let config = Config {
-        mac: Some(OUR_MAC),
-        mtu: 1400,
-        ipv4: Ipv4Mode::Static(iface),
-        ..Config::default()
-    };
-    let mut tap = Tap::new(config, t0);
-    drain(&mut tap);
-    let mut big = with_df(udp_from_tun("192.0.2.255", &[0u8; 1400]), true);
-    assert_eq!(tap.handle_tun_packet(t0, &mut big), Egress::Consumed);
-    let out = drain(&mut tap);
-    let [Transmit::Tun(icmp)] = &out[..] else {
-        panic!("{out:?}")
-    };
-    let sliced = SlicedPacket::from_ip(icmp).unwrap();
-    let Some(TransportSlice::Icmpv4(i)) = sliced.transport else {
-        panic!()
-    };
-    assert_eq!((i.type_u8(), i.code_u8()), (3, 4));
-    assert_eq!(&i.bytes5to8()[2..4], &1400u16.to_be_bytes());
-
-    let mut big_no_df = with_df(udp_from_tun("192.0.2.255", &[0u8; 1400]), false);
-    assert_eq!(tap.handle_tun_packet(t0, &mut big_no_df), Egress::Consumed);
-    assert!(drain(&mut tap).is_empty());
-    assert_eq!(tap.stats().ipv4.drop_too_big, 2);
-}
-
 fn ipv4_frame(dst_mac: MacAddr, payload_len: usize, pad_to: usize) -> Vec<u8> {
     let mut f = Vec::new();
     PacketBuilder::ethernet2(PEER_MAC.0, dst_mac.0)
@@ -374,28 +39,6 @@ fn ipv4_frame(dst_mac: MacAddr, payload_len: usize, pad_to: usize) -> Vec<u8> {
         f.resize(pad_to, 0);
     }
     f
-}
-
-#[test]
-fn ingress_strips_header_and_trims_padding() {
-    let t0 = Instant::now();
-    let mut tap = tap_with(None, t0);
-    let frame = ipv4_frame(OUR_MAC, 1, 60);
-    assert_eq!(frame.len(), 60);
-    assert_eq!(
-        tap.handle_link_frame(t0, &frame),
-        Ingress::Deliver(14..14 + 29)
-    );
-    let mcast = ipv4_frame(MacAddr([1, 0, 0x5e, 0, 0, 0xfb]), 10, 0);
-    assert!(matches!(
-        tap.handle_link_frame(t0, &mcast),
-        Ingress::Deliver(_)
-    ));
-    let bcast = ipv4_frame(MacAddr::BROADCAST, 10, 0);
-    assert!(matches!(
-        tap.handle_link_frame(t0, &bcast),
-        Ingress::Deliver(_)
-    ));
 }
 
 #[test]
@@ -431,24 +74,6 @@ fn ingress_drops_by_reason() {
 }
 
 #[test]
-fn no_address_drops_tun_traffic_and_ignores_arp() {
-    let t0 = Instant::now();
-    let mut tap = Tap::new(
-        Config {
-            mac: Some(OUR_MAC),
-            ..Config::default()
-        },
-        t0,
-    );
-    let mut pkt = udp_from_tun("192.0.2.10", b"x");
-    assert_eq!(tap.handle_tun_packet(t0, &mut pkt), Egress::Consumed);
-    let request = ArpPacket::request(PEER_MAC, ip("192.0.2.10"), ip("192.0.2.123"));
-    let _ = tap.handle_link_frame(t0, &arp_frame(request, MacAddr::BROADCAST));
-    assert!(drain(&mut tap).is_empty());
-    assert_eq!(tap.stats().ipv4.drop_no_address, 1);
-}
-
-#[test]
 fn random_mac_is_reproducible_from_the_seed() {
     let t0 = Instant::now();
     let a = Tap::new(
@@ -475,4 +100,34 @@ fn random_mac_is_reproducible_from_the_seed() {
     assert_eq!(a.mac(), b.mac());
     assert_ne!(a.mac(), c.mac());
     assert!(a.mac().is_unicast());
+}
+
+#[test]
+fn next_timer_is_the_earliest_deadline_with_its_reason() {
+    let t0 = Instant::now();
+    let mut tap = tap_with(None, t0);
+    let second_announcement = Timer::new(t0 + Duration::from_secs(2), "arp announce");
+    assert_eq!(tap.next_timer(), Some(second_announcement));
+    assert_eq!(tap.poll_timeout(), Some(second_announcement.at));
+    // A packet for an unknown neighbour: the ARP retransmission comes first.
+    let mut packet = vec![0u8; HEADROOM];
+    PacketBuilder::ipv4([192, 0, 2, 123], [192, 0, 2, 10], 64)
+        .udp(1, 2)
+        .write(&mut packet, b"x")
+        .unwrap();
+    assert_eq!(tap.handle_tun_packet(t0, &mut packet), Egress::Consumed);
+    assert_eq!(
+        tap.next_timer(),
+        Some(Timer::new(t0 + Duration::from_secs(1), "arp cache"))
+    );
+
+    // With IPv6 the host's own deadlines take part, under one reason until it gives its own.
+    let config = Config {
+        mac: Some(OUR_MAC),
+        ..Config::default()
+    };
+    let tap = Tap::new(config, t0);
+    let timer = tap.next_timer().expect("duplicate address detection");
+    assert_eq!(timer.reason, "ipv6");
+    assert!(timer.at <= t0 + Duration::from_secs(1));
 }

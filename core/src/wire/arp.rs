@@ -1,7 +1,7 @@
 //! ARP (RFC 826) for Ethernet and IPv4: parsing, and building the requests, replies,
 //! probes and announcements (RFC 5227) a Linux host sends.
 //!
-//! The learning and answering rules live in [`crate::tap`], which owns the neighbour
+//! The learning and answering rules live in [`crate::ipv4`], which owns the neighbour
 //! cache; this module only turns packets into values and back.
 
 use std::net::Ipv4Addr;

@@ -3,8 +3,10 @@
 //! ([`crate::ipv4`], [`crate::ipv6`]) decide what to send and what a message means.
 
 pub mod arp;
+pub mod dhcpv4;
 pub mod dhcpv6;
 pub mod ethernet;
 pub mod icmp;
+pub mod igmp;
 pub mod mld;
 pub mod ndp;
