@@ -13,11 +13,10 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 use tapemu::driver::{
-    Direction, Driver, DriverConfig, DriverEvent, DriverHandle, FrameHook, LinkSpec,
+    Direction, Driver, DriverConfig, DriverEvent, DriverEvents, DriverHandle, FrameHook, LinkSpec,
 };
 use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, Ipv6Mode, MacAddr};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::netconf::NetConf;
 use crate::output::Output;
@@ -226,7 +225,7 @@ async fn start(
     tap: Config,
     link: LinkSpec,
     tun: Option<std::os::fd::OwnedFd>,
-) -> Result<(DriverHandle, UnboundedReceiver<DriverEvent>, Option<Pcap>), String> {
+) -> Result<(DriverHandle, DriverEvents, Option<Pcap>), String> {
     let (pcap, frame_hook) = match &common.pcap {
         Some(path) => {
             let (pcap, hook) = open_pcap(path)?;
@@ -286,7 +285,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         };
         let Some(event) = event else { break };
         if let DriverEvent::Stopped { error } = &event {
-            failure = error.clone();
+            failure = error.as_ref().map(ToString::to_string);
             break;
         }
         out.event(&event);
@@ -364,7 +363,7 @@ async fn lease(args: LeaseArgs) -> Result<(), String> {
         match event {
             None => break Err("the driver ended".to_owned()),
             Some(DriverEvent::Stopped { error }) => {
-                break Err(error.unwrap_or_else(|| "the driver ended".to_owned()))
+                break Err(error.map_or_else(|| "the driver ended".to_owned(), |e| e.to_string()))
             }
             Some(DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseAcquired(lease)))) => {
                 out.lease(&lease);

@@ -217,12 +217,12 @@ impl Output {
             ),
             DriverEvent::Link(LinkStatus::Down { error, retry_in }) => (
                 Some(
-                    json!({"event": "link_down", "error": error, "retry_ms": retry_in.map(|d| d.as_millis() as u64)}),
+                    json!({"event": "link_down", "error": error.to_string(), "retry_ms": retry_in.map(|d| d.as_millis() as u64)}),
                 ),
                 None,
             ),
             DriverEvent::TunFailed(e) => (
-                Some(json!({"event": "tun_failed", "error": e})),
+                Some(json!({"event": "tun_failed", "error": e.to_string()})),
                 Some(format!("TUN failed: {e}")),
             ),
             DriverEvent::Stopped { .. } => (None, None),

@@ -21,7 +21,7 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use tapemu::driver::{
-    channel, Driver, DriverConfig, DriverEvent, DriverHandle, DriverStats, LinkSpec,
+    channel, Driver, DriverConfig, DriverEvent, DriverEvents, DriverHandle, DriverStats, LinkSpec,
 };
 use tapemu::Stats;
 use tokio::sync::mpsc;
@@ -473,7 +473,7 @@ impl SessionTask {
     async fn serve(
         &self,
         handle: DriverHandle,
-        mut events: mpsc::UnboundedReceiver<DriverEvent>,
+        mut events: DriverEvents,
         peer: Option<tapemu::driver::ChannelPeer>,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
@@ -561,8 +561,11 @@ impl SessionTask {
             DriverEvent::Link(status) => tracing::info!("link: {status:?}"),
             DriverEvent::TunFailed(e) => tracing::warn!("TUN failed and was detached: {e}"),
             DriverEvent::Stopped { error } => {
-                self.callbacks
-                    .event(EventKind::Stopped, error.as_deref(), None);
+                self.callbacks.event(
+                    EventKind::Stopped,
+                    error.map(|e| e.to_string()).as_deref(),
+                    None,
+                );
                 return true;
             }
             other => tracing::debug!("driver event {other:?}"),
