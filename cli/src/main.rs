@@ -25,7 +25,7 @@ use crate::output::Output;
 use crate::throttle::Throttle;
 
 /// What the driver reports, as the CLI receives it.
-type Events = tokio::sync::mpsc::UnboundedReceiver<DriverEvent>;
+type Events = tapemu::driver::DriverEvents;
 
 /// Least time between two rewrites of the TUN's IPv6 configuration: a flood of router
 /// advertisements is applied once a second, the latest state winning.

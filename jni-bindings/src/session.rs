@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::events;
 
 /// What the driver reports, as the session thread receives it.
-type Events = mpsc::UnboundedReceiver<DriverEvent>;
+type Events = tapemu::driver::DriverEvents;
 
 /// Frames buffered each way between the app's link and the driver in callback mode.
 const CHANNEL_CAPACITY: usize = 1024;

@@ -1,14 +1,15 @@
-//! The async driver (feature `tokio`): runs a [`Tap`] between an optional TUN and a
-//! link on a tokio runtime the embedder owns.
+//! The async driver (feature `tokio`): runs a [`Tap`](crate::Tap) between an optional
+//! TUN and a link on a tokio runtime the embedder owns.
 //!
-//! The loop reads TUN packets and link frames in batches, drains
-//! [`Tap::poll_transmit`], and sleeps exactly until [`Tap::poll_timeout`]: while idle
-//! nothing wakes it but the next protocol timer. It never waits for a peer: control
-//! commands come first, the TUN and the link take turns, timers run after every
-//! wake-up that finds them due, and a TCP link whose peer falls behind pauses TUN reads
-//! and drops (and counts) the frames it cannot queue instead of blocking the loop. The TUN is an owned fd (a Linux
-//! `/dev/net/tun` fd from [`open_tun`] or an Android `VpnService` fd) that may be
-//! attached after the lease and swapped later.
+//! The loop (`runner.rs`) reads TUN packets and link frames in batches, drains the
+//! `Tap`'s transmits, and sleeps exactly until its next timer: while idle nothing wakes
+//! it but the next protocol timer. It never waits for a peer nor for the embedder:
+//! control commands come first, the TUN and the link take turns, timers run after every
+//! wake-up that finds them due, a TCP link whose peer falls behind pauses TUN reads and
+//! drops (and counts) the frames it cannot queue, and events go to a bounded queue
+//! ([`DriverEvents`]) that drops (and counts) only what an embedder can do without. The
+//! TUN is an owned fd (a Linux `/dev/net/tun` fd from [`open_tun`] or an Android
+//! `VpnService` fd) that may be attached after the lease and swapped later.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,28 +23,48 @@
 //! handle.stop().await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Threads
+//!
+//! [`DriverHandle`] is `Clone + Send + Sync` and may be used from any thread:
+//!
+//! - the `async` methods from tasks on any runtime;
+//! - the `send_*` methods from anywhere, the driver's own runtime thread included (a
+//!   listener called from a task there): they queue the command and return at once
+//!   with a [`Reply`] that may be awaited, waited for off the runtime, or dropped;
+//! - the `blocking_*` methods from threads that run no tokio runtime (a Java thread):
+//!   on a runtime thread, where waiting could deadlock the driver itself, they fail
+//!   with [`DriverError::OnRuntimeThread`] instead of blocking.
 
 mod clock;
+mod events;
 pub mod link;
+mod runner;
 mod sys;
 
 use std::future::Future;
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
-use std::pin::pin;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use self::clock::Clock;
-pub use self::link::{channel, ChannelPeer, LengthPrefix, LinkError, LinkSpec, LinkStatus};
-use self::link::{Link, LINK_HEADROOM, MAX_FRAME};
+#[cfg(any(test, feature = "test-util"))]
+pub use self::clock::SimulatedClock;
+pub use self::clock::{DriverClock, SystemClock};
+pub use self::events::{DriverEvents, EVENT_CAPACITY};
+use self::link::Link;
+pub use self::link::{
+    channel, ChannelPeer, LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
+};
+use self::runner::Runner;
 pub use self::sys::PacketFd;
 #[cfg(target_os = "linux")]
 pub use self::sys::{open_tun_device, DeviceKind};
-use crate::{Config, Egress, Event, Ingress, Lease, Stats, Tap, Transmit, HEADROOM};
+use crate::{Config, Event, Lease, Stats};
 
 /// Called with the raw fd of every socket a link opens, before it connects: on
 /// Android, `VpnService.protect(fd)`, so the link's own traffic bypasses the VPN.
@@ -68,10 +89,15 @@ pub struct DriverConfig {
     pub tap: Config,
     /// Most packets read from the TUN, or frames from the link, per wake-up.
     pub batch: usize,
+    /// Most droppable events queued for a consumer that is behind (see
+    /// [`DriverEvents`]); lease events are never dropped.
+    pub event_capacity: usize,
     /// See [`SocketHook`].
     pub socket_hook: Option<SocketHook>,
     /// See [`FrameHook`].
     pub frame_hook: Option<FrameHook>,
+    /// The clocks the driver reads: [`SystemClock`] but in tests.
+    pub clock: Arc<dyn DriverClock>,
 }
 
 impl Default for DriverConfig {
@@ -79,8 +105,10 @@ impl Default for DriverConfig {
         DriverConfig {
             tap: Config::default(),
             batch: 32,
+            event_capacity: EVENT_CAPACITY,
             socket_hook: None,
             frame_hook: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -90,14 +118,16 @@ impl std::fmt::Debug for DriverConfig {
         f.debug_struct("DriverConfig")
             .field("tap", &self.tap)
             .field("batch", &self.batch)
+            .field("event_capacity", &self.event_capacity)
             .field("socket_hook", &self.socket_hook.is_some())
             .field("frame_hook", &self.frame_hook.is_some())
+            .field("clock", &self.clock)
             .finish()
     }
 }
 
-/// What the driver reports, in order, on the receiver [`Driver::start`] returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the driver reports, in order, through [`DriverEvents`].
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 // Events are rare (leases, link changes): matching on them by value beats boxing.
 #[allow(clippy::large_enum_variant)]
@@ -107,16 +137,16 @@ pub enum DriverEvent {
     /// The link went up or down.
     Link(LinkStatus),
     /// The TUN failed and was detached; attach a new one.
-    TunFailed(String),
+    TunFailed(Arc<io::Error>),
     /// The driver ended: after [`DriverHandle::stop`] (`error: None`) or on a fatal
     /// error. The last event.
     Stopped {
         /// Why it stopped, if it was not asked to.
-        error: Option<String>,
+        error: Option<DriverError>,
     },
 }
 
-/// Counters of the driver and its [`Tap`].
+/// Counters of the driver and its [`Tap`](crate::Tap).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DriverStats {
@@ -130,12 +160,17 @@ pub struct DriverStats {
     /// Frames from the link dropped before the emulated host: empty, too large, or
     /// (VXLAN) from another source or VNI.
     pub link_dropped_in: u64,
+    /// Bytes queued for a TCP link, not yet written; from 64 KiB the driver stops
+    /// reading the TUN until the peer catches up.
+    pub link_queued: u64,
     /// Packets the TUN could not take and dropped.
     pub tun_dropped_out: u64,
     /// Link frames or TUN packets that arrived while no TUN was attached.
     pub dropped_no_tun: u64,
     /// Times a connection-oriented link reconnected.
     pub link_reconnects: u64,
+    /// Events dropped because the consumer of [`DriverEvents`] was behind.
+    pub events_dropped: u64,
     /// Times the loop woke up.
     pub wakeups: u64,
     /// The link's URL.
@@ -144,59 +179,81 @@ pub struct DriverStats {
     pub lease: Option<Lease>,
 }
 
-/// Why a control request failed.
-#[derive(Debug, thiserror::Error)]
+/// What went wrong: the driver's errors, typed for embedders to match on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum DriverError {
-    /// The link could not be opened.
-    #[error(transparent)]
-    Link(#[from] LinkError),
+    /// The link could not be opened (for TCP: the first connection failed).
+    #[error("link {url}: {source}")]
+    LinkOpen {
+        /// The link's URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// An open link failed: fatal for a datagram link, retried for TCP.
+    #[error("link {url}: {source}")]
+    Link {
+        /// The link's URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: Arc<io::Error>,
+    },
     /// The TUN fd could not be used.
     #[error("TUN: {0}")]
-    Tun(io::Error),
-    /// The driver has stopped.
+    Tun(#[source] Arc<io::Error>),
+    /// The driver has stopped: the command was not carried out.
     #[error("the driver has stopped")]
     Stopped,
+    /// The driver's command queue is full (a burst of commands sent without waiting);
+    /// the command was not sent.
+    #[error("the driver's command queue is full")]
+    Busy,
+    /// A `blocking_*` call on a thread that runs a tokio runtime, where waiting could
+    /// keep the driver itself from answering; use the `send_*` or `async` variant.
+    #[error("blocking call on a tokio runtime thread")]
+    OnRuntimeThread,
 }
 
-enum Command {
+/// A request to the runner; each carries where its answer goes.
+pub(crate) enum Command {
     AttachTun(
         OwnedFd,
         oneshot::Sender<Result<Option<OwnedFd>, DriverError>>,
     ),
-    DetachTun(oneshot::Sender<Option<OwnedFd>>),
-    Stats(oneshot::Sender<DriverStats>),
+    DetachTun(oneshot::Sender<Result<Option<OwnedFd>, DriverError>>),
+    Stats(oneshot::Sender<Result<DriverStats, DriverError>>),
     Stop {
         release: bool,
-        done: oneshot::Sender<()>,
+        done: oneshot::Sender<Result<(), DriverError>>,
     },
 }
 
-/// Controls a running driver. Cloneable; when every handle is dropped the driver
-/// stops as if [`DriverHandle::stop`] had been called.
-#[derive(Debug, Clone)]
-pub struct DriverHandle {
-    commands: mpsc::UnboundedSender<Command>,
-}
+/// Commands sent without waiting that the driver has not taken yet.
+const COMMAND_CAPACITY: usize = 64;
+
+/// Longest [`DriverHandle::stop`] spends sending what is pending (the DHCPRELEASE)
+/// before the driver ends anyway.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(1);
 
 /// Entry points of the driver.
 #[derive(Debug)]
 pub struct Driver;
 
 impl Driver {
-    /// Opens the link and spawns the driver on the current tokio runtime. Fails with a
-    /// [`LinkError`] naming the URL when the link cannot be opened.
+    /// Opens the link and spawns the driver on the current tokio runtime. Fails with
+    /// [`DriverError::LinkOpen`] (naming the URL) when the link cannot be opened.
     pub async fn start(
         config: DriverConfig,
         link: LinkSpec,
         tun: Option<OwnedFd>,
-    ) -> Result<(DriverHandle, mpsc::UnboundedReceiver<DriverEvent>), DriverError> {
-        let tun = tun
-            .map(PacketFd::new)
-            .transpose()
-            .map_err(DriverError::Tun)?;
+    ) -> Result<(DriverHandle, DriverEvents), DriverError> {
+        let tun = tun.map(tun_fd).transpose()?;
         let link = Link::open(link, config.socket_hook.clone()).await?;
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let (events_tx, events) = mpsc::unbounded_channel();
+        let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
+        let (events_tx, events) = events::queue(config.event_capacity);
         let runner = Runner::new(config, link, tun, command_rx, events_tx);
         tokio::spawn(runner.run());
         Ok((DriverHandle { commands }, events))
@@ -210,15 +267,12 @@ impl Driver {
         config: DriverConfig,
         link: LinkSpec,
         tun: Option<OwnedFd>,
-    ) -> (DriverHandle, mpsc::UnboundedReceiver<DriverEvent>) {
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let (events_tx, events) = mpsc::unbounded_channel();
+    ) -> (DriverHandle, DriverEvents) {
+        let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
+        let (events_tx, events) = events::queue(config.event_capacity);
         runtime.spawn(async move {
             let opened = async {
-                let tun = tun
-                    .map(PacketFd::new)
-                    .transpose()
-                    .map_err(DriverError::Tun)?;
+                let tun = tun.map(tun_fd).transpose()?;
                 let link = Link::open(link, config.socket_hook.clone()).await?;
                 Ok::<_, DriverError>((link, tun))
             }
@@ -229,44 +283,116 @@ impl Driver {
                         .run()
                         .await
                 }
-                Err(e) => {
-                    let _ = events_tx.send(DriverEvent::Stopped {
-                        error: Some(e.to_string()),
-                    });
-                }
+                Err(e) => events_tx.close(DriverEvent::Stopped { error: Some(e) }),
             }
         });
         (DriverHandle { commands }, events)
     }
 }
 
+fn tun_fd(fd: OwnedFd) -> Result<PacketFd, DriverError> {
+    PacketFd::new(fd).map_err(|e| DriverError::Tun(Arc::new(e)))
+}
+
+/// The answer to a command sent with a `send_*` method of [`DriverHandle`]: await it (a
+/// future), wait for it off the runtime ([`Reply::blocking_wait`]), or drop it (the
+/// command is carried out all the same).
+#[derive(Debug)]
+pub struct Reply<T> {
+    rx: oneshot::Receiver<Result<T, DriverError>>,
+}
+
+impl<T> Future for Reply<T> {
+    type Output = Result<T, DriverError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(DriverError::Stopped)))
+    }
+}
+
+impl<T> Reply<T> {
+    /// Waits for the answer, blocking this thread; [`DriverError::OnRuntimeThread`] on a
+    /// thread that runs a tokio runtime.
+    pub fn blocking_wait(self) -> Result<T, DriverError> {
+        off_runtime()?;
+        self.rx.blocking_recv().unwrap_or(Err(DriverError::Stopped))
+    }
+}
+
+/// [`DriverError::OnRuntimeThread`] on a thread where blocking could deadlock.
+fn off_runtime() -> Result<(), DriverError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Err(DriverError::OnRuntimeThread),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Controls a running driver from any thread (see [Threads](self#threads)). Cloneable;
+/// when every handle is dropped the driver stops as if [`DriverHandle::stop`] had been
+/// called.
+#[derive(Debug, Clone)]
+pub struct DriverHandle {
+    commands: mpsc::Sender<Command>,
+}
+
 impl DriverHandle {
-    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+    /// Queues a command without waiting: [`DriverError::Busy`] when the queue is full,
+    /// [`DriverError::Stopped`] when the driver is gone.
+    fn send<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, DriverError>>) -> Command,
+    ) -> Result<Reply<T>, DriverError> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(make(tx)).ok()?;
-        rx.await.ok()
+        self.commands.try_send(make(tx)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => DriverError::Busy,
+            mpsc::error::TrySendError::Closed(_) => DriverError::Stopped,
+        })?;
+        Ok(Reply { rx })
     }
 
-    /// Attaches a TUN fd (made non-blocking here); returns the one it replaces.
-    pub async fn attach_tun(&self, tun: OwnedFd) -> Result<Option<OwnedFd>, DriverError> {
-        self.request(|tx| Command::AttachTun(tun, tx))
+    /// Queues a command, waiting for room, and waits for its answer.
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, DriverError>>) -> Command,
+    ) -> Result<T, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
             .await
-            .unwrap_or(Err(DriverError::Stopped))
+            .map_err(|_| DriverError::Stopped)?;
+        Reply { rx }.await
+    }
+
+    /// Queues a command, blocking this thread for room, and waits for its answer.
+    fn blocking_request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, DriverError>>) -> Command,
+    ) -> Result<T, DriverError> {
+        off_runtime()?;
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .blocking_send(make(tx))
+            .map_err(|_| DriverError::Stopped)?;
+        Reply { rx }.blocking_wait()
+    }
+
+    /// Attaches a TUN fd (made non-blocking here); returns the one it replaces. The fd
+    /// is closed if the driver has stopped.
+    pub async fn attach_tun(&self, tun: OwnedFd) -> Result<Option<OwnedFd>, DriverError> {
+        self.request(|tx| Command::AttachTun(tun, tx)).await
     }
 
     /// Detaches the TUN and returns its fd; the emulated host stays on the link
     /// (keeps its lease, answers ARP) without one.
     pub async fn detach_tun(&self) -> Result<Option<OwnedFd>, DriverError> {
-        self.request(Command::DetachTun)
-            .await
-            .ok_or(DriverError::Stopped)
+        self.request(Command::DetachTun).await
     }
 
     /// The counters.
     pub async fn stats(&self) -> Result<DriverStats, DriverError> {
-        self.request(Command::Stats)
-            .await
-            .ok_or(DriverError::Stopped)
+        self.request(Command::Stats).await
     }
 
     /// Stops the driver in order: releases the lease (DHCPRELEASE), sends what is
@@ -283,317 +409,51 @@ impl DriverHandle {
         let _ = self.request(|done| Command::Stop { release, done }).await;
     }
 
+    /// [`DriverHandle::attach_tun`] without waiting; safe on any thread.
+    pub fn send_attach_tun(&self, tun: OwnedFd) -> Result<Reply<Option<OwnedFd>>, DriverError> {
+        self.send(|tx| Command::AttachTun(tun, tx))
+    }
+
+    /// [`DriverHandle::detach_tun`] without waiting; safe on any thread.
+    pub fn send_detach_tun(&self) -> Result<Reply<Option<OwnedFd>>, DriverError> {
+        self.send(Command::DetachTun)
+    }
+
+    /// [`DriverHandle::stats`] without waiting; safe on any thread.
+    pub fn send_stats(&self) -> Result<Reply<DriverStats>, DriverError> {
+        self.send(Command::Stats)
+    }
+
+    /// [`DriverHandle::shutdown`] without waiting; safe on any thread. The reply comes
+    /// once the driver has ended.
+    pub fn send_shutdown(&self, release: bool) -> Result<Reply<()>, DriverError> {
+        self.send(|done| Command::Stop { release, done })
+    }
+
+    /// [`DriverHandle::attach_tun`] for threads without a runtime.
+    pub fn blocking_attach_tun(&self, tun: OwnedFd) -> Result<Option<OwnedFd>, DriverError> {
+        self.blocking_request(|tx| Command::AttachTun(tun, tx))
+    }
+
+    /// [`DriverHandle::detach_tun`] for threads without a runtime.
+    pub fn blocking_detach_tun(&self) -> Result<Option<OwnedFd>, DriverError> {
+        self.blocking_request(Command::DetachTun)
+    }
+
+    /// [`DriverHandle::stats`] for threads without a runtime.
+    pub fn blocking_stats(&self) -> Result<DriverStats, DriverError> {
+        self.blocking_request(Command::Stats)
+    }
+
+    /// [`DriverHandle::shutdown`] for threads without a runtime: returns once the
+    /// driver has ended ([`DriverError::Stopped`] if it already had).
+    pub fn blocking_shutdown(&self, release: bool) -> Result<(), DriverError> {
+        self.blocking_request(|done| Command::Stop { release, done })
+    }
+
     /// True once the driver has ended.
     pub fn is_stopped(&self) -> bool {
         self.commands.is_closed()
-    }
-}
-
-struct Runner {
-    tap: Tap,
-    /// Keeps counting while the device is suspended (`CLOCK_BOOTTIME`).
-    clock: Clock,
-    tun: Option<PacketFd>,
-    link: Link,
-    commands: mpsc::UnboundedReceiver<Command>,
-    events: mpsc::UnboundedSender<DriverEvent>,
-    frame_hook: Option<FrameHook>,
-    tun_bufs: Vec<Vec<u8>>,
-    tun_lens: Vec<usize>,
-    link_bufs: Vec<Vec<u8>>,
-    link_spans: Vec<(usize, usize)>,
-    /// TUN buffers holding a frame for the link: (index, end).
-    ready: Vec<(usize, usize)>,
-    /// Whose turn it is when both the link and the TUN are ready.
-    link_first: bool,
-    tun_dropped_out: u64,
-    dropped_no_tun: u64,
-    link_dropped_in: u64,
-    wakeups: u64,
-}
-
-enum Wake {
-    Command(Option<Command>),
-    Link(io::Result<usize>),
-    Tun(io::Result<usize>),
-    Timer,
-}
-
-/// Offset of the IP packet in a TUN read buffer: link headroom, then Ethernet headroom.
-const TUN_OFFSET: usize = LINK_HEADROOM + HEADROOM;
-
-/// Longest [`DriverHandle::stop`] spends sending what is pending (the DHCPRELEASE)
-/// before the driver ends anyway.
-pub const STOP_DEADLINE: Duration = Duration::from_secs(1);
-
-impl Runner {
-    fn new(
-        config: DriverConfig,
-        link: Link,
-        tun: Option<PacketFd>,
-        commands: mpsc::UnboundedReceiver<Command>,
-        events: mpsc::UnboundedSender<DriverEvent>,
-    ) -> Runner {
-        let batch = config.batch.max(1);
-        let clock = Clock::new();
-        // Zeroed allocations: pages are touched only as packets fill them.
-        let tun_mtu = usize::from(config.tap.mtu).max(1500);
-        Runner {
-            tap: Tap::new(config.tap, clock.now()),
-            clock,
-            tun,
-            link,
-            commands,
-            events,
-            frame_hook: config.frame_hook,
-            tun_bufs: vec![vec![0; TUN_OFFSET + tun_mtu]; batch],
-            tun_lens: vec![0; batch],
-            link_bufs: vec![vec![0; MAX_FRAME]; batch],
-            link_spans: vec![(0, 0); batch],
-            ready: Vec::with_capacity(batch),
-            link_first: false,
-            tun_dropped_out: 0,
-            dropped_no_tun: 0,
-            link_dropped_in: 0,
-            wakeups: 0,
-        }
-    }
-
-    fn stats(&self) -> DriverStats {
-        DriverStats {
-            tap: self.tap.stats(),
-            tun_attached: self.tun.is_some(),
-            link_dropped_out: self.link.dropped_out,
-            link_dropped_in: self.link_dropped_in,
-            tun_dropped_out: self.tun_dropped_out,
-            dropped_no_tun: self.dropped_no_tun,
-            link_reconnects: self.link.reconnects,
-            wakeups: self.wakeups,
-            link: self.link.url().to_owned(),
-            lease: self.tap.lease().cloned(),
-        }
-    }
-
-    async fn run(mut self) {
-        let error = self.run_loop().await.err();
-        if let Some(e) = &error {
-            tracing::error!("{e}");
-        }
-        let _ = self.events.send(DriverEvent::Stopped { error });
-    }
-
-    async fn run_loop(&mut self) -> Result<(), String> {
-        let far_future = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
-        loop {
-            self.flush_outputs().await?;
-            let deadline = self.tap.poll_timeout();
-            let sleep_until = deadline.map_or(far_future, |d| self.clock.tokio_deadline(d));
-            // A TCP link that cannot keep up pauses the TUN (its own queue holds or drops
-            // the excess); the link itself and everything else go on.
-            let wake = {
-                // A TCP link that cannot keep up pauses the TUN (its own queue holds or
-                // drops the excess); the link itself and everything else go on.
-                let tun = self.tun.as_ref().filter(|_| !self.link.congested());
-                let (tun_bufs, tun_lens) = (&mut self.tun_bufs, &mut self.tun_lens);
-                let mut tun_read = pin!(async move {
-                    match tun {
-                        Some(t) => t.read_batch(tun_bufs, TUN_OFFSET, tun_lens).await,
-                        None => std::future::pending().await,
-                    }
-                });
-                let mut link_recv = pin!(self
-                    .link
-                    .recv_batch(&mut self.link_bufs, &mut self.link_spans));
-                // The TUN and the link take turns: an app flooding the TUN must not
-                // starve the link (ARP, DHCP), nor a flooding link the TUN.
-                let link_first = self.link_first;
-                let data = std::future::poll_fn(|cx| {
-                    for link in [link_first, !link_first] {
-                        if link {
-                            if let Poll::Ready(r) = link_recv.as_mut().poll(cx) {
-                                return Poll::Ready(Wake::Link(r));
-                            }
-                        } else if let Poll::Ready(r) = tun_read.as_mut().poll(cx) {
-                            return Poll::Ready(Wake::Tun(r));
-                        }
-                    }
-                    Poll::Pending
-                });
-                tokio::select! {
-                    biased;
-                    c = self.commands.recv() => Wake::Command(c),
-                    wake = data => wake,
-                    () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => Wake::Timer,
-                }
-            };
-            self.wakeups += 1;
-            let now = self.clock.now();
-            match wake {
-                Wake::Command(None) => return self.stop(true).await,
-                Wake::Command(Some(command)) => match command {
-                    Command::Stop { release, done } => {
-                        let result = self.stop(release).await;
-                        let _ = done.send(());
-                        return result;
-                    }
-                    Command::Stats(reply) => {
-                        let _ = reply.send(self.stats());
-                    }
-                    Command::AttachTun(fd, reply) => match PacketFd::new(fd) {
-                        Ok(tun) => {
-                            let old = self.tun.replace(tun).map(PacketFd::into_inner);
-                            let _ = reply.send(Ok(old));
-                        }
-                        Err(e) => {
-                            let _ = reply.send(Err(DriverError::Tun(e)));
-                        }
-                    },
-                    Command::DetachTun(reply) => {
-                        let _ = reply.send(self.tun.take().map(PacketFd::into_inner));
-                    }
-                },
-                Wake::Timer => {}
-                Wake::Link(Err(e)) => return Err(format!("link {}: {e}", self.link.url())),
-                Wake::Link(Ok(n)) => {
-                    self.link_first = false;
-                    self.handle_link_frames(now, n);
-                }
-                Wake::Tun(Err(e)) => {
-                    let error = format!("TUN read: {e}");
-                    tracing::warn!("{error}; detaching the TUN");
-                    self.tun = None;
-                    let _ = self.events.send(DriverEvent::TunFailed(error));
-                }
-                Wake::Tun(Ok(n)) => {
-                    self.link_first = true;
-                    self.handle_tun_packets(now, n).await?;
-                }
-            }
-            // Whatever woke the loop, timers that are due run now: under a steady load
-            // the sleep branch may never be the one selected.
-            if self.tap.poll_timeout().is_some_and(|t| t <= now) {
-                self.tap.handle_timeout(now);
-            }
-            self.report_link_status();
-        }
-    }
-
-    fn handle_link_frames(&mut self, now: Instant, n: usize) {
-        for i in 0..n {
-            let (start, end) = self.link_spans[i];
-            if start == end {
-                self.link_dropped_in += 1;
-                continue;
-            }
-            let frame = &self.link_bufs[i][start..end];
-            if let Some(hook) = &mut self.frame_hook {
-                hook(Direction::FromLink, frame);
-            }
-            if let Ingress::Deliver(range) = self.tap.handle_link_frame(now, frame) {
-                let packet = &frame[range];
-                match &self.tun {
-                    Some(tun) => {
-                        if let Err(e) = tun.write(packet) {
-                            self.tun_dropped_out += 1;
-                            tracing::debug!("TUN write: {e}");
-                        }
-                    }
-                    None => self.dropped_no_tun += 1,
-                }
-            }
-        }
-    }
-
-    /// Forwards the link's status changes (a link that closes may still have reported
-    /// what it carried before; a failed write also takes it down).
-    fn report_link_status(&mut self) {
-        for status in self.link.take_status() {
-            match &status {
-                LinkStatus::Up => tracing::info!("link {} up", self.link.url()),
-                LinkStatus::Down { error, .. } => tracing::warn!("{error}"),
-            }
-            let _ = self.events.send(DriverEvent::Link(status));
-        }
-    }
-
-    async fn handle_tun_packets(&mut self, now: Instant, n: usize) -> Result<(), String> {
-        self.ready.clear();
-        for i in 0..n {
-            let end = TUN_OFFSET + self.tun_lens[i];
-            let buf = &mut self.tun_bufs[i][..end];
-            if self.tap.handle_tun_packet(now, &mut buf[LINK_HEADROOM..]) == Egress::Send {
-                if let Some(hook) = &mut self.frame_hook {
-                    hook(Direction::ToLink, &buf[LINK_HEADROOM..]);
-                }
-                self.ready.push((i, end));
-            }
-        }
-        // Frames the Tap queued meanwhile (ARP, flushed neighbour queues) go first.
-        self.flush_outputs().await?;
-        self.link
-            .send_batch(&mut self.tun_bufs, &self.ready, LINK_HEADROOM)
-            .await
-            .map_err(|e| format!("link {}: {e}", self.link.url()))?;
-        self.link.flush();
-        Ok(())
-    }
-
-    /// Carries out every pending transmit and forwards every pending event.
-    async fn flush_outputs(&mut self) -> Result<(), String> {
-        let mut sent = false;
-        while let Some(transmit) = self.tap.poll_transmit() {
-            match transmit {
-                Transmit::Link(mut frame) => {
-                    if let Some(hook) = &mut self.frame_hook {
-                        hook(Direction::ToLink, &frame);
-                    }
-                    self.link
-                        .send(&mut frame, 0)
-                        .await
-                        .map_err(|e| format!("link {}: {e}", self.link.url()))?;
-                    sent = true;
-                }
-                Transmit::Tun(packet) => match &self.tun {
-                    Some(tun) => {
-                        if tun.write(&packet).is_err() {
-                            self.tun_dropped_out += 1;
-                        }
-                    }
-                    None => self.dropped_no_tun += 1,
-                },
-            }
-        }
-        if sent {
-            self.link.flush();
-        }
-        while let Some(event) = self.tap.poll_event() {
-            let _ = self.events.send(DriverEvent::Tap(event));
-        }
-        Ok(())
-    }
-
-    /// The orderly end: release the lease, send what is pending, for at most
-    /// [`STOP_DEADLINE`]: a link that cannot take it must not keep the driver alive.
-    async fn stop(&mut self, release: bool) -> Result<(), String> {
-        if release {
-            // DHCPRELEASE goes out through the transmit queue.
-            self.tap.release(self.clock.now());
-        }
-        let send = async {
-            self.flush_outputs().await?;
-            self.link.drain().await;
-            Ok(())
-        };
-        match tokio::time::timeout(STOP_DEADLINE, send).await {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::warn!(
-                    "link {}: what was pending at stop was not sent within {STOP_DEADLINE:?}",
-                    self.link.url()
-                );
-                Ok(())
-            }
-        }
     }
 }
 
