@@ -45,6 +45,8 @@ public final class TapEmulator implements AutoCloseable {
     }
 
     private final TapListener listener;
+    /** Whether the listener takes whole batches; if not, frames go to its onFrame one by one. */
+    private final boolean listenerTakesBatches;
     private final TapConfig config;
     private final AtomicLong listenerErrors = new AtomicLong();
     /** Native session id; 0 once closed. Never held across a native call: no Java lock. */
@@ -64,6 +66,7 @@ public final class TapEmulator implements AutoCloseable {
     public TapEmulator(@NonNull TapConfig config, @NonNull TapListener listener) {
         this.config = Objects.requireNonNull(config, "config");
         this.listener = Objects.requireNonNull(listener, "listener");
+        this.listenerTakesBatches = overrides(listener, "onFrames", ByteBuffer.class);
         this.handle.set(nativeCreate(this, config.mac, config.staticAddress, config.staticPrefixLength,
                 config.staticGateway, config.hostname, config.mtu, config.ipv6, config.linkUrl,
                 config.linkTimeoutMillis, config.protectSockets, config.batchFrames, frameBatch));
@@ -136,8 +139,13 @@ public final class TapEmulator implements AutoCloseable {
 
     /** @return whether {@code listener}'s class overrides {@link TapListener#protect}. */
     static boolean implementsProtect(TapListener listener) {
+        return overrides(listener, "protect", int.class);
+    }
+
+    /** Method names looked up here are kept by consumer-rules.pro. */
+    private static boolean overrides(TapListener listener, String name, Class<?>... params) {
         try {
-            return listener.getClass().getMethod("protect", int.class).getDeclaringClass() != TapListener.class;
+            return listener.getClass().getMethod(name, params).getDeclaringClass() != TapListener.class;
         } catch (NoSuchMethodException e) {
             return false;
         }
@@ -352,10 +360,23 @@ public final class TapEmulator implements AutoCloseable {
     private void onNativeFrames(int length, int count) {
         ByteBuffer batch = frameBatch;
         batch.clear().limit(length);
-        try {
-            listener.onFrames(batch);
-        } catch (Throwable t) {
-            listenerFailed("onFrames", t);
+        if (listenerTakesBatches) {
+            try {
+                listener.onFrames(batch);
+            } catch (Throwable t) {
+                listenerFailed("onFrames", t);
+            }
+            return;
+        }
+        // TapListener.onFrames's default, with each frame's failure caught on its own.
+        while (batch.remaining() >= 4) {
+            byte[] frame = new byte[batch.getInt()];
+            batch.get(frame);
+            try {
+                listener.onFrame(ByteBuffer.wrap(frame));
+            } catch (Throwable t) {
+                listenerFailed("onFrame", t);
+            }
         }
     }
 
