@@ -20,7 +20,7 @@ use std::future::Future;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
@@ -84,6 +84,7 @@ pub fn register(config: EmulatorConfig, options: SessionOptions, callbacks: Java
         options,
         callbacks: Arc::new(callbacks),
         state: Mutex::new(State::Created),
+        link_settled: Condvar::new(),
         callback_frames_dropped: Arc::new(AtomicU64::new(0)),
         callback_frames_refused: AtomicU64::new(0),
         last_stats: Mutex::new(None),
@@ -198,6 +199,8 @@ pub struct Session {
     options: SessionOptions,
     callbacks: Arc<JavaCallbacks>,
     state: Mutex<State>,
+    /// Notified when a started session's link opens or fails, or the session closes.
+    link_settled: Condvar,
     callback_frames_dropped: Arc<AtomicU64>,
     callback_frames_refused: AtomicU64,
     last_stats: Mutex<Option<Vec<i64>>>,
@@ -334,6 +337,25 @@ impl Session {
         }
     }
 
+    /// Waits, at most [`COMMAND_TIMEOUT`], while the link opens; not on the session
+    /// thread (a `protect` callback), which is the one opening it.
+    fn wait_for_link(&self) {
+        let mut state = lock(&self.state);
+        let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+        while let State::Started(s) = &*state {
+            let opening = matches!(s.link, Link::Opening);
+            let now = std::time::Instant::now();
+            if !opening || std::thread::current().id() == s.thread_id || now >= deadline {
+                return;
+            }
+            state = self
+                .link_settled
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
     fn control(&self) -> Result<Control> {
         self.running(|_, c| Ok(c.clone()))
     }
@@ -343,6 +365,7 @@ impl Session {
     /// answer within [`COMMAND_TIMEOUT`] the `IOException` says so and the emulator
     /// attaches or closes it when it gets to it.
     pub fn attach_tun(&self, tun: OwnedFd, fd: RawFd) -> Result<()> {
+        self.wait_for_link();
         let control = self.control()?;
         if control.driver.is_stopped() {
             return Err(Error::IllegalState(
@@ -468,6 +491,7 @@ impl Session {
     fn stop(&self) -> Vec<i64> {
         let stats = self.stats();
         let old = std::mem::replace(&mut *lock(&self.state), State::Closed);
+        self.link_settled.notify_all();
         if let State::Started(started) = old {
             Self::stop_started(self.id, started);
         }
@@ -501,6 +525,7 @@ impl Session {
         match &mut *lock(&self.state) {
             State::Started(s) => {
                 s.link = Link::Open(control);
+                self.link_settled.notify_all();
                 true
             }
             State::Created | State::Closed => false,
@@ -512,6 +537,7 @@ impl Session {
         if let State::Started(s) = &mut *lock(&self.state) {
             s.link = Link::Failed(error.to_string());
         }
+        self.link_settled.notify_all();
     }
 }
 

@@ -165,8 +165,8 @@ public final class TapEmulator implements AutoCloseable {
      * @param fd an open TUN file descriptor
      * @throws IOException if the fd is negative or not open, or unusable (not a TUN or socket),
      *     or not attached in time
-     * @throws IllegalStateException if closed, not started, starting or stopped (the fd is
-     *     closed all the same)
+     * @throws IllegalStateException if closed, not started or stopped (the fd is closed all the
+     *     same); called while the link opens, it waits for it (at most 10 s)
      */
     public void attachTun(int fd) throws IOException {
         nativeAttachTun(handle.get(), fd); // a closed emulator (handle 0) closes the fd too
