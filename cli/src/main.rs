@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tapemu::driver::{Driver, DriverConfig, DriverEvent, DriverHandle, LinkSpec};
+use tapemu::driver::{Driver, DriverConfig, DriverEvent, DriverHandle, LinkFaults, LinkSpec};
 use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, Ipv6Info, Ipv6Mode, MacAddr};
 use tapemu::{DhcpEvent, Event, Ipv4Event, Ipv6Event};
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -66,6 +66,10 @@ struct Common {
     /// Write every frame crossing the link, both directions, to this pcap file.
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// Inject faults on the link, e.g. drop=0.3,dup=0.05,reorder=0.01,corrupt=0.001,
+    /// delay=20ms,seed=7[,dir=in|out] (rates from 0 to 1).
+    #[arg(long, value_name = "SPEC")]
+    link_faults: Option<LinkFaults>,
 }
 
 #[derive(Debug, Args)]
@@ -250,6 +254,7 @@ async fn start(
     let config = DriverConfig {
         tap,
         frame_hook,
+        link_faults: common.link_faults,
         ..DriverConfig::default()
     };
     // On failure the capture is dropped here, which completes the file.

@@ -60,6 +60,7 @@ use self::link::Link;
 pub use self::link::{
     channel, ChannelPeer, LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
 };
+pub use self::link::{FaultCounters, FaultDirection, FaultStats, LinkFaults, ParseFaultsError};
 use self::runner::Runner;
 pub use self::sys::PacketFd;
 #[cfg(target_os = "linux")]
@@ -98,6 +99,8 @@ pub struct DriverConfig {
     pub frame_hook: Option<FrameHook>,
     /// The clocks the driver reads: [`SystemClock`] but in tests.
     pub clock: Arc<dyn DriverClock>,
+    /// Faults to inject on the link, whatever its kind (testing lossy links).
+    pub link_faults: Option<LinkFaults>,
 }
 
 impl Default for DriverConfig {
@@ -109,6 +112,7 @@ impl Default for DriverConfig {
             socket_hook: None,
             frame_hook: None,
             clock: Arc::new(SystemClock),
+            link_faults: None,
         }
     }
 }
@@ -122,6 +126,7 @@ impl std::fmt::Debug for DriverConfig {
             .field("socket_hook", &self.socket_hook.is_some())
             .field("frame_hook", &self.frame_hook.is_some())
             .field("clock", &self.clock)
+            .field("link_faults", &self.link_faults)
             .finish()
     }
 }
@@ -177,6 +182,8 @@ pub struct DriverStats {
     pub link: String,
     /// The DHCP lease in force, if any.
     pub lease: Option<Lease>,
+    /// What [`DriverConfig::link_faults`] did to the link's frames.
+    pub link_faults: FaultStats,
 }
 
 /// What went wrong: the driver's errors, typed for embedders to match on.

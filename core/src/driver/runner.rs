@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::clock::Clock;
 use super::events::EventSender;
+use super::link::faults::FaultyLink;
 use super::link::{Link, LINK_HEADROOM, MAX_FRAME};
 use super::sys::PacketFd;
 use super::{
@@ -32,7 +33,7 @@ pub(crate) struct Runner {
     /// Keeps counting while the device is suspended (`CLOCK_BOOTTIME`).
     clock: Clock,
     tun: Option<PacketFd>,
-    link: Link,
+    link: FaultyLink,
     commands: mpsc::Receiver<Command>,
     events: EventSender,
     frame_hook: Option<FrameHook>,
@@ -79,7 +80,7 @@ impl Runner {
             tap: Tap::new(config.tap, clock.now()),
             clock,
             tun,
-            link,
+            link: FaultyLink::new(link, config.link_faults),
             commands,
             events,
             frame_hook: config.frame_hook,
@@ -110,6 +111,7 @@ impl Runner {
             wakeups: self.wakeups,
             link: self.link.url().to_owned(),
             lease: self.tap.lease().cloned(),
+            link_faults: self.link.fault_stats(),
         }
     }
 

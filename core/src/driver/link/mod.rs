@@ -12,6 +12,7 @@
 //! URL, the status changes to report and the counters.
 
 mod channel;
+pub(crate) mod faults;
 mod tcp;
 mod udp;
 mod url;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::channel::{channel, ChannelLink, ChannelPeer};
+pub use self::faults::{FaultCounters, FaultDirection, FaultStats, LinkFaults, ParseFaultsError};
 #[cfg(test)]
 pub(crate) use self::tcp::{TCP_OUT_LIMIT, TCP_OUT_PAUSE};
 pub use self::url::{ParseLinkError, Remote};
