@@ -19,9 +19,11 @@
 //! - `nd`: half NS for `--target-ip6` to its solicited-node group (with a source
 //!   link-layer address option), half unsolicited NA for random targets to ff02::1; hop
 //!   limit 255, random link-local sources.
-//! - `ra`: router advertisements to ff02::1 from one of 64 routers, each with two prefix
-//!   information options (A and L set) drawn from 256 /64 prefixes, a random router
-//!   lifetime (zero one time in four) and an MTU option.
+//! - `ra`: router advertisements to ff02::1 from one of 64 routers (plus the LAN's real
+//!   router when `--ra-router ADDR --ra-router-mac MAC` name it, so the default router
+//!   itself comes and goes), each with two prefix information options (A and L set)
+//!   drawn from 256 /64 prefixes, a random router lifetime (zero one time in four) and an
+//!   MTU option.
 //! - `dhcp`: DHCPOFFER/DHCPACK look-alikes from 192.0.2.1:67 to the broadcast address
 //!   with random xids, chaddr `--target-mac`, a random yiaddr in the /24 and a 120 s lease.
 //! - `garbage`: 14 to 1514 random bytes behind a destination of broadcast or
@@ -80,6 +82,12 @@ struct Args {
     /// a new one per frame (0), to hold the target's table at about this size.
     #[arg(long, default_value_t = 0)]
     senders: usize,
+    /// `ra`: also advertise as this router (the LAN's real one).
+    #[arg(long, requires = "ra_router_mac")]
+    ra_router: Option<Ipv6Addr>,
+    /// `ra`: the MAC of `--ra-router`.
+    #[arg(long, value_parser = parse_mac)]
+    ra_router_mac: Option<[u8; 6]>,
     /// Seed of the random source.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -178,7 +186,11 @@ impl Generator {
         let senders = (0..args.senders)
             .map(|_| (rng.mac(), spoofed_sender(&mut rng)))
             .collect();
-        let routers = (0..64).map(|_| (rng.mac(), rng.link_local())).collect();
+        let mut routers: Vec<([u8; 6], Ipv6Addr)> =
+            (0..64).map(|_| (rng.mac(), rng.link_local())).collect();
+        if let (Some(addr), Some(mac)) = (args.ra_router, args.ra_router_mac) {
+            routers.push((mac, addr));
+        }
         let prefixes = (0..256)
             .map(|_| (0x2001_0db8u64 << 32) | (rng.next() & 0xffff_ffff))
             .collect();
