@@ -6,8 +6,9 @@
 //!          --target-mac 02:00:00:00:f1:01 --target-ip 192.0.2.150
 //! ```
 //!
-//! Frames are written with an `AF_PACKET` socket bound to the interface, in batches of
-//! [`BATCH`] with one `sendmmsg` each, bypassing the qdisc. It stops after `--count`
+//! `--pool` distinct frames are built first, then written round-robin with an `AF_PACKET`
+//! socket bound to the interface, in batches of [`BATCH`] with one `sendmmsg` each,
+//! bypassing the qdisc. It stops after `--count`
 //! frames or `--seconds`, whichever comes first, and prints one JSON line:
 //! `{"kind":"arp","sent":N,"seconds":S,"rate":N/S,"send_errors":E}`.
 //!
@@ -88,6 +89,11 @@ struct Args {
     /// `ra`: the MAC of `--ra-router`.
     #[arg(long, value_parser = parse_mac)]
     ra_router_mac: Option<[u8; 6]>,
+    /// Distinct frames built before sending starts and then sent round-robin (at most
+    /// `--count`). 16384 keeps every table of the target churning (its caps are far
+    /// smaller) and costs at most 25 MiB.
+    #[arg(long, default_value_t = 16384)]
+    pool: usize,
     /// Seed of the random source.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -493,18 +499,29 @@ fn main() -> std::process::ExitCode {
         }
     };
     let mut generator = Generator::new(&args);
-    let mut batch: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1600)).collect();
+    // Frames are built before the clock starts and sent round-robin, so building them
+    // never limits the rate.
+    let pool_size = (args.pool.max(1) as u64).min(args.count.max(1)) as usize;
+    let pool: Vec<Vec<u8>> = (0..pool_size)
+        .map(|_| {
+            let mut frame = Vec::new();
+            generator.frame(&mut frame);
+            frame.shrink_to_fit();
+            frame
+        })
+        .collect();
     let limit = Duration::from_secs_f64(args.seconds.max(0.0));
     let start = Instant::now();
     let (mut sent, mut send_errors) = (0u64, 0u64);
+    let mut next = 0;
     while sent < args.count && start.elapsed() < limit {
-        let n = (args.count - sent).min(BATCH as u64) as usize;
-        for frame in &mut batch[..n] {
-            generator.frame(frame);
-        }
+        let n = (args.count - sent)
+            .min(BATCH as u64)
+            .min((pool.len() - next) as u64) as usize;
+        let batch = &pool[next..next + n];
         let mut off = 0;
         while off < n && start.elapsed() < limit {
-            match sock.send_batch(&batch[off..n]) {
+            match sock.send_batch(&batch[off..]) {
                 Ok(k) if k > 0 => {
                     off += k;
                     sent += k as u64;
@@ -519,6 +536,7 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
+        next = (next + n) % pool.len();
     }
     let seconds = start.elapsed().as_secs_f64();
     println!(
