@@ -36,21 +36,21 @@ const FLOOD_FRAMES: u64 = 1_000_000;
 /// Most seconds per flood.
 const FLOOD_SECONDS: f64 = 20.0;
 /// Peak RSS tapemu may reach, in KiB. Measured (debug build, 2026-12-01): 13.7–14.1 MiB
-/// after every flood kind, at most 0.4 MiB over the same process before it (16.6 MiB
-/// after the RA flood that makes the default router come and go: its event backlog). Everything a flood can grow is capped: the neighbour
-/// tables at 1024 entries each (about 100 bytes an entry, plus at most 1 MiB of queued
-/// packets, and no packets queue in a flood from the LAN), the IPv6 routers, prefixes and
-/// addresses at 8/16/16 (`Ipv6Config`), the output queue at 4096 frames (at most 6 MiB of
-/// 1514-byte frames, never near full while the driver drains it every turn), the socket
-/// buffers are the kernel's. 32 MiB is that worst case with headroom; an unbounded
-/// structure fed by a million frames would pass it at once.
+/// after every flood kind, at most 0.4 MiB over the same process before it (16.6 MiB after
+/// the RA flood that makes the default router come and go: its event backlog). Everything
+/// a flood can grow is capped: the neighbour tables at 1024 entries each (about 100 bytes
+/// an entry, plus at most 1 MiB of queued packets, and no packets queue in a flood from
+/// the LAN), the IPv6 routers, prefixes and addresses at 8/16/16 (`Ipv6Config`), the output
+/// queue at 4096 frames (at most 6 MiB of 1514-byte frames, never near full while the
+/// driver drains it every turn); the socket buffers are the kernel's. 32 MiB is that worst
+/// case with headroom; an unbounded structure fed by a million frames would pass it.
 const PEAK_RSS_BOUND_KIB: u64 = 32 * 1024;
 /// Most JSON lines tapemu may print from the start of a flood until the checks after it.
 const MAX_EVENT_LINES: usize = 100;
 /// How much more CPU per frame the ARP flood with a full (1024-entry, evicting) table may
-/// cost than with a 16-entry one. The table is ordered and its eviction O(log n), so the
-/// measured ratio is near 1; 4 leaves room for a noisy shared machine, and a linear scan of
-/// 1024 entries per frame would still exceed it.
+/// cost than with a 16-entry one. The table is ordered and its eviction O(log n): the
+/// measured ratio was 1.1–1.6. 4 leaves room for a noisy shared machine and still catches
+/// per-frame work that grows several-fold with the table.
 const MAX_CPU_RATIO_FULL_VS_SMALL_TABLE: f64 = 4.0;
 
 /// One flood at a time: a flood takes all the CPU it can get.
