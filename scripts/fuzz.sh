@@ -53,7 +53,9 @@ run_target() {
   cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
     -max_total_time="$seconds" -max_len="$(max_len "$target")" -timeout=20 \
     -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || status=$?
-  grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|^==[0-9]+==|panicked|Test unit written|SUMMARY' "$log" || true
+  # The last status line (executions, coverage, corpus), then the final stats.
+  grep -E '^#[0-9]+.*cov: ' "$log" | tail -1 || true
+  grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb|^==[0-9]+==|panicked|Test unit written|SUMMARY' "$log" || true
   if [ "$status" != 0 ]; then
     echo "---- $target failed (status $status); the end of its log:" >&2
     tail -40 "$log" >&2
