@@ -367,10 +367,6 @@ impl Tap {
         Timer::earliest([self.ipv4.next_timer(), ipv6])
     }
 
-    /// The network under the link changed (a roam): re-announce the host.
-    // placeholder until the core side lands
-    pub fn network_changed(&mut self, _now: Instant) {}
-
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(host) = self.ipv6.as_mut() {
