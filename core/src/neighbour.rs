@@ -407,6 +407,17 @@ impl<A: Copy + Ord> NeighbourCache<A> {
         }
     }
 
+    /// Makes every REACHABLE entry STALE, keeping its MAC: the path to the neighbours
+    /// may have changed (the link moved), so each is re-checked on its next use.
+    pub fn mark_all_stale(&mut self) {
+        for (target, entry) in self.entries.iter_mut() {
+            if entry.state == State::Reachable {
+                entry.state = State::Stale;
+                Self::file(&mut self.evictable, *target, entry);
+            }
+        }
+    }
+
     /// Removes an entry; frames still queued for it are reported undeliverable.
     pub fn remove(&mut self, target: A) {
         if let Some(entry) = self.entries.remove(&target) {

@@ -323,6 +323,7 @@ impl Lane {
     }
 
     /// Frames held now.
+    #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.held.len()
     }
