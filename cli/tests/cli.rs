@@ -378,7 +378,13 @@ fn a_bad_link_faults_spec_is_one_line_and_exit_2() {
         ("", "empty fault spec"),
     ] {
         for command in ["run", "lease"] {
-            let args = [command, "--link", "udp://127.0.0.1:9", "--link-faults", spec];
+            let args = [
+                command,
+                "--link",
+                "udp://127.0.0.1:9",
+                "--link-faults",
+                spec,
+            ];
             let (code, out, err) = tapemu(&args);
             assert_eq!(code, 2, "{args:?}: {err}");
             assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");

@@ -45,8 +45,13 @@ async fn frames_to_the_link_are_delayed_and_duplicated() {
         .expect("send");
     let replies = arp_replies(&mut peer, Duration::from_secs(2)).await;
     assert_eq!(replies.len(), 2, "the reply and its copy");
-    assert!(replies.iter().all(|at| *at >= sent + Duration::from_millis(200)));
-    assert!(replies[0] < sent + Duration::from_millis(300), "{replies:?}");
+    assert!(replies
+        .iter()
+        .all(|at| *at >= sent + Duration::from_millis(200)));
+    assert!(
+        replies[0] < sent + Duration::from_millis(300),
+        "{replies:?}"
+    );
     let stats = handle.stats().await.expect("stats");
     let f = stats.link_faults;
     assert!(f.to_link.delayed >= 1 && f.to_link.duplicated >= 1, "{f:?}");
@@ -66,8 +71,14 @@ async fn frames_from_the_link_are_delayed_by_the_loop_timer() {
         .expect("send");
     let replies = arp_replies(&mut peer, Duration::from_secs(2)).await;
     assert_eq!(replies.len(), 1);
-    assert!(replies[0] >= sent + Duration::from_millis(300), "{replies:?}");
-    assert!(replies[0] < sent + Duration::from_millis(400), "{replies:?}");
+    assert!(
+        replies[0] >= sent + Duration::from_millis(300),
+        "{replies:?}"
+    );
+    assert!(
+        replies[0] < sent + Duration::from_millis(400),
+        "{replies:?}"
+    );
     let f = handle.stats().await.expect("stats").link_faults;
     assert_eq!(f.from_link.delayed, 1, "{f:?}");
     assert_eq!(f.to_link, FaultCounters::default(), "{f:?}");
@@ -113,7 +124,10 @@ async fn a_lease_comes_through_a_link_losing_30_percent_both_ways() {
         let leased = timeout(LOSSY_LEASE, async {
             loop {
                 let event = events.recv().await.expect("driver alive");
-                if matches!(event, DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseAcquired(_)))) {
+                if matches!(
+                    event,
+                    DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseAcquired(_)))
+                ) {
                     return;
                 }
             }

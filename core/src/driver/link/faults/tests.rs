@@ -103,7 +103,10 @@ fn each_fault_happens_at_its_rate() {
     const N: u32 = 20_000;
     let t0 = Instant::now();
     for (s, pick) in [
-        ("drop=0.3", (|c: &FaultCounters| c.dropped) as fn(&FaultCounters) -> u64),
+        (
+            "drop=0.3",
+            (|c: &FaultCounters| c.dropped) as fn(&FaultCounters) -> u64,
+        ),
         ("dup=0.05", |c| c.duplicated),
         ("reorder=0.02", |c| c.reordered),
         ("corrupt=0.01", |c| c.corrupted),
@@ -117,7 +120,10 @@ fn each_fault_happens_at_its_rate() {
         let got = pick(&c) as f64;
         // Within 5 standard deviations of the binomial.
         let sd = (expected * (1.0 - rate)).sqrt();
-        assert!((got - expected).abs() < 5.0 * sd, "{s}: {got} vs {expected}");
+        assert!(
+            (got - expected).abs() < 5.0 * sd,
+            "{s}: {got} vs {expected}"
+        );
         assert_eq!(c.frames, u64::from(N), "{s}");
         assert_eq!(
             out.len() as u64,
@@ -137,14 +143,21 @@ fn corruption_flips_exactly_one_bit() {
         .iter()
         .map(|f| {
             let original = frame(id(f));
-            original.iter().zip(f).map(|(a, b)| (a ^ b).count_ones()).sum()
+            original
+                .iter()
+                .zip(f)
+                .map(|(a, b)| (a ^ b).count_ones())
+                .sum()
         })
         .collect();
     assert!(bits.iter().all(|b| *b <= 1), "{bits:?}");
     let seen = bits.iter().filter(|b| **b == 1).count() as u64;
     let corrupted = lane.counters().corrupted;
     assert!(corrupted > 100, "{corrupted}");
-    assert!(seen <= corrupted && seen * 10 >= corrupted * 8, "{seen} of {corrupted}");
+    assert!(
+        seen <= corrupted && seen * 10 >= corrupted * 8,
+        "{seen} of {corrupted}"
+    );
 }
 
 #[test]
@@ -234,7 +247,10 @@ fn reordering_loses_nothing_and_only_reordered_frames_arrive_late() {
     let reordered = lane.counters().reordered;
     assert!(reordered > 300, "{reordered}");
     assert!(overtaken.len() as u64 <= reordered);
-    assert!(overtaken.len() as u64 * 10 >= reordered * 9, "{overtaken:?}");
+    assert!(
+        overtaken.len() as u64 * 10 >= reordered * 9,
+        "{overtaken:?}"
+    );
 }
 
 #[test]
@@ -280,7 +296,10 @@ fn a_batch_keeps_its_order_and_the_frames_the_link_marked_empty() {
     let dropped = lane.counters().dropped as usize;
     assert_eq!(kept, 32 - dropped);
     assert!(dropped > 5 && dropped < 27, "{dropped}");
-    assert!(spans[..kept].contains(&(0, 0)), "the link's empty span goes on");
+    assert!(
+        spans[..kept].contains(&(0, 0)),
+        "the link's empty span goes on"
+    );
     let ids: Vec<u32> = (0..kept)
         .filter(|&i| spans[i] != (0, 0))
         .map(|i| id(&bufs[i][spans[i].0..spans[i].1]))
