@@ -270,8 +270,22 @@ impl Stream {
     }
 }
 
-fn roaming(link: LabLink) {
-    let Some(bin) = prerequisites(&format!("roam_{}", link.name())) else {
+/// How the emulator learns of the roam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detection {
+    /// The CLI's route watch calls `network_changed`.
+    RouteWatch,
+    /// None (`--no-route-watch`): a tcp link's `TCP_USER_TIMEOUT` takes the dead
+    /// connection down, and the reconnected link re-announces the host.
+    UserTimeout,
+}
+
+fn roaming(link: LabLink, detection: Detection) {
+    let name = match detection {
+        Detection::RouteWatch => format!("roam_{}", link.name()),
+        Detection::UserTimeout => format!("roam_{}_user_timeout", link.name()),
+    };
+    let Some(bin) = prerequisites(&name) else {
         return;
     };
     let switches: usize = std::env::var("TAPEMU_ROAM_SWITCHES")
@@ -282,23 +296,22 @@ fn roaming(link: LabLink) {
     let phone = lab.phone();
     let bin = bin.to_string_lossy();
     let url = lab.link_url();
-    let tapemu = phone
-        .spawn(
-            "tapemu",
-            &[
-                &bin,
-                "run",
-                "--link",
-                &url,
-                "--json",
-                "--tun",
-                TUN,
-                "--no-default-route",
-                "--tcp-user-timeout",
-                "1500",
-            ],
-        )
-        .expect("spawn tapemu");
+    let mut argv = vec![
+        &*bin,
+        "run",
+        "--link",
+        &url,
+        "--json",
+        "--tun",
+        TUN,
+        "--no-default-route",
+        "--tcp-user-timeout",
+        "1500",
+    ];
+    if detection == Detection::UserTimeout {
+        argv.push("--no-route-watch");
+    }
+    let tapemu = phone.spawn("tapemu", &argv).expect("spawn tapemu");
     let lease = json_event_first(&tapemu, "lease");
     let address = address_of(&lease).expect("leased address");
     wait_until(T, "the leased address on the TUN", || {
@@ -329,18 +342,32 @@ fn roaming(link: LabLink) {
         let log_before = lab.dnsmasq_log().len();
         let renewed_before = events(&tapemu, "renewed").len();
         let changes_before = events(&tapemu, "network_changed").len();
+        let ups_before = events(&tapemu, "link_up").len();
         let started = unix_now();
         roam(phone, to);
         on = to;
 
-        // The route watch noticed.
-        let change = wait_for(T, "a network_changed event", || {
-            events(&tapemu, "network_changed")
-                .into_iter()
-                .nth(changes_before)
-        });
-        assert_eq!(change["dev"], to.dev(), "{change}");
-        assert_eq!(change["source"], to.addrs().0.to_string(), "{change}");
+        match detection {
+            // The route watch noticed.
+            Detection::RouteWatch => {
+                let change = wait_for(T, "a network_changed event", || {
+                    events(&tapemu, "network_changed")
+                        .into_iter()
+                        .nth(changes_before)
+                });
+                assert_eq!(change["dev"], to.dev(), "{change}");
+                assert_eq!(change["source"], to.addrs().0.to_string(), "{change}");
+            }
+            // The connection timed out and was made again: link_down, then link_up.
+            Detection::UserTimeout => {
+                wait_for(T, "link_up after the roam", || {
+                    events(&tapemu, "link_up").into_iter().nth(ups_before)
+                });
+                let down = events(&tapemu, "link_down");
+                assert_eq!(down.len(), ups_before + 1, "{down:?}");
+                assert!(events(&tapemu, "network_changed").is_empty());
+            }
+        }
         // Pings resume.
         let (last_before, first_after) = wait_for(T, "pings after the roam", || {
             let times = reply_times(&pinger.stdout());
@@ -350,8 +377,7 @@ fn roaming(link: LabLink) {
         });
         let gap = Duration::from_secs_f64((first_after - last_before).max(0.0));
         println!(
-            "roam {} #{}: {:?} → {:?}: pings interrupted for {} ms",
-            link.name(),
+            "{name} #{}: {:?} → {:?}: pings interrupted for {} ms",
             switch + 1,
             to.other(),
             to,
@@ -375,13 +401,18 @@ fn roaming(link: LabLink) {
         lab.host()
             .wait_ping(address.into(), T)
             .expect("host → phone after the roam");
-        assert!(gap < MAX_GAP, "pings interrupted for {gap:?}");
+        let max_gap = match detection {
+            Detection::RouteWatch => MAX_GAP,
+            // The user timeout (1.5 s), the first reconnection backoff (0.25 s), then
+            // the ping's next interval and the TCP link's connect.
+            Detection::UserTimeout => Duration::from_secs(4),
+        };
+        assert!(gap < max_gap, "pings interrupted for {gap:?}");
     }
     stream.finish();
     gaps.sort();
     println!(
-        "roam {}: gap p50 {} ms, max {} ms over {} switches",
-        link.name(),
+        "{name}: gap p50 {} ms, max {} ms over {} switches",
         gaps[gaps.len() / 2].as_millis(),
         gaps[gaps.len() - 1].as_millis(),
         gaps.len()
@@ -399,17 +430,22 @@ fn json_event_first(proc: &Proc, event: &str) -> Value {
 
 #[test]
 fn roam_tcp() {
-    roaming(LabLink::Tcp2);
+    roaming(LabLink::Tcp2, Detection::RouteWatch);
+}
+
+#[test]
+fn roam_tcp_user_timeout() {
+    roaming(LabLink::Tcp2, Detection::UserTimeout);
 }
 
 #[test]
 fn roam_udp() {
-    roaming(LabLink::Udp);
+    roaming(LabLink::Udp, Detection::RouteWatch);
 }
 
 #[test]
 fn roam_vxlan() {
-    roaming(LabLink::Vxlan);
+    roaming(LabLink::Vxlan, Detection::RouteWatch);
 }
 
 /// Starts `tapemu run` and returns it with the time it took to get a lease.
