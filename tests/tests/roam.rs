@@ -371,7 +371,7 @@ fn roaming(link: LabLink, detection: Detection) {
         // Pings resume.
         let (last_before, first_after) = wait_for(T, "pings after the roam", || {
             let times = reply_times(&pinger.stdout());
-            let before = times.iter().copied().filter(|t| *t <= started).last()?;
+            let before = times.iter().copied().rfind(|t| *t <= started)?;
             let after = times.iter().copied().find(|t| *t > started)?;
             Some((before, after))
         });
