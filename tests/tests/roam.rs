@@ -334,6 +334,11 @@ fn roaming(link: LabLink, detection: Detection) {
     });
     let stream = Stream::start(&lab, 5301);
     stream.wait_caught_up("the TCP stream flowing");
+    // Configuring the TUN changes routes too, never the route to the link's peer.
+    assert!(
+        events(&tapemu, "network_changed").is_empty(),
+        "a change seen before any roam"
+    );
 
     let mut gaps = Vec::new();
     let mut on = Underlay::Wlan;

@@ -104,7 +104,7 @@ fn is_gratuitous_arp_for(f: &[u8], ip: Ipv4Addr) -> bool {
 }
 
 #[tokio::test]
-async fn tcp_link_sockets_fail_fast_on_a_dead_path() {
+async fn tcp_link_sockets_have_keepalive_and_a_user_timeout() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
