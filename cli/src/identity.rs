@@ -21,3 +21,19 @@ pub fn default_mac(tun: &str) -> Option<MacAddr> {
     );
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_mac_is_stable_per_tun_name() {
+        let Some(a) = default_mac("tun0") else {
+            // No machine id on this host: nothing stable to check.
+            return;
+        };
+        assert_eq!(default_mac("tun0"), Some(a));
+        assert_ne!(default_mac("tun1"), Some(a));
+        assert_eq!(a.0[0] & 0x03, 0x02, "locally administered unicast: {a}");
+    }
+}

@@ -226,6 +226,17 @@ async fn a_lost_route_reopens_the_datagram_socket() {
     .await
     .expect("the TUN's packet in time");
     assert_ne!(new_from, from, "a new socket, a new port");
+    // Back up after a loss of route, the host re-announces itself, as after a flap.
+    timeout(WAIT, async {
+        loop {
+            let (n, from) = peer.recv_from(&mut buf).await.expect("recv");
+            if from == new_from && is_announcement(&buf[..n]) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("a gratuitous ARP once the link is up again");
     peer.send_to(&arp_request_for_us(), new_from)
         .await
         .expect("send");
