@@ -371,7 +371,11 @@ async fn dhcp_after_stop(release: bool) -> Vec<MessageType> {
     let mut dhcp = spawn_dhcp_server(peer.from_driver, peer.to_driver, 3600);
     lease_acquired(&mut events).await;
     while dhcp.try_recv().is_ok() {}
-    handle.shutdown(release).await;
+    if release {
+        handle.stop().await;
+    } else {
+        handle.stop_keep_lease().await;
+    }
     // The server ends with the driver's side of the channel.
     let mut heard = Vec::new();
     while let Some(r) = timeout(WAIT, dhcp.recv()).await.expect("server ends") {
