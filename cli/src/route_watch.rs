@@ -109,7 +109,7 @@ pub fn spawn(
                     () = &mut burst => break,
                     more = tokio::time::timeout(DEBOUNCE, messages.next()) => match more {
                         Ok(Some(_)) => continue,
-                        Ok(None) => return,
+                        Ok(None) => break,
                         Err(_) => break,
                     },
                 }
@@ -130,6 +130,7 @@ pub fn spawn(
                 return;
             }
         }
+        tracing::warn!("route watch: the netlink socket closed; no longer watching");
     });
     Ok((task, rx))
 }
