@@ -422,3 +422,49 @@ async fn idle_hour_wakeups() {
     assert_eq!(long, 0);
     assert!(hourly <= 11, "{hourly} wake-ups in an idle hour");
 }
+
+#[tokio::test]
+async fn network_changed_resolves_the_name_again() {
+    let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = peer.local_addr().expect("addr");
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let record = asked.clone();
+    let config = DriverConfig {
+        resolver: Some(Arc::new(move |host: &str, port: u16| {
+            record.lock().expect("lock").push((host.to_owned(), port));
+            Ok(vec![addr])
+        })),
+        ..config()
+    };
+    let url = format!("udp://lan-server.example:{}", addr.port());
+    let (handle, _events) = Driver::start(config, url.parse().expect("url"), None)
+        .await
+        .expect("start");
+    let mut buf = [0u8; 2048];
+    let (_, first) = timeout(WAIT, peer.recv_from(&mut buf))
+        .await
+        .expect("announcement in time")
+        .expect("recv");
+    assert_eq!(asked.lock().expect("lock").len(), 1);
+    handle.network_changed().await.expect("network changed");
+    until("the name resolved again", || {
+        asked.lock().expect("lock").len() == 2
+    })
+    .await;
+    assert_eq!(
+        asked.lock().expect("lock")[1],
+        ("lan-server.example".to_owned(), addr.port())
+    );
+    // The re-announcement reaches the peer through the socket opened for the new lookup.
+    timeout(WAIT, async {
+        loop {
+            let (n, from) = peer.recv_from(&mut buf).await.expect("recv");
+            if from != first && is_announcement(&buf[..n]) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("a gratuitous ARP after the change");
+    handle.stop().await;
+}
