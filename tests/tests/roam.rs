@@ -423,7 +423,8 @@ fn roaming(link: LabLink, detection: Detection) {
         gaps.len()
     );
     tapemu.signal(libc::SIGTERM);
-    tapemu.wait_exit(T).expect("tapemu exits");
+    let status = tapemu.wait_exit(T).expect("tapemu exits");
+    assert!(status.success(), "{status}: {}", tapemu.stderr());
 }
 
 /// The first `event` on `proc`'s JSON stdout.
@@ -479,7 +480,8 @@ fn restart_keeps_the_address() {
         std::fs::read_to_string(&file).is_ok_and(|t| t.contains(&address.to_string()))
     });
     first.signal(libc::SIGTERM);
-    first.wait_exit(T).expect("tapemu exits");
+    let status = first.wait_exit(T).expect("tapemu exits");
+    assert!(status.success(), "{status}: {}", first.stderr());
     assert!(
         !lab.dnsmasq_log().contains("DHCPRELEASE"),
         "--no-release sent a release"
@@ -501,8 +503,35 @@ fn restart_keeps_the_address() {
     assert!(second_time < first_time);
     // Stopped without --no-release: released, and the lease file is gone.
     second.signal(libc::SIGTERM);
-    second.wait_exit(T).expect("tapemu exits");
+    let status = second.wait_exit(T).expect("tapemu exits");
+    assert!(status.success(), "{status}: {}", second.stderr());
     lab.wait_dnsmasq_log("DHCPRELEASE(br0)", T)
         .expect("released");
     assert!(!file.exists(), "the lease file is removed with the lease");
+}
+
+#[test]
+fn a_corrupt_lease_file_is_a_warning() {
+    let Some(bin) = prerequisites("roam_corrupt_lease_file") else {
+        return;
+    };
+    let lab = Lab::builder(LabLink::Vxlan).build().expect("lab");
+    let file = lab.phone().dir().join("stored.lease");
+    std::fs::write(&file, "{\"address\": \"192.0.2.1").expect("write");
+    let path = file.to_string_lossy().into_owned();
+    let (tapemu, lease, _) = run_until_lease(&lab, &bin, &["--lease-file", &path]);
+    let address = address_of(&lease).expect("address");
+    assert!(lab.dnsmasq_log().contains("DHCPDISCOVER(br0)"));
+    assert!(
+        tapemu.stderr().contains("not a stored lease"),
+        "{}",
+        tapemu.stderr()
+    );
+    // The file is replaced by the new lease.
+    wait_until(T, "the lease stored", || {
+        std::fs::read_to_string(&file).is_ok_and(|t| t.contains(&address.to_string()))
+    });
+    tapemu.signal(libc::SIGTERM);
+    let status = tapemu.wait_exit(T).expect("tapemu exits");
+    assert!(status.success(), "{status}: {}", tapemu.stderr());
 }
