@@ -14,7 +14,8 @@
 //! switches (default 2: there and back).
 //!
 //! Restart: `tapemu run --no-release`, SIGTERM, `tapemu run` again gets the same
-//! address by INIT-REBOOT from its lease file, faster than the first time.
+//! address by INIT-REBOOT from its lease file, faster than the first time. A corrupt lease
+//! file is a warning: the lease is discovered anew and stored over it.
 //!
 //! Needs root and `ip netns`; skips (or fails under `CI=true`) without them.
 
