@@ -5,6 +5,7 @@
 
 mod events;
 mod handle;
+mod roam;
 mod server;
 mod suspend;
 
