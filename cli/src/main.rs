@@ -345,7 +345,8 @@ async fn run(args: RunArgs, tap: Config) -> Result<(), String> {
     let out = Output::new(common.json, link_mtu);
     out.started(&dev, &link);
     let lease_path = args.lease_path();
-    let (watch, mut paths) = match peer.map(|p| route_watch::spawn(p, handle.clone())) {
+    let (watch, mut paths) = match peer.map(|p| route_watch::spawn(p, dev.clone(), handle.clone()))
+    {
         Some(Ok((task, paths))) => (Some(task), Some(paths)),
         Some(Err(e)) => {
             tracing::warn!("{e}; not watching the route to the link's peer");

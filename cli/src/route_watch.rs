@@ -80,9 +80,11 @@ pub async fn peer_of(link: &LinkSpec) -> Option<IpAddr> {
 }
 
 /// Starts watching the route to `peer`: every change is passed to the driver, then
-/// reported on the returned channel. The task ends with the driver.
+/// reported on the returned channel. The task ends with the driver. A route through
+/// `own_dev` (our TUN: the link would be carried by itself) is not a network to follow.
 pub fn spawn(
     peer: IpAddr,
+    own_dev: String,
     driver: DriverHandle,
 ) -> Result<(tokio::task::JoinHandle<()>, mpsc::UnboundedReceiver<Path>), String> {
     let (connection, handle, mut messages) = new_multicast_connection(&[
@@ -119,6 +121,12 @@ pub fn spawn(
                 continue;
             };
             if last.as_ref() == Some(&path) {
+                continue;
+            }
+            if path.dev == own_dev {
+                tracing::warn!(
+                    "route watch: the {path} goes through our own TUN (a loop); ignored"
+                );
                 continue;
             }
             tracing::debug!("route watch: {path}");
