@@ -209,6 +209,8 @@ impl BootTimer {
             },
             it_value: libc::timespec {
                 tv_sec: libc::time_t::try_from(value.as_secs()).unwrap_or(libc::time_t::MAX),
+                // Fallible where `c_long` is 32 bits (32-bit Android); nanoseconds fit.
+                #[allow(clippy::unnecessary_fallible_conversions)]
                 tv_nsec: libc::c_long::try_from(value.subsec_nanos()).unwrap_or(0),
             },
         };

@@ -33,6 +33,9 @@ use route::{Ipv4Interface, NextHop};
 
 /// How the IPv4 address is configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Built once per emulator and never moved on a hot path: boxing the DHCP settings
+// would only make them clumsier to write.
+#[allow(clippy::large_enum_variant)]
 pub enum Ipv4Mode {
     /// No IPv4 address: IPv4 from the TUN is dropped, ARP for us is not answered.
     Disabled,
