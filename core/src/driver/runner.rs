@@ -22,10 +22,21 @@ use super::{
     Command, Direction, DriverConfig, DriverError, DriverEvent, DriverStats, FrameHook, LinkStatus,
     STOP_DEADLINE,
 };
+use crate::offload::{
+    complete_checksum, Gro, GroConfig, GsoType, Push, SuperSegment, VirtioNetHdr,
+};
 use crate::{Egress, Ingress, Tap, Transmit, HEADROOM};
 
 /// Offset of the IP packet in a TUN read buffer: link headroom, then Ethernet headroom.
 const TUN_OFFSET: usize = LINK_HEADROOM + HEADROOM;
+/// Reads per wake-up from a TUN with virtio-net headers: each may be a 64 KiB
+/// super-segment.
+const VNET_BATCH: usize = 8;
+/// Largest read from a TUN with virtio-net headers.
+const VNET_READ: usize = VirtioNetHdr::LEN + 65535;
+/// Segments sent per batch from a TUN with virtio-net headers: a 64 KiB TCP
+/// super-segment of 1,448-byte segments is 46.
+const VNET_SEGMENTS: usize = 64;
 
 pub(crate) struct Runner {
     tap: Tap,
@@ -36,8 +47,15 @@ pub(crate) struct Runner {
     commands: mpsc::Receiver<Command>,
     events: EventSender,
     frame_hook: Option<FrameHook>,
+    /// Packets read from a plain TUN, or segments of what a TUN with virtio-net headers
+    /// read, each at [`TUN_OFFSET`].
     tun_bufs: Vec<Vec<u8>>,
     tun_lens: Vec<usize>,
+    /// Reads from a TUN with virtio-net headers (allocated when one is attached).
+    vnet_bufs: Vec<Vec<u8>>,
+    vnet_lens: Vec<usize>,
+    /// Coalesces TCP segments from the link for a TUN with virtio-net headers.
+    gro: Gro,
     link_bufs: Vec<Vec<u8>>,
     link_spans: Vec<(usize, usize)>,
     /// TUN buffers holding a frame for the link: (index, end).
@@ -45,6 +63,7 @@ pub(crate) struct Runner {
     /// Whose turn it is when both the link and the TUN are ready.
     link_first: bool,
     tun_dropped_out: u64,
+    tun_dropped_in: u64,
     dropped_no_tun: u64,
     link_dropped_in: u64,
     wakeups: u64,
@@ -75,7 +94,7 @@ impl Runner {
         let clock = Clock::new(config.clock);
         // Zeroed allocations: pages are touched only as packets fill them.
         let tun_mtu = usize::from(config.tap.mtu).max(1500);
-        Runner {
+        let mut runner = Runner {
             tap: Tap::new(config.tap, clock.now()),
             clock,
             tun,
@@ -85,15 +104,34 @@ impl Runner {
             frame_hook: config.frame_hook,
             tun_bufs: vec![vec![0; TUN_OFFSET + tun_mtu]; batch],
             tun_lens: vec![0; batch],
+            vnet_bufs: Vec::new(),
+            vnet_lens: Vec::new(),
+            gro: Gro::new(GroConfig::default()),
             link_bufs: vec![vec![0; MAX_FRAME]; batch],
             link_spans: vec![(0, 0); batch],
             ready: Vec::with_capacity(batch),
             link_first: false,
             tun_dropped_out: 0,
+            tun_dropped_in: 0,
             dropped_no_tun: 0,
             link_dropped_in: 0,
             wakeups: 0,
+        };
+        runner.prepare_tun_bufs();
+        runner
+    }
+
+    /// Allocates what a TUN with virtio-net headers needs, once one is attached.
+    fn prepare_tun_bufs(&mut self) {
+        if !self.tun.as_ref().is_some_and(PacketFd::has_vnet_hdr) || !self.vnet_bufs.is_empty() {
+            return;
         }
+        self.vnet_bufs = vec![vec![0; VNET_READ]; VNET_BATCH];
+        self.vnet_lens = vec![0; VNET_BATCH];
+        let segment = self.tun_bufs.first().map_or(0, Vec::len);
+        let count = self.tun_bufs.len().max(VNET_SEGMENTS);
+        self.tun_bufs.resize(count, vec![0; segment]);
+        self.tun_lens.resize(count, 0);
     }
 
     fn stats(&self) -> DriverStats {
@@ -104,6 +142,7 @@ impl Runner {
             link_dropped_in: self.link_dropped_in,
             link_queued: self.link.queued() as u64,
             tun_dropped_out: self.tun_dropped_out,
+            tun_dropped_in: self.tun_dropped_in,
             dropped_no_tun: self.dropped_no_tun,
             link_reconnects: self.link.reconnects(),
             events_dropped: self.events.dropped(),
@@ -140,10 +179,13 @@ impl Runner {
                 // A TCP link that cannot keep up pauses the TUN (its own queue holds or
                 // drops the excess); the link itself and everything else go on.
                 let tun = self.tun.as_ref().filter(|_| !self.link.congested());
-                let (tun_bufs, tun_lens) = (&mut self.tun_bufs, &mut self.tun_lens);
+                let (tun_bufs, tun_lens, offset) = match tun {
+                    Some(t) if t.has_vnet_hdr() => (&mut self.vnet_bufs, &mut self.vnet_lens, 0),
+                    _ => (&mut self.tun_bufs, &mut self.tun_lens, TUN_OFFSET),
+                };
                 let mut tun_read = pin!(async move {
                     match tun {
-                        Some(t) => t.read_batch(tun_bufs, TUN_OFFSET, tun_lens).await,
+                        Some(t) => t.read_batch(tun_bufs, offset, tun_lens).await,
                         None => std::future::pending().await,
                     }
                 });
@@ -194,7 +236,12 @@ impl Runner {
                 }
                 Wake::Tun(Ok(n)) => {
                     self.link_first = true;
-                    if let Err(e) = self.handle_tun_packets(now, n).await {
+                    let result = if self.tun.as_ref().is_some_and(PacketFd::has_vnet_hdr) {
+                        self.handle_vnet_reads(now, n).await
+                    } else {
+                        self.handle_tun_packets(now, n).await
+                    };
+                    if let Err(e) = result {
                         return (Err(e), None);
                     }
                 }
@@ -215,10 +262,20 @@ impl Runner {
             Command::Stats(reply) => {
                 let _ = reply.send(Ok(self.stats()));
             }
-            Command::AttachTun(fd, reply) => {
-                let result = PacketFd::new(fd)
+            Command::AttachTun {
+                fd,
+                vnet_hdr,
+                reply,
+            } => {
+                let tun = if vnet_hdr {
+                    PacketFd::with_vnet_hdr(fd)
+                } else {
+                    PacketFd::new(fd)
+                };
+                let result = tun
                     .map(|tun| self.tun.replace(tun).map(PacketFd::into_inner))
                     .map_err(|e| DriverError::Tun(Arc::new(e)));
+                self.prepare_tun_bufs();
                 let _ = reply.send(result);
             }
             Command::DetachTun(reply) => {
@@ -230,6 +287,7 @@ impl Runner {
     }
 
     fn handle_link_frames(&mut self, now: Instant, n: usize) {
+        let vnet = self.tun.as_ref().is_some_and(PacketFd::has_vnet_hdr);
         for i in 0..n {
             let (start, end) = self.link_spans[i];
             if start == end {
@@ -240,17 +298,39 @@ impl Runner {
             if let Some(hook) = &mut self.frame_hook {
                 hook(Direction::FromLink, frame);
             }
-            if let Ingress::Deliver(range) = self.tap.handle_link_frame(now, frame) {
-                let packet = &frame[range];
-                match &self.tun {
-                    Some(tun) => {
-                        if let Err(e) = tun.write(packet) {
-                            self.tun_dropped_out += 1;
-                            tracing::debug!("TUN write: {e}");
-                        }
+            let Ingress::Deliver(range) = self.tap.handle_link_frame(now, frame) else {
+                continue;
+            };
+            let (at, end) = (start + range.start, start + range.end);
+            let dropped = &mut self.tun_dropped_out;
+            match &self.tun {
+                Some(tun) if vnet => {
+                    let buf = &mut self.link_bufs[i];
+                    let push = self.gro.push(&buf[at..end]);
+                    while let Some(sup) = self.gro.pop_ready() {
+                        count_write(tun.write_raw(sup), dropped);
                     }
-                    None => self.dropped_no_tun += 1,
+                    if push == Push::PassThrough {
+                        // The Ethernet header in front of the packet is done with: the
+                        // virtio-net header goes in its place.
+                        let result = match at.checked_sub(VirtioNetHdr::LEN) {
+                            Some(hdr_at) => {
+                                VirtioNetHdr::NONE.emit(&mut buf[hdr_at..at]);
+                                tun.write_raw(&buf[hdr_at..end])
+                            }
+                            None => tun.write(&buf[at..end]),
+                        };
+                        count_write(result, dropped);
+                    }
                 }
+                Some(tun) => count_write(tun.write(&self.link_bufs[i][at..end]), dropped),
+                None => self.dropped_no_tun += 1,
+            }
+        }
+        if let (Some(tun), true) = (&self.tun, vnet) {
+            self.gro.flush();
+            while let Some(sup) = self.gro.pop_ready() {
+                count_write(tun.write_raw(sup), &mut self.tun_dropped_out);
             }
         }
     }
@@ -270,15 +350,26 @@ impl Runner {
     async fn handle_tun_packets(&mut self, now: Instant, n: usize) -> Result<(), DriverError> {
         self.ready.clear();
         for i in 0..n {
-            let end = TUN_OFFSET + self.tun_lens[i];
-            let buf = &mut self.tun_bufs[i][..end];
-            if self.tap.handle_tun_packet(now, &mut buf[LINK_HEADROOM..]) == Egress::Send {
-                if let Some(hook) = &mut self.frame_hook {
-                    hook(Direction::ToLink, &buf[LINK_HEADROOM..]);
-                }
-                self.ready.push((i, end));
-            }
+            self.egress(now, i, self.tun_lens[i]);
         }
+        self.send_ready().await
+    }
+
+    /// Hands the packet in `tun_bufs[slot]` to the Tap and, if it makes a frame of it,
+    /// queues the frame for [`Runner::send_ready`].
+    fn egress(&mut self, now: Instant, slot: usize, len: usize) {
+        let end = TUN_OFFSET + len;
+        let buf = &mut self.tun_bufs[slot][..end];
+        if self.tap.handle_tun_packet(now, &mut buf[LINK_HEADROOM..]) == Egress::Send {
+            if let Some(hook) = &mut self.frame_hook {
+                hook(Direction::ToLink, &buf[LINK_HEADROOM..]);
+            }
+            self.ready.push((slot, end));
+        }
+    }
+
+    /// Sends the frames [`Runner::egress`] queued, after what the Tap queued meanwhile.
+    async fn send_ready(&mut self) -> Result<(), DriverError> {
         // Frames the Tap queued meanwhile (ARP, flushed neighbour queues) go first.
         self.flush_outputs().await?;
         let sent = self
@@ -287,7 +378,72 @@ impl Runner {
             .await;
         sent.map_err(|e| self.link.error(e))?;
         self.link.flush();
+        self.ready.clear();
         Ok(())
+    }
+
+    /// Splits what a TUN with virtio-net headers read into packets in `tun_bufs` and
+    /// sends them as [`Runner::handle_tun_packets`] does, a pool of segments at a time.
+    async fn handle_vnet_reads(&mut self, now: Instant, n: usize) -> Result<(), DriverError> {
+        let mut reads = std::mem::take(&mut self.vnet_bufs);
+        let result = self.segment_reads(now, &mut reads, n).await;
+        self.vnet_bufs = reads;
+        result
+    }
+
+    async fn segment_reads(
+        &mut self,
+        now: Instant,
+        reads: &mut [Vec<u8>],
+        n: usize,
+    ) -> Result<(), DriverError> {
+        self.ready.clear();
+        let mut used = 0;
+        for (i, read) in reads.iter_mut().enumerate().take(n) {
+            let Some(read) = read.get_mut(..self.vnet_lens[i]) else {
+                continue;
+            };
+            let Ok(hdr) = VirtioNetHdr::parse(read) else {
+                self.tun_dropped_in += 1;
+                continue;
+            };
+            let packet = &mut read[VirtioNetHdr::LEN..];
+            if hdr.gso_type == GsoType::None {
+                let room = self.tun_bufs[0].len() - TUN_OFFSET;
+                if complete_checksum(&hdr, packet).is_err() || packet.len() > room {
+                    self.tun_dropped_in += 1;
+                    continue;
+                }
+                if used == self.tun_bufs.len() {
+                    self.send_ready().await?;
+                    used = 0;
+                }
+                self.tun_bufs[used][TUN_OFFSET..TUN_OFFSET + packet.len()].copy_from_slice(packet);
+                self.egress(now, used, packet.len());
+                used += 1;
+                continue;
+            }
+            let Ok(sup) = SuperSegment::parse(&hdr, packet) else {
+                self.tun_dropped_in += 1;
+                continue;
+            };
+            for index in 0..sup.count() {
+                if used == self.tun_bufs.len() {
+                    self.send_ready().await?;
+                    used = 0;
+                }
+                match sup.write(index, &mut self.tun_bufs[used][TUN_OFFSET..]) {
+                    Ok(len) => self.egress(now, used, len),
+                    Err(_) => {
+                        // Segments larger than the MTU: the rest would be too.
+                        self.tun_dropped_in += 1;
+                        break;
+                    }
+                }
+                used += 1;
+            }
+        }
+        self.send_ready().await
     }
 
     /// Carries out every pending transmit and forwards every pending event.
@@ -304,11 +460,7 @@ impl Runner {
                     sent = true;
                 }
                 Transmit::Tun(packet) => match &self.tun {
-                    Some(tun) => {
-                        if tun.write(&packet).is_err() {
-                            self.tun_dropped_out += 1;
-                        }
-                    }
+                    Some(tun) => count_write(tun.write(&packet), &mut self.tun_dropped_out),
                     None => self.dropped_no_tun += 1,
                 },
             }
@@ -344,5 +496,13 @@ impl Runner {
                 Ok(())
             }
         }
+    }
+}
+
+/// Counts a TUN write that failed: a full device queue drops the packet, as a NIC would.
+fn count_write(result: io::Result<()>, dropped: &mut u64) {
+    if let Err(e) = result {
+        *dropped += 1;
+        tracing::debug!("TUN write: {e}");
     }
 }

@@ -13,21 +13,41 @@ use tokio::io::Interest;
 
 /// One packet per `read`/`write` on an owned fd, under tokio's reactor. The same code
 /// serves an Android `VpnService` fd and a Linux `/dev/net/tun` fd.
+///
+/// A TUN opened with `IFF_VNET_HDR` ([`open_tun_offload`]) puts a virtio-net header in
+/// front of every packet read and expects one in front of every packet written:
+/// [`PacketFd::with_vnet_hdr`] says so, [`PacketFd::new`] (no header) is the default.
 #[derive(Debug)]
 pub struct PacketFd {
     fd: AsyncFd<OwnedFd>,
+    vnet_hdr: bool,
 }
 
 impl PacketFd {
-    /// Takes ownership of `fd`, makes it non-blocking and registers it with the
-    /// current tokio runtime.
+    /// Takes ownership of `fd` (packets without a virtio-net header), makes it
+    /// non-blocking and registers it with the current tokio runtime.
     pub fn new(fd: OwnedFd) -> io::Result<PacketFd> {
+        PacketFd::open(fd, false)
+    }
+
+    /// Like [`PacketFd::new`] for a TUN opened with `IFF_VNET_HDR`: every packet read
+    /// and written has a virtio-net header in front.
+    pub fn with_vnet_hdr(fd: OwnedFd) -> io::Result<PacketFd> {
+        PacketFd::open(fd, true)
+    }
+
+    fn open(fd: OwnedFd, vnet_hdr: bool) -> io::Result<PacketFd> {
         set_nonblocking(&fd)?;
         // SAFETY: an `OwnedFd` stays open and always returns the same raw fd until it
         // is dropped or given back by `into_inner`.
         let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
             .map_err(io::Error::from)?;
-        Ok(PacketFd { fd })
+        Ok(PacketFd { fd, vnet_hdr })
+    }
+
+    /// Whether packets carry a virtio-net header.
+    pub fn has_vnet_hdr(&self) -> bool {
+        self.vnet_hdr
     }
 
     /// Gives the fd back, deregistered from the reactor (still non-blocking).
@@ -82,15 +102,53 @@ impl PacketFd {
         }
     }
 
-    /// Writes one packet. A full device queue drops the packet, as a NIC would.
+    /// Writes one IP packet, behind a virtio-net header that asks for nothing if the fd
+    /// has headers. A full device queue drops the packet, as a NIC would.
     pub fn write(&self, packet: &[u8]) -> io::Result<()> {
-        loop {
-            match write(self.fd.get_ref().as_raw_fd(), packet) {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        if self.vnet_hdr {
+            let hdr = crate::offload::VirtioNetHdr::NONE.to_bytes();
+            retry(|| writev2(self.fd.get_ref().as_raw_fd(), &hdr, packet))
+        } else {
+            self.write_raw(packet)
         }
+    }
+
+    /// Writes `buf` as it is: on an fd with headers, a virtio-net header and a packet.
+    pub(crate) fn write_raw(&self, buf: &[u8]) -> io::Result<()> {
+        retry(|| write(self.fd.get_ref().as_raw_fd(), buf))
+    }
+}
+
+/// Repeats a write interrupted by a signal.
+fn retry(mut op: impl FnMut() -> io::Result<usize>) -> io::Result<()> {
+    loop {
+        match op() {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One `writev(2)` of `a` then `b` to `fd`.
+fn writev2(fd: RawFd, a: &[u8], b: &[u8]) -> io::Result<usize> {
+    let iov = [
+        libc::iovec {
+            iov_base: a.as_ptr() as *mut libc::c_void,
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        },
+    ];
+    // SAFETY: both iovecs point at readable buffers that outlive the call; writev only
+    // reads through them.
+    let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n.unsigned_abs())
     }
 }
 
@@ -198,15 +256,85 @@ fn ifreq(name: &str) -> io::Result<libc::ifreq> {
 /// Needs `CAP_NET_ADMIN` to create a device.
 #[cfg(target_os = "linux")]
 pub fn open_tun_device(name: &str, kind: DeviceKind) -> io::Result<(OwnedFd, String)> {
+    let flags = match kind {
+        DeviceKind::Tun => libc::IFF_TUN,
+        DeviceKind::Tap => libc::IFF_TAP,
+    };
+    open_dev_net_tun(name, flags)
+}
+
+/// Offloads TUN reads may use: checksum and TCP segmentation always, UDP segmentation
+/// where the kernel has it (6.2+).
+#[cfg(target_os = "linux")]
+const TUN_OFFLOADS: libc::c_uint = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+#[cfg(target_os = "linux")]
+const TUN_UDP_OFFLOADS: libc::c_uint = libc::TUN_F_USO4 | libc::TUN_F_USO6;
+
+/// What [`open_tun_offload`] got from the kernel.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunOffload {
+    /// `IFF_VNET_HDR` with checksum, TSO4/TSO6 and USO4/USO6.
+    TcpUdp,
+    /// `IFF_VNET_HDR` with checksum and TSO4/TSO6 (a kernel without USO).
+    Tcp,
+    /// A plain TUN: the kernel refused the header or the offloads.
+    None,
+}
+
+#[cfg(target_os = "linux")]
+impl TunOffload {
+    /// Whether packets on the fd carry a virtio-net header ([`PacketFd::with_vnet_hdr`]).
+    pub fn vnet_hdr(self) -> bool {
+        self != TunOffload::None
+    }
+}
+
+/// Opens (creating if needed) the Linux TUN device `name` with `IFF_VNET_HDR` and
+/// segmentation offloads (`TUNSETOFFLOAD`): reads may then return TCP (and UDP)
+/// super-segments of up to 64 KiB. Falls back to USO off, then to a plain TUN, when
+/// the kernel refuses. Returns the fd, the device's name and what was turned on.
+#[cfg(target_os = "linux")]
+pub fn open_tun_offload(name: &str) -> io::Result<(OwnedFd, String, TunOffload)> {
+    let (fd, actual) = match open_dev_net_tun(name, libc::IFF_TUN | libc::IFF_VNET_HDR) {
+        Ok(opened) => opened,
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            let (fd, actual) = open_dev_net_tun(name, libc::IFF_TUN)?;
+            return Ok((fd, actual, TunOffload::None));
+        }
+        Err(e) => return Err(e),
+    };
+    for (offloads, got) in [
+        (TUN_OFFLOADS | TUN_UDP_OFFLOADS, TunOffload::TcpUdp),
+        (TUN_OFFLOADS, TunOffload::Tcp),
+    ] {
+        // SAFETY: TUNSETOFFLOAD takes its flags by value.
+        let rc = unsafe {
+            libc::ioctl(
+                fd.as_raw_fd(),
+                libc::TUNSETOFFLOAD,
+                libc::c_ulong::from(offloads),
+            )
+        };
+        if rc == 0 {
+            return Ok((fd, actual, got));
+        }
+    }
+    tracing::info!("TUN {actual}: no offloads; a plain TUN");
+    // The header cannot be turned off on an attached fd: close it (a device this call
+    // created goes away) and open the device again without.
+    drop(fd);
+    let (fd, actual) = open_dev_net_tun(&actual, libc::IFF_TUN)?;
+    Ok((fd, actual, TunOffload::None))
+}
+
+/// `open("/dev/net/tun")` and `TUNSETIFF` with `IFF_NO_PI | flags`.
+#[cfg(target_os = "linux")]
+fn open_dev_net_tun(name: &str, flags: libc::c_int) -> io::Result<(OwnedFd, String)> {
     use std::os::fd::FromRawFd;
 
     let mut req = ifreq(name)?;
-    let flags = libc::IFF_NO_PI
-        | match kind {
-            DeviceKind::Tun => libc::IFF_TUN,
-            DeviceKind::Tap => libc::IFF_TAP,
-        };
-    req.ifr_ifru.ifru_flags = flags as libc::c_short;
+    req.ifr_ifru.ifru_flags = (libc::IFF_NO_PI | flags) as libc::c_short;
     // SAFETY: a NUL-terminated path and plain flags.
     let raw = unsafe {
         libc::open(

@@ -5,6 +5,7 @@
 
 mod events;
 mod handle;
+mod offload;
 mod server;
 mod suspend;
 
