@@ -129,7 +129,7 @@ fi
 
 # run_suite SUFFIX: every runner on $classpath, each output labelled NAME$SUFFIX.
 run_suite() {
-    run_java "host$1" -- io.tapemu.TestRunner unit longrun
+    run_java "host$1" -- --add-opens java.base/java.io=ALL-UNNAMED io.tapemu.TestRunner unit longrun
     run_java "demo$1" -- --add-opens java.base/java.io=ALL-UNNAMED io.tapemu.DemoHostTest
     if [ -z "$lab_reason" ]; then
         # shellcheck source=../scripts/lab.sh

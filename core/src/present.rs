@@ -42,10 +42,13 @@ use std::net::Ipv4Addr;
 use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
 use crate::ipv4::route::prefix_mask;
+
+mod stored;
 use crate::{
     DhcpEvent, Event, Ipv4Event, Ipv4Interface, Ipv4Route, Ipv6Event, Ipv6Info, Ipv6Route, Lease,
     LeaseLostReason, MacAddr,
 };
+pub use stored::StoredLease;
 
 /// The MTU to give the interface a lease configures: the server's interface MTU
 /// (option 26) when it sent one, capped at the link's MTU (the emulated host never

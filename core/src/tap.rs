@@ -342,12 +342,26 @@ impl Tap {
     }
 
     /// When [`Tap::handle_timeout`] must next be called, or `None` if no timer runs.
+    ///
+    /// This is the next protocol deadline (a retransmission, a lease's T1, an
+    /// announcement, a neighbour probe), on the same clock as the `now` passed to
+    /// every call. An embedder that sleeps between packets (an Android alarm, a
+    /// `tokio::time::sleep_until`) schedules its wake-up here and calls
+    /// [`Tap::handle_timeout`] then; the answer changes after every call that takes a
+    /// `now`, so ask again after each. A late call is harmless: every timer due by
+    /// then runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.next_timer().map(|t| t.at)
     }
 
-    /// The earliest deadline and which timer asks for it (for logs and tests), or
-    /// `None` if no timer runs.
+    /// The earliest deadline and which timer asks for it, or `None` if no timer runs:
+    /// [`Tap::poll_timeout`] with its reason (`Timer::reason`, e.g. `"dhcp renew (T1)"`)
+    /// for logs and for embedders that schedule an alarm.
+    ///
+    /// `Timer::at` is on the same clock as the `now` the caller passes in (the core
+    /// never reads a clock itself), so an embedder converts it to its own alarm time
+    /// by the offset from its last `now`. Ask again after every call that takes a
+    /// `now`: any of them may move the deadline.
     pub fn next_timer(&self) -> Option<Timer> {
         let ipv6 = self.ipv6.as_ref().and_then(Ipv6Host::poll_timeout);
         Timer::earliest([self.ipv4.next_timer(), ipv6])
@@ -362,6 +376,31 @@ impl Tap {
         self.ipv4
             .handle_timeout(now, &mut self.rng, &mut self.stats);
         self.drain_ipv4();
+    }
+
+    /// Tells the host that its link moved (Wi-Fi to cellular, a new access point, a
+    /// reconnected transport): it re-announces itself as a host does after a link flap,
+    /// keeping its lease and addresses.
+    ///
+    /// * IPv4: a gratuitous ARP for our address at once and again 2 s later, so that
+    ///   bridges and learning FDBs (VXLAN) learn our MAC where it now is; a DHCP lease
+    ///   in force is confirmed with an INIT-REBOOT DHCPREQUEST ([`DhcpState::Rebooting`]
+    ///   meanwhile, the address staying in use): an ACK renews it
+    ///   ([`DhcpEvent::LeaseRenewed`]), a NAK drops it ([`DhcpEvent::LeaseLost`]) and
+    ///   discovery starts over, and no answer keeps it on its T1/T2 schedule.
+    /// * IPv6: an unsolicited neighbour advertisement (override flag, our MAC) to
+    ///   ff02::1 for every usable address, and router solicitation as at startup.
+    /// * Both neighbour caches: REACHABLE entries become STALE (not flushed).
+    ///
+    /// A static address is only announced. Call it once the link can send again.
+    pub fn network_changed(&mut self, now: Instant) {
+        self.ipv4
+            .network_changed(now, &mut self.rng, &mut self.stats);
+        self.drain_ipv4();
+        if let Some(host) = self.ipv6.as_mut() {
+            host.network_changed(now, &mut self.stats);
+            self.drain_ipv6();
+        }
     }
 
     /// The DHCP lease in force, if any.

@@ -31,6 +31,9 @@ use jni::refs::Global;
 
 use crate::error::Result;
 
+/// The largest frame the driver hands over (a 65535-byte IP packet and its header).
+const MAX_FRAME: usize = 65535 + 14;
+
 /// The Java side of one emulator.
 pub struct JavaCallbacks {
     emulator: Global<JObject<'static>>,
@@ -38,8 +41,23 @@ pub struct JavaCallbacks {
     _class: Global<JClass<'static>>,
     on_event: JMethodID,
     on_frame: JMethodID,
+    on_frames: JMethodID,
     on_protect: JMethodID,
+    /// The emulator's direct `ByteBuffer` for batches of frames (see [`Self::frames`]):
+    /// its address and capacity. The emulator object, which we keep, holds the buffer.
+    batch: *mut u8,
+    batch_capacity: usize,
 }
+
+// SAFETY: `batch` points into a direct buffer the JVM keeps alive while the emulator
+// (held by `emulator`) references it; only the session thread writes to it, and Java
+// reads it only during the upcall that thread makes.
+unsafe impl Send for JavaCallbacks {}
+// SAFETY: as above; `frames` is called only from the session thread.
+unsafe impl Sync for JavaCallbacks {}
+
+/// Bytes of the length in front of each frame of a batch (big-endian).
+pub const BATCH_LENGTH_PREFIX: usize = 4;
 
 impl Drop for JavaCallbacks {
     fn drop(&mut self) {
@@ -57,7 +75,25 @@ impl std::fmt::Debug for JavaCallbacks {
 impl JavaCallbacks {
     /// Looks up the callback methods of `emulator` (a `TapEmulator`) and keeps a global
     /// reference to it. Must run on a Java thread (inside a native method).
-    pub fn new(env: &mut Env<'_>, emulator: &JObject<'_>) -> Result<Self> {
+    ///
+    /// `batch` is the emulator's direct buffer for batches of frames.
+    pub fn new(
+        env: &mut Env<'_>,
+        emulator: &JObject<'_>,
+        batch: &jni::objects::JByteBuffer<'_>,
+    ) -> Result<Self> {
+        if batch.is_null() {
+            return Err(crate::error::Error::IllegalArgument(
+                "frame batch buffer is null".into(),
+            ));
+        }
+        let batch_address = env.get_direct_buffer_address(batch)?;
+        let batch_capacity = env.get_direct_buffer_capacity(batch)?;
+        if batch_address.is_null() || batch_capacity < BATCH_LENGTH_PREFIX + MAX_FRAME {
+            return Err(crate::error::Error::IllegalArgument(
+                "the frame batch buffer must be direct and hold a largest frame".into(),
+            ));
+        }
         let class = env.get_object_class(emulator)?;
         let on_event = env.get_method_id(
             &class,
@@ -65,6 +101,7 @@ impl JavaCallbacks {
             jni_sig!("(Ljava/lang/String;)V"),
         )?;
         let on_frame = env.get_method_id(&class, jni_str!("onNativeFrame"), jni_sig!("([B)V"))?;
+        let on_frames = env.get_method_id(&class, jni_str!("onNativeFrames"), jni_sig!("(II)V"))?;
         let on_protect =
             env.get_method_id(&class, jni_str!("onNativeProtect"), jni_sig!("(I)Z"))?;
         let emulator = env.new_global_ref(emulator)?;
@@ -75,7 +112,10 @@ impl JavaCallbacks {
             _class: class,
             on_event,
             on_frame,
+            on_frames,
             on_protect,
+            batch: batch_address,
+            batch_capacity,
         })
     }
 
@@ -146,6 +186,63 @@ impl JavaCallbacks {
                 env.call_method_unchecked(
                     &self.emulator,
                     self.on_frame,
+                    ReturnType::Primitive(Primitive::Void),
+                    &args,
+                )
+            }?;
+            Ok(())
+        });
+    }
+
+    /// `onNativeFrames(length, count)`: frames for the app's own link (callback mode),
+    /// as many upcalls as it takes to fit them in the batch buffer. Each frame is its
+    /// length (4 bytes, big-endian) then its bytes; the upcall gives the bytes used and
+    /// the number of frames.
+    pub fn frames(&self, frames: &[Vec<u8>]) {
+        let mut used = 0;
+        let mut count = 0;
+        for frame in frames {
+            let need = BATCH_LENGTH_PREFIX + frame.len();
+            if need > self.batch_capacity {
+                tracing::warn!("a {}-byte frame does not fit the batch buffer", frame.len());
+                continue;
+            }
+            if used + need > self.batch_capacity {
+                self.flush_frames(used, count);
+                used = 0;
+                count = 0;
+            }
+            let len = u32::try_from(frame.len()).unwrap_or(u32::MAX).to_be_bytes();
+            // SAFETY: used + need <= capacity bytes at `batch` (checked above), which Java
+            // does not read outside the upcall.
+            unsafe {
+                let at = self.batch.add(used);
+                std::ptr::copy_nonoverlapping(len.as_ptr(), at, BATCH_LENGTH_PREFIX);
+                std::ptr::copy_nonoverlapping(
+                    frame.as_ptr(),
+                    at.add(BATCH_LENGTH_PREFIX),
+                    frame.len(),
+                );
+            }
+            used += need;
+            count += 1;
+        }
+        if count > 0 {
+            self.flush_frames(used, count);
+        }
+    }
+
+    fn flush_frames(&self, used: usize, count: usize) {
+        self.call("onNativeFrames", |env| {
+            let args = [
+                JValue::Int(i32::try_from(used).unwrap_or(i32::MAX)).as_jni(),
+                JValue::Int(i32::try_from(count).unwrap_or(i32::MAX)).as_jni(),
+            ];
+            // SAFETY: the id was looked up on this object's class with this exact signature.
+            unsafe {
+                env.call_method_unchecked(
+                    &self.emulator,
+                    self.on_frames,
                     ReturnType::Primitive(Primitive::Void),
                     &args,
                 )

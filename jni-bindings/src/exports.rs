@@ -2,7 +2,8 @@
 //! runs inside `EnvUnowned::with_env` (which catches panics) and resolves errors with
 //! [`ThrowMapped`], so misuse becomes a Java exception and never crashes the VM.
 
-use std::sync::Once;
+use std::sync::{Arc, Once};
+use std::time::Duration;
 
 use jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JObject, JString};
 use jni::refs::Reference as _;
@@ -12,7 +13,7 @@ use jni::{Env, EnvUnowned};
 use crate::callbacks::JavaCallbacks;
 use crate::config::RawConfig;
 use crate::error::{Error, Result, ThrowMapped};
-use crate::session;
+use crate::session::{self, SessionOptions};
 
 static LOGGING: Once = Once::new();
 
@@ -88,6 +89,10 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
     mtu: jint,
     ipv6: jboolean,
     link: JString<'l>,
+    link_timeout_ms: jint,
+    protect_sockets: jboolean,
+    batch_frames: jboolean,
+    frame_batch: JByteBuffer<'l>,
 ) -> jlong {
     LOGGING.call_once(crate::logging::init);
     env.with_env(|env| -> Result<jlong> {
@@ -98,24 +103,40 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
             env, &mac, &address, prefix_len, &gateway, &hostname, mtu, ipv6, &link,
         )?
         .parse()?;
-        let callbacks = JavaCallbacks::new(env, &emulator)?;
-        Ok(session::register(config, callbacks))
+        let link_timeout_ms = u64::try_from(link_timeout_ms)
+            .ok()
+            .filter(|&ms| ms > 0)
+            .ok_or_else(|| {
+                Error::IllegalArgument(format!("link timeout {link_timeout_ms} ms is not positive"))
+            })?;
+        let options = SessionOptions {
+            link_timeout: Duration::from_millis(link_timeout_ms),
+            protect_sockets,
+            batch_frames,
+        };
+        let callbacks = JavaCallbacks::new(env, &emulator, &frame_batch)?;
+        Ok(session::register(config, options, callbacks))
     })
     .resolve::<ThrowMapped>()
 }
 
-/// `TapEmulator.nativeStart`: starts the emulator thread and opens the link.
+/// `TapEmulator.nativeStart`: starts the emulator thread, which opens the link; returns
+/// at once.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_tapemu_TapEmulator_nativeStart<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
 ) {
-    env.with_env(|_env| -> Result<()> { session::get(handle)?.start() })
-        .resolve::<ThrowMapped>()
+    env.with_env(|_env| -> Result<()> {
+        let session: Arc<session::Session> = session::get(handle)?;
+        session.start()
+    })
+    .resolve::<ThrowMapped>()
 }
 
-/// `TapEmulator.nativeAttachTun`: takes ownership of a TUN fd.
+/// `TapEmulator.nativeAttachTun`: takes ownership of a TUN fd, whatever happens: the
+/// caller's fd is closed before anything else (even for a closed emulator).
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_tapemu_TapEmulator_nativeAttachTun<'l>(
     mut env: EnvUnowned<'l>,
@@ -123,8 +144,11 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeAttachTun<'l>(
     handle: jlong,
     fd: jint,
 ) {
-    env.with_env(|_env| -> Result<()> { session::get(handle)?.attach_tun(fd) })
-        .resolve::<ThrowMapped>()
+    env.with_env(|_env| -> Result<()> {
+        let tun = session::take_fd(fd)?;
+        session::get(handle)?.attach_tun(tun, fd)
+    })
+    .resolve::<ThrowMapped>()
 }
 
 /// `TapEmulator.nativeDetachTun`: closes the TUN fd.
@@ -152,7 +176,51 @@ fn frame_range(offset: jint, length: jint, capacity: usize) -> Result<(usize, us
     }
 }
 
-/// `TapEmulator.nativeSendFrameDirect`: a frame in a direct `ByteBuffer`.
+/// The bytes of a direct `ByteBuffer` from `offset`, `length` long.
+///
+/// # Safety
+/// The slice is valid while `buffer` is referenced and nothing else writes to it: use
+/// it within the native call only.
+unsafe fn direct_bytes<'b>(
+    env: &Env<'_>,
+    buffer: &JByteBuffer<'_>,
+    offset: jint,
+    length: jint,
+) -> Result<&'b [u8]> {
+    if buffer.is_null() {
+        return Err(Error::IllegalArgument("frame buffer is null".into()));
+    }
+    let address = env.get_direct_buffer_address(buffer)?;
+    let capacity = env.get_direct_buffer_capacity(buffer)?;
+    let (off, len) = frame_range(offset, length, capacity)?;
+    if address.is_null() {
+        return Err(Error::IllegalArgument("not a direct buffer".into()));
+    }
+    // SAFETY: the JVM guarantees `capacity` bytes at `address` while `buffer` is
+    // referenced, and off+len <= capacity was checked above.
+    Ok(unsafe { std::slice::from_raw_parts(address.add(off), len) })
+}
+
+/// The bytes of a `byte[]` from `offset`, `length` long (copied).
+fn array_bytes(
+    env: &Env<'_>,
+    array: &JByteArray<'_>,
+    offset: jint,
+    length: jint,
+) -> Result<Vec<u8>> {
+    if array.is_null() {
+        return Err(Error::IllegalArgument("frame array is null".into()));
+    }
+    let (off, len) = frame_range(offset, length, array.len(env)?)?;
+    let mut bytes = vec![0u8; len];
+    // SAFETY: i8 and u8 have the same size and alignment; any bit pattern is valid.
+    let signed =
+        unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<i8>(), bytes.len()) };
+    array.get_region(env, jint::try_from(off).unwrap_or(jint::MAX), signed)?;
+    Ok(bytes)
+}
+
+/// `TapEmulator.nativeSendFrameDirect`: a frame in a direct `ByteBuffer`; true if taken.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_tapemu_TapEmulator_nativeSendFrameDirect<'l>(
     mut env: EnvUnowned<'l>,
@@ -161,27 +229,18 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeSendFrameDirect<'l>(
     buffer: JByteBuffer<'l>,
     offset: jint,
     length: jint,
-) {
-    env.with_env(|env| -> Result<()> {
+) -> jboolean {
+    env.with_env(|env| -> Result<jboolean> {
         let session = session::get(handle)?;
-        if buffer.is_null() {
-            return Err(Error::IllegalArgument("frame buffer is null".into()));
-        }
-        let address = env.get_direct_buffer_address(&buffer)?;
-        let capacity = env.get_direct_buffer_capacity(&buffer)?;
-        let (off, len) = frame_range(offset, length, capacity)?;
-        if address.is_null() {
-            return Err(Error::IllegalArgument("not a direct buffer".into()));
-        }
-        // SAFETY: the JVM guarantees `capacity` bytes at `address` while `buffer` is
-        // referenced, and off+len <= capacity was checked above.
-        let frame = unsafe { std::slice::from_raw_parts(address.add(off), len) }.to_vec();
-        session.send_frame(frame)
+        let sender = session.frame_sender()?;
+        // SAFETY: used within this call only.
+        let frame = unsafe { direct_bytes(env, &buffer, offset, length) }?;
+        session.offer_frame(&sender, frame)
     })
     .resolve::<ThrowMapped>()
 }
 
-/// `TapEmulator.nativeSendFrameArray`: a frame in a `byte[]`.
+/// `TapEmulator.nativeSendFrameArray`: a frame in a `byte[]`; true if taken.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_tapemu_TapEmulator_nativeSendFrameArray<'l>(
     mut env: EnvUnowned<'l>,
@@ -190,21 +249,101 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeSendFrameArray<'l>(
     array: JByteArray<'l>,
     offset: jint,
     length: jint,
-) {
-    env.with_env(|env| -> Result<()> {
+) -> jboolean {
+    env.with_env(|env| -> Result<jboolean> {
         let session = session::get(handle)?;
-        if array.is_null() {
-            return Err(Error::IllegalArgument("frame array is null".into()));
-        }
-        let (off, len) = frame_range(offset, length, array.len(env)?)?;
-        let mut frame = vec![0u8; len];
-        // SAFETY: i8 and u8 have the same size and alignment; any bit pattern is valid.
-        let bytes =
-            unsafe { std::slice::from_raw_parts_mut(frame.as_mut_ptr().cast::<i8>(), frame.len()) };
-        array.get_region(env, jint::try_from(off).unwrap_or(jint::MAX), bytes)?;
-        session.send_frame(frame)
+        let sender = session.frame_sender()?;
+        let frame = array_bytes(env, &array, offset, length)?;
+        session.offer_frame(&sender, &frame)
     })
     .resolve::<ThrowMapped>()
+}
+
+/// Offers the length-prefixed frames of a batch (4-byte big-endian length, then the
+/// frame) in order until one is not taken; returns the bytes of the batch taken and
+/// the number of frames. The whole batch is checked first: a malformed one takes
+/// nothing.
+fn offer_batch(session: &session::Session, batch: &[u8]) -> Result<(usize, usize)> {
+    let prefix = crate::callbacks::BATCH_LENGTH_PREFIX;
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at < batch.len() {
+        let len_bytes: [u8; 4] = batch
+            .get(at..at + prefix)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                Error::IllegalArgument(format!("frame batch: a partial length at byte {at}"))
+            })?;
+        let len = usize::try_from(u32::from_be_bytes(len_bytes)).unwrap_or(usize::MAX);
+        let end = (at + prefix).checked_add(len).filter(|&e| e <= batch.len());
+        let Some(end) = end else {
+            return Err(Error::IllegalArgument(format!(
+                "frame batch: a {len}-byte frame at byte {at} runs past the end ({} bytes)",
+                batch.len()
+            )));
+        };
+        frames.push((at + prefix, end));
+        at = end;
+    }
+    let sender = session.frame_sender()?;
+    let mut taken_bytes = 0;
+    let mut taken = 0;
+    for (start, end) in frames {
+        if !session.offer_frame(&sender, &batch[start..end])? {
+            break;
+        }
+        taken_bytes = end;
+        taken += 1;
+    }
+    Ok((taken_bytes, taken))
+}
+
+/// `TapEmulator.nativeSendFramesDirect`: a batch of frames in a direct `ByteBuffer`;
+/// returns `taken bytes << 32 | taken frames`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativeSendFramesDirect<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    buffer: JByteBuffer<'l>,
+    offset: jint,
+    length: jint,
+) -> jlong {
+    env.with_env(|env| -> Result<jlong> {
+        let session = session::get(handle)?;
+        // SAFETY: used within this call only.
+        let batch = unsafe { direct_bytes(env, &buffer, offset, length) }?;
+        let (bytes, frames) = offer_batch(&session, batch)?;
+        Ok(pack_taken(bytes, frames))
+    })
+    .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativeSendFramesArray`: a batch of frames in a `byte[]`; returns
+/// `taken bytes << 32 | taken frames`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativeSendFramesArray<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    array: JByteArray<'l>,
+    offset: jint,
+    length: jint,
+) -> jlong {
+    env.with_env(|env| -> Result<jlong> {
+        let session = session::get(handle)?;
+        let batch = array_bytes(env, &array, offset, length)?;
+        let (bytes, frames) = offer_batch(&session, &batch)?;
+        Ok(pack_taken(bytes, frames))
+    })
+    .resolve::<ThrowMapped>()
+}
+
+/// Bytes and frames taken, in one `long` (both fit 31 bits: a Java buffer's size).
+fn pack_taken(bytes: usize, frames: usize) -> jlong {
+    let bytes = i64::try_from(bytes).unwrap_or(i64::from(i32::MAX));
+    let frames = i64::try_from(frames).unwrap_or(i64::from(i32::MAX));
+    (bytes << 32) | frames
 }
 
 /// `TapEmulator.nativeStats`: the counters, in `nativeStatNames` order.
@@ -235,15 +374,40 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeStatNames<'l>(
     .resolve::<ThrowMapped>()
 }
 
-/// `TapEmulator.nativeClose`: stops and forgets a session (idempotent).
+/// `TapEmulator.nativeClose`: stops and forgets a session (idempotent); returns its last
+/// counters, or null for an unknown handle.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_tapemu_TapEmulator_nativeClose<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+) -> JLongArray<'l> {
+    env.with_env(|env| -> Result<JLongArray<'l>> {
+        let Some(values) = session::close(handle) else {
+            return Ok(JLongArray::null());
+        };
+        let array = JLongArray::new(env, values.len())?;
+        array.set_region(env, 0, &values)?;
+        Ok(array)
+    })
+    .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativeSetLogLevel`: the most verbose level logged, 0 (off) to 5
+/// (trace); see [`crate::logging::set_level`].
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativeSetLogLevel<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    level: jint,
 ) {
     env.with_env(|_env| -> Result<()> {
-        session::close(handle);
+        let level = u8::try_from(level)
+            .ok()
+            .filter(|&l| l <= 5)
+            .ok_or_else(|| Error::IllegalArgument(format!("log level {level} out of range 0-5")))?;
+        LOGGING.call_once(crate::logging::init);
+        crate::logging::set_level(level);
         Ok(())
     })
     .resolve::<ThrowMapped>()

@@ -1,9 +1,12 @@
 //! Logging. Everywhere the crate logs through `tracing`; on Android a minimal
 //! subscriber writing to logcat (tag `tapemu`) is installed when the library loads,
 //! unless the app installed its own. Elsewhere the embedding process chooses the
-//! subscriber (host JVM tests run without one).
+//! subscriber (host JVM tests run without one) until Java sets a level with
+//! `TapEmulator.setLogLevel`, which installs one writing to stderr. Either way
+//! [`set_level`] is the filter: INFO unless set.
 
 use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata};
@@ -60,8 +63,37 @@ pub fn format_event(event: &Event<'_>) -> String {
     line.0.trim_end().to_string()
 }
 
+/// The most verbose level logged by the subscribers installed here: 0 off, 1 error,
+/// 2 warn, 3 info, 4 debug, 5 trace.
+static LEVEL: AtomicU8 = AtomicU8::new(3);
+
+fn level_number(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 1,
+        Level::WARN => 2,
+        Level::INFO => 3,
+        Level::DEBUG => 4,
+        Level::TRACE => 5,
+    }
+}
+
+/// Sets the most verbose level logged (see [`LEVEL`]'s numbers; larger is clamped),
+/// from now on and at every call site.
+pub fn set_level(level: u8) {
+    LEVEL.store(level.min(5), Ordering::Relaxed);
+    #[cfg(not(target_os = "android"))]
+    {
+        let _ = tracing::subscriber::set_global_default(LineSubscriber::new(
+            Level::TRACE,
+            |p: Priority, line: &str| eprintln!("tapemu {p:?}: {line}"),
+        ));
+    }
+    tracing::callsite::rebuild_interest_cache();
+}
+
 /// A `tracing` subscriber that hands each event, formatted, to a sink (logcat on
-/// Android). Spans are not tracked. Events below `min` are skipped.
+/// Android). Spans are not tracked. Events below `min`, or beyond the level
+/// [`set_level`] set, are skipped.
 pub struct LineSubscriber<F> {
     sink: F,
     min: Level,
@@ -77,6 +109,18 @@ impl<F> LineSubscriber<F> {
 impl<F: Fn(Priority, &str) + Send + Sync + 'static> tracing::Subscriber for LineSubscriber<F> {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         *metadata.level() <= self.min
+            && level_number(metadata.level()) <= LEVEL.load(Ordering::Relaxed)
+    }
+    fn register_callsite(
+        &self,
+        metadata: &'static Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // Asked again on every event: the level can change at run time.
+        if *metadata.level() <= self.min {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
     }
     fn new_span(&self, _span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
         tracing::span::Id::from_u64(1)
@@ -128,7 +172,7 @@ pub fn init() {
     #[cfg(target_os = "android")]
     {
         let _ = tracing::subscriber::set_global_default(LineSubscriber::new(
-            Level::INFO,
+            Level::TRACE,
             android::write,
         ));
     }
@@ -156,5 +200,32 @@ mod tests {
         assert_eq!(lines[0].0, Priority::Warn);
         assert!(lines[0].1.contains("protect failed"), "{}", lines[0].1);
         assert!(lines[0].1.contains("fd=3"), "{}", lines[0].1);
+    }
+
+    #[test]
+    fn set_level_filters_at_run_time() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink_lines = lines.clone();
+        let sub = LineSubscriber::new(Level::TRACE, move |_, l: &str| {
+            sink_lines.lock().unwrap().push(l.to_string());
+        });
+        tracing::subscriber::with_default(sub, || {
+            set_level(2);
+            tracing::info!("hidden");
+            tracing::warn!("shown");
+            set_level(4);
+            tracing::debug!("now shown");
+            set_level(3);
+        });
+        assert_eq!(
+            *lines.lock().unwrap(),
+            vec![
+                "logging::tests: shown".to_string(),
+                "logging::tests: now shown".to_string()
+            ]
+            .into_iter()
+            .map(|l| format!("tapemu_jni::{l}"))
+            .collect::<Vec<_>>()
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! One emulator: its configuration, its Java callbacks and, once started, the thread
 //! that runs the driver and calls the listener.
 //!
-//! Each started session owns a thread `tapemu-N` running a current-thread tokio runtime
-//! with the driver task and a forwarding task, which hands driver events (as JSON, see
-//! [`crate::events`]) and callback-mode frames to Java. Commands from Java (attach or
+//! Each started session owns a thread `tapemu-N` running a current-thread tokio runtime:
+//! it opens the link (within [`SessionOptions::link_timeout`]; `start()` does not wait
+//! for it, a failure reaches Java as the `stopped` event), then runs the driver task
+//! and a forwarding task, which hands driver events (as JSON, see [`crate::events`])
+//! and callback-mode frames (in batches, see [`crate::callbacks`]) to Java. Commands from Java (attach or
 //! detach the TUN, stats, stop) call the [`DriverHandle`] directly: the call is spawned
 //! onto that runtime and a Java thread waits for its answer, except on the session
 //! thread itself (a listener calling back in), where waiting would deadlock: there the
@@ -17,8 +19,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
@@ -27,7 +29,7 @@ use tapemu::driver::{
 };
 use tapemu::Stats;
 use tokio::runtime::Handle as RuntimeHandle;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::callbacks::JavaCallbacks;
 use crate::config::{EmulatorConfig, LinkSpec as ConfigLink};
@@ -39,6 +41,8 @@ type Events = tapemu::driver::DriverEvents;
 
 /// Frames buffered each way between the app's link and the driver in callback mode.
 const CHANNEL_CAPACITY: usize = 1024;
+/// Most frames the session thread takes from the driver per wake-up (batched mode).
+const OUT_BATCH: usize = 256;
 /// Longest a Java thread waits for the driver to answer a command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -49,15 +53,40 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// How a session runs, beside the emulated host's own configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// Longest the link may take to open (name lookup and first TCP connect).
+    pub link_timeout: Duration,
+    /// Whether a built-in link's sockets go through the listener's `protect`.
+    pub protect_sockets: bool,
+    /// Whether callback-mode frames reach Java in batches (`onNativeFrames`) rather
+    /// than one upcall each (`onNativeFrame`).
+    pub batch_frames: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            link_timeout: Duration::from_secs(10),
+            protect_sockets: true,
+            batch_frames: true,
+        }
+    }
+}
+
 /// Registers a new session and returns its handle.
-pub fn register(config: EmulatorConfig, callbacks: JavaCallbacks) -> i64 {
+pub fn register(config: EmulatorConfig, options: SessionOptions, callbacks: JavaCallbacks) -> i64 {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let session = Arc::new(Session {
         id,
         config,
+        options,
         callbacks: Arc::new(callbacks),
         state: Mutex::new(State::Created),
+        link_settled: Condvar::new(),
         callback_frames_dropped: Arc::new(AtomicU64::new(0)),
+        callback_frames_refused: AtomicU64::new(0),
         last_stats: Mutex::new(None),
     });
     lock(&SESSIONS)
@@ -74,13 +103,11 @@ pub fn get(id: i64) -> Result<Arc<Session>> {
         .ok_or_else(|| Error::IllegalState("TapEmulator is closed".into()))
 }
 
-/// Removes a session from the registry and stops it. Unknown handles are ignored
-/// (close is idempotent).
-pub fn close(id: i64) {
+/// Removes a session from the registry, stops it and returns its last counters.
+/// Unknown handles are ignored (close is idempotent): `None`.
+pub fn close(id: i64) -> Option<Vec<i64>> {
     let session = lock(&SESSIONS).as_mut().and_then(|m| m.remove(&id));
-    if let Some(session) = session {
-        session.stop();
-    }
+    session.map(|session| session.stop())
 }
 
 /// Sessions not yet closed.
@@ -107,12 +134,6 @@ struct Control {
     driver: DriverHandle,
     runtime: RuntimeHandle,
     thread_id: ThreadId,
-}
-
-struct Running {
-    control: Control,
-    to_driver: Option<mpsc::Sender<Vec<u8>>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Control {
@@ -144,11 +165,30 @@ impl Control {
     }
 }
 
+/// Where a started session's link is.
+enum Link {
+    /// The session thread is opening it.
+    Opening,
+    /// Open: the driver runs.
+    Open(Control),
+    /// It could not be opened (the listener got `onStopped` with this error).
+    Failed(String),
+}
+
+/// A started session: its thread and its link.
+struct Started {
+    thread: Option<JoinHandle<()>>,
+    thread_id: ThreadId,
+    /// Tells the session thread to give up opening the link.
+    cancel: Option<oneshot::Sender<()>>,
+    /// Callback mode: frames from the app's link to the driver (usable at once).
+    to_driver: Option<mpsc::Sender<Vec<u8>>>,
+    link: Link,
+}
+
 enum State {
     Created,
-    /// `start()` is opening the link.
-    Starting,
-    Running(Running),
+    Started(Started),
     Closed,
 }
 
@@ -156,9 +196,13 @@ enum State {
 pub struct Session {
     id: i64,
     config: EmulatorConfig,
+    options: SessionOptions,
     callbacks: Arc<JavaCallbacks>,
     state: Mutex<State>,
+    /// Notified when a started session's link opens or fails, or the session closes.
+    link_settled: Condvar,
     callback_frames_dropped: Arc<AtomicU64>,
+    callback_frames_refused: AtomicU64,
     last_stats: Mutex<Option<Vec<i64>>>,
 }
 
@@ -187,6 +231,7 @@ pub fn stat_names() -> Vec<String> {
             "dropped_no_tun",
             "link_reconnects",
             "wakeups",
+            "callback_frames_refused",
             "callback_frames_dropped",
         ]
         .map(String::from),
@@ -194,7 +239,7 @@ pub fn stat_names() -> Vec<String> {
     names
 }
 
-fn stat_values(s: &DriverStats, callback_dropped: u64) -> Vec<i64> {
+fn stat_values(s: &DriverStats, callback_refused: u64, callback_dropped: u64) -> Vec<i64> {
     let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let mut values: Vec<i64> = s.tap.fields().into_iter().map(|(_, v)| as_i64(v)).collect();
     values.extend_from_slice(&[
@@ -206,50 +251,25 @@ fn stat_values(s: &DriverStats, callback_dropped: u64) -> Vec<i64> {
         as_i64(s.dropped_no_tun),
         as_i64(s.link_reconnects),
         as_i64(s.wakeups),
+        as_i64(callback_refused),
         as_i64(callback_dropped),
     ]);
     values
 }
 
 impl Session {
-    /// Starts the session thread and the driver; returns once the link is open.
-    ///
-    /// The state lock is not held while the link opens, so a `protect` callback may call
-    /// back into the emulator (it then sees it as starting).
-    pub fn start(&self) -> Result<()> {
-        {
-            let mut state = lock(&self.state);
-            match *state {
-                State::Created => *state = State::Starting,
-                State::Starting | State::Running(_) => {
-                    return Err(Error::IllegalState("TapEmulator already started".into()))
-                }
-                State::Closed => return Err(Error::IllegalState("TapEmulator is closed".into())),
-            }
-        }
-        let result = self.spawn();
+    /// Starts the session thread, which opens the link and runs the driver; returns at
+    /// once. Whether the link opened reaches Java through the listener: the first
+    /// events, or `onStopped(error)`.
+    pub fn start(self: &Arc<Self>) -> Result<()> {
         let mut state = lock(&self.state);
-        match (result, &*state) {
-            (Ok(running), State::Starting) => {
-                *state = State::Running(running);
-                Ok(())
+        match *state {
+            State::Created => {}
+            State::Started(_) => {
+                return Err(Error::IllegalState("TapEmulator already started".into()))
             }
-            (Ok(running), _) => {
-                // Closed while starting (possibly by a listener reacting to the first
-                // events): the start worked, so finish the close it missed.
-                drop(state);
-                Self::stop_running(self.id, running);
-                Ok(())
-            }
-            (Err(e), State::Starting) => {
-                *state = State::Created;
-                Err(e)
-            }
-            (Err(e), _) => Err(e),
+            State::Closed => return Err(Error::IllegalState("TapEmulator is closed".into())),
         }
-    }
-
-    fn spawn(&self) -> Result<Running> {
         let (link, peer) = match &self.config.link {
             ConfigLink::Callback => {
                 let (spec, peer) = channel(CHANNEL_CAPACITY);
@@ -263,10 +283,9 @@ impl Session {
             ),
         };
         let to_driver = peer.as_ref().map(|p| p.to_driver.clone());
-        let protect_callbacks = self.callbacks.clone();
-        let driver_config = DriverConfig {
-            tap: self.config.core_config(),
-            socket_hook: Some(Arc::new(move |fd: RawFd| {
+        let socket_hook: Option<tapemu::driver::SocketHook> = if self.options.protect_sockets {
+            let protect_callbacks = self.callbacks.clone();
+            Some(Arc::new(move |fd: RawFd| {
                 if protect_callbacks.protect(fd) {
                     Ok(())
                 } else {
@@ -274,77 +293,85 @@ impl Session {
                         "protect({fd}) refused by the app"
                     )))
                 }
-            })),
+            }))
+        } else {
+            None
+        };
+        let driver_config = DriverConfig {
+            tap: self.config.core_config(),
+            socket_hook,
             ..DriverConfig::default()
         };
-        let (started_tx, started_rx) = sync_channel(1);
+        let (cancel, cancelled) = oneshot::channel();
         let thread = SessionThread {
-            callbacks: self.callbacks.clone(),
+            session: self.clone(),
             is_static: self.config.is_static(),
             link_mtu: self.config.tap.mtu,
         };
-        let thread = std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name(format!("tapemu-{}", self.id))
-            .spawn(move || thread.run(driver_config, link, peer, started_tx))
-            .map_err(|e| Error::Io(format!("cannot spawn the emulator thread: {e}")))?;
-        let thread_id = thread.thread().id();
-        match started_rx.recv() {
-            Ok(Ok((driver, runtime))) => Ok(Running {
-                control: Control {
-                    driver,
-                    runtime,
-                    thread_id,
-                },
-                to_driver,
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(Error::Io("the emulator thread ended while starting".into()))
-            }
-        }
+            .spawn(move || thread.run(driver_config, link, peer, cancelled))
+            .map_err(|e| Error::IllegalState(format!("cannot spawn the emulator thread: {e}")))?;
+        // The thread takes this lock once the link is open: it waits for the state below.
+        *state = State::Started(Started {
+            thread_id: handle.thread().id(),
+            thread: Some(handle),
+            cancel: Some(cancel),
+            to_driver,
+            link: Link::Opening,
+        });
+        Ok(())
     }
 
-    fn running<T>(&self, f: impl FnOnce(&Running) -> Result<T>) -> Result<T> {
+    fn running<T>(&self, f: impl FnOnce(&Started, &Control) -> Result<T>) -> Result<T> {
         match &*lock(&self.state) {
-            State::Running(r) => f(r),
+            State::Started(s) => match &s.link {
+                Link::Open(control) => f(s, control),
+                Link::Opening => Err(Error::IllegalState("TapEmulator is starting".into())),
+                Link::Failed(e) => {
+                    Err(Error::IllegalState(format!("TapEmulator has stopped: {e}")))
+                }
+            },
             State::Created => Err(Error::IllegalState("TapEmulator not started".into())),
-            State::Starting => Err(Error::IllegalState("TapEmulator is starting".into())),
             State::Closed => Err(Error::IllegalState("TapEmulator is closed".into())),
         }
     }
 
-    fn control(&self) -> Result<Control> {
-        self.running(|r| Ok(r.control.clone()))
+    /// Waits, at most [`COMMAND_TIMEOUT`], while the link opens; not on the session
+    /// thread (a `protect` callback), which is the one opening it.
+    fn wait_for_link(&self) {
+        let mut state = lock(&self.state);
+        let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+        while let State::Started(s) = &*state {
+            let opening = matches!(s.link, Link::Opening);
+            let now = std::time::Instant::now();
+            if !opening || std::thread::current().id() == s.thread_id || now >= deadline {
+                return;
+            }
+            state = self
+                .link_settled
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
-    /// Hands the TUN fd to the driver.
-    ///
-    /// Ownership: a negative or closed `fd`, an emulator not running or whose driver
-    /// has stopped (`IllegalStateException`), leaves `fd` to the caller. Otherwise the
-    /// emulator owns it from this call on, whatever the outcome: it is attached, or
-    /// closed on failure (an `IOException`); if the emulator does not answer within
-    /// [`COMMAND_TIMEOUT`] the `IOException` says so and the emulator still attaches or
-    /// closes it later.
-    pub fn attach_tun(&self, fd: RawFd) -> Result<()> {
-        if fd < 0 {
-            return Err(Error::Io(format!("invalid TUN fd {fd}")));
-        }
-        // SAFETY: F_GETFD only queries the descriptor table.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(Error::Io(format!("TUN fd {fd} is not open: {e}")));
-        }
+    fn control(&self) -> Result<Control> {
+        self.running(|_, c| Ok(c.clone()))
+    }
+
+    /// Hands the TUN to the driver (`tun`, taken from the caller's `fd` by [`take_fd`]):
+    /// it is attached or, on any failure, closed at once. If the emulator does not
+    /// answer within [`COMMAND_TIMEOUT`] the `IOException` says so and the emulator
+    /// attaches or closes it when it gets to it.
+    pub fn attach_tun(&self, tun: OwnedFd, fd: RawFd) -> Result<()> {
+        self.wait_for_link();
         let control = self.control()?;
         if control.driver.is_stopped() {
-            return Err(Error::IllegalState("TapEmulator has stopped".into()));
+            return Err(Error::IllegalState(
+                "TapEmulator has stopped; the TUN fd is closed".into(),
+            ));
         }
-        // SAFETY: the caller hands over ownership of this open fd (as after detachFd()).
-        let tun = unsafe { OwnedFd::from_raw_fd(fd) };
         let answer = control.command(|driver| async move {
             // The fd it replaces, if any, is closed here.
             let result = driver.attach_tun(tun).await.map(drop);
@@ -360,7 +387,7 @@ impl Session {
             Answer::Queued => Ok(()),
             Answer::Late => Err(Error::Io(format!(
                 "TUN fd {fd}: the emulator did not answer within {COMMAND_TIMEOUT:?}; \
-                 it owns the fd and attaches or closes it when it gets to it"
+                 it attaches or closes the fd when it gets to it"
             ))),
             Answer::Gone => Err(Error::Io(format!(
                 "TUN fd {fd}: the emulator stopped before attaching it; the fd is closed"
@@ -368,8 +395,16 @@ impl Session {
         }
     }
 
-    /// Detaches and closes the TUN.
+    /// Detaches and closes the TUN. While the link opens nothing can be attached: a
+    /// no-op.
     pub fn detach_tun(&self) -> Result<()> {
+        if let State::Started(Started {
+            link: Link::Opening,
+            ..
+        }) = &*lock(&self.state)
+        {
+            return Ok(());
+        }
         let answer = self.control()?.command(|driver| async move {
             let result = driver.detach_tun().await.map(drop);
             if let Err(e) = &result {
@@ -388,25 +423,37 @@ impl Session {
         }
     }
 
-    /// Callback mode: a frame from the app's link. A full queue or an empty frame drops
-    /// it (counted as `callback_frames_dropped`).
-    pub fn send_frame(&self, frame: Vec<u8>) -> Result<()> {
-        let sender = self.running(|r| {
-            r.to_driver.clone().ok_or_else(|| {
+    /// Callback mode: the sender of frames to the driver, once started.
+    pub fn frame_sender(&self) -> Result<mpsc::Sender<Vec<u8>>> {
+        match &*lock(&self.state) {
+            State::Started(s) => s.to_driver.clone().ok_or_else(|| {
                 Error::IllegalState("sendFrame needs callback mode (no link URL)".into())
-            })
-        })?;
+            }),
+            State::Created => Err(Error::IllegalState("TapEmulator not started".into())),
+            State::Closed => Err(Error::IllegalState("TapEmulator is closed".into())),
+        }
+    }
+
+    /// Callback mode: offers one frame from the app's link to the driver. Returns
+    /// whether it was taken: false when the queue is full (the app should slow down;
+    /// counted as `callback_frames_refused`). An empty frame is taken and dropped
+    /// (counted as `callback_frames_dropped`).
+    pub fn offer_frame(&self, sender: &mpsc::Sender<Vec<u8>>, frame: &[u8]) -> Result<bool> {
         if frame.is_empty() {
             self.callback_frames_dropped.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            return Ok(true);
         }
-        match sender.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.callback_frames_dropped.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+        // Reserve first, so a full queue costs no copy.
+        match sender.try_reserve() {
+            Ok(permit) => {
+                permit.send(frame.to_vec());
+                Ok(true)
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(mpsc::error::TrySendError::Full(())) => {
+                self.callback_frames_refused.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => {
                 Err(Error::IllegalState("TapEmulator has stopped".into()))
             }
         }
@@ -416,11 +463,12 @@ impl Session {
     /// session thread, or once stopped, they are the last ones taken.
     pub fn stats(&self) -> Vec<i64> {
         let dropped = self.callback_frames_dropped.load(Ordering::Relaxed);
+        let refused = self.callback_frames_refused.load(Ordering::Relaxed);
         let fresh = match self
             .control()
             .map(|c| c.command(|d| async move { d.stats().await }))
         {
-            Ok(Answer::Done(Ok(stats))) => Some(stat_values(&stats, dropped)),
+            Ok(Answer::Done(Ok(stats))) => Some(stat_values(&stats, refused, dropped)),
             _ => None,
         };
         let mut last = lock(&self.last_stats);
@@ -428,50 +476,99 @@ impl Session {
             *last = Some(values.clone());
             return values;
         }
-        last.clone().unwrap_or_else(|| {
-            let mut zeros = vec![0; stat_names().len()];
-            if let Some(v) = zeros.last_mut() {
-                *v = i64::try_from(dropped).unwrap_or(i64::MAX);
-            }
-            zeros
-        })
+        let mut values = last.clone().unwrap_or_else(|| vec![0; stat_names().len()]);
+        // These two are counted here, not by the driver: always current.
+        let n = values.len();
+        if n >= 2 {
+            values[n - 2] = i64::try_from(refused).unwrap_or(i64::MAX);
+            values[n - 1] = i64::try_from(dropped).unwrap_or(i64::MAX);
+        }
+        values
     }
 
     /// Stops the driver (releasing the lease) and, unless called on the session thread,
-    /// waits for the thread to end.
-    fn stop(&self) {
-        let _ = self.stats();
+    /// waits for the thread to end. Returns the last counters.
+    fn stop(&self) -> Vec<i64> {
+        let stats = self.stats();
         let old = std::mem::replace(&mut *lock(&self.state), State::Closed);
-        if let State::Running(r) = old {
-            Self::stop_running(self.id, r);
+        self.link_settled.notify_all();
+        if let State::Started(started) = old {
+            Self::stop_started(self.id, started);
         }
+        stats
     }
 
-    /// Stops the driver and, unless this is the session thread, waits for that thread:
-    /// it ends once it has delivered the driver's last event.
-    fn stop_running(id: i64, mut r: Running) {
-        let on_session_thread = r.control.on_session_thread();
-        if !r.control.driver.is_stopped() {
-            // Waits for the stop (at most about the driver's stop deadline) unless on
-            // the session thread; the join below waits for the last event either way.
-            let _ = r
-                .control
-                .command(|driver| async move { driver.stop().await });
+    /// Stops the driver, or the opening of the link, and, unless this is the session
+    /// thread, waits for that thread: it ends once it has delivered the last event.
+    fn stop_started(id: i64, mut s: Started) {
+        let on_session_thread = std::thread::current().id() == s.thread_id;
+        if let Some(cancel) = s.cancel.take() {
+            let _ = cancel.send(());
         }
-        if let Some(thread) = r.thread.take() {
+        if let Link::Open(control) = &s.link {
+            if !control.driver.is_stopped() {
+                // Waits for the stop (at most about the driver's stop deadline) unless
+                // on the session thread; the join below waits for the last event.
+                let _ = control.command(|driver| async move { driver.stop().await });
+            }
+        }
+        if let Some(thread) = s.thread.take() {
             if !on_session_thread && thread.join().is_err() {
                 tracing::error!("tapemu-{id} thread panicked");
             }
         }
     }
+
+    /// The session thread: the link opened. Returns false if the session was closed
+    /// meanwhile (the driver must then be stopped).
+    fn link_opened(&self, control: Control) -> bool {
+        match &mut *lock(&self.state) {
+            State::Started(s) => {
+                s.link = Link::Open(control);
+                self.link_settled.notify_all();
+                true
+            }
+            State::Created | State::Closed => false,
+        }
+    }
+
+    /// The session thread: the link could not be opened.
+    fn link_failed(&self, error: &str) {
+        if let State::Started(s) = &mut *lock(&self.state) {
+            s.link = Link::Failed(error.to_string());
+        }
+        self.link_settled.notify_all();
+    }
 }
 
-/// The driver handle and the runtime it runs on, or why it did not start.
-type Started = Result<(DriverHandle, RuntimeHandle)>;
+/// Takes ownership of a caller's fd: duplicates it and closes the original, so the
+/// caller's number is closed on return whatever happens next. A negative or closed fd
+/// is an error and nothing is closed.
+pub fn take_fd(fd: RawFd) -> Result<OwnedFd> {
+    if fd < 0 {
+        return Err(Error::Io(format!("invalid TUN fd {fd}")));
+    }
+    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor; it reads nothing else.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    let dup_error = std::io::Error::last_os_error();
+    if dup < 0 && dup_error.raw_os_error() == Some(libc::EBADF) {
+        return Err(Error::Io(format!("TUN fd {fd} is not open: {dup_error}")));
+    }
+    // SAFETY: the caller handed this open fd over (as after detachFd()); it is closed
+    // exactly once, here.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    if dup < 0 {
+        return Err(Error::Io(format!(
+            "TUN fd {fd}: cannot duplicate it ({dup_error}); it is closed"
+        )));
+    }
+    // SAFETY: `dup` is a new descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}
 
 /// What runs on the session thread.
 struct SessionThread {
-    callbacks: Arc<JavaCallbacks>,
+    session: Arc<Session>,
     is_static: bool,
     link_mtu: u16,
 }
@@ -482,47 +579,87 @@ impl SessionThread {
         config: DriverConfig,
         link: LinkSpec,
         peer: Option<ChannelPeer>,
-        started: SyncSender<Started>,
+        cancelled: oneshot::Receiver<()>,
     ) {
+        let callbacks = self.session.callbacks.clone();
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
             Ok(rt) => rt,
             Err(e) => {
-                let _ = started.send(Err(Error::Io(format!("cannot build the runtime: {e}"))));
+                let error = format!("cannot build the runtime: {e}");
+                self.session.link_failed(&error);
+                callbacks.event(&events::stopped(Some(&error)));
                 return;
             }
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let this = &self;
-            runtime.block_on(async move {
-                let (driver, events) = match Driver::start(config, link, None).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let _ = started.send(Err(Error::Io(e.to_string())));
-                        return;
-                    }
-                };
-                let _ = started.send(Ok((driver, RuntimeHandle::current())));
-                this.forward(events, peer).await;
-            })
+            runtime.block_on(self.open_and_forward(config, link, peer, cancelled));
         }));
         if let Err(p) = outcome {
             let msg = crate::error::panic_message(p.as_ref());
             tracing::error!("tapemu session thread panicked: {msg}");
             let error = format!("internal error: {msg}");
-            self.callbacks.event(&events::stopped(Some(&error)));
+            callbacks.event(&events::stopped(Some(&error)));
         }
+    }
+
+    async fn open_and_forward(
+        &self,
+        config: DriverConfig,
+        link: LinkSpec,
+        peer: Option<ChannelPeer>,
+        cancelled: oneshot::Receiver<()>,
+    ) {
+        let timeout = self.session.options.link_timeout;
+        let url = link.to_string();
+        let opened = tokio::select! {
+            opened = tokio::time::timeout(timeout, Driver::start(config, link, None)) => opened,
+            _ = cancelled => {
+                // Closed while the link was opening.
+                self.session.callbacks.event(&events::stopped(None));
+                return;
+            }
+        };
+        let (driver, events) = match opened {
+            Ok(Ok(started)) => started,
+            Ok(Err(e)) => return self.fail(&e.to_string()),
+            Err(_) => {
+                return self.fail(&format!(
+                    "link {url}: not open within {} ms (name lookup and connect)",
+                    timeout.as_millis()
+                ))
+            }
+        };
+        let control = Control {
+            driver: driver.clone(),
+            runtime: RuntimeHandle::current(),
+            thread_id: std::thread::current().id(),
+        };
+        if !self.session.link_opened(control) {
+            // Closed just as the link opened: stop the driver; its last event follows.
+            tokio::spawn(async move { driver.stop().await });
+        }
+        self.forward(events, peer).await;
+    }
+
+    fn fail(&self, error: &str) {
+        tracing::warn!("tapemu-{}: {error}", self.session.id);
+        self.session.link_failed(error);
+        self.session.callbacks.event(&events::stopped(Some(error)));
     }
 
     /// Hands driver events and callback-mode frames to Java until the driver's last
     /// event.
     async fn forward(&self, mut events: Events, peer: Option<ChannelPeer>) {
+        let callbacks = &self.session.callbacks;
+        let batched = self.session.options.batch_frames;
         let (mut from_driver, _to_driver) = match peer {
             Some(p) => (Some(p.from_driver), Some(p.to_driver)),
             None => (None, None),
         };
+        let mut frames = Vec::with_capacity(OUT_BATCH);
         loop {
             tokio::select! {
                 biased;
@@ -530,21 +667,29 @@ impl SessionThread {
                     let Some(event) = event else { return };
                     let last = matches!(event, DriverEvent::Stopped { .. });
                     if let Some(json) = events::to_java(&event, self.is_static, self.link_mtu) {
-                        self.callbacks.event(&json);
+                        callbacks.event(&json);
                     }
                     if last {
                         return;
                     }
                 }
-                frame = async {
+                n = async {
                     match from_driver.as_mut() {
-                        Some(rx) => rx.recv().await,
+                        Some(rx) => rx.recv_many(&mut frames, if batched { OUT_BATCH } else { 1 }).await,
                         None => std::future::pending().await,
                     }
-                } => match frame {
-                    Some(frame) => self.callbacks.frame(&frame),
-                    None => from_driver = None,
-                },
+                } => {
+                    if n == 0 {
+                        from_driver = None;
+                    } else if batched {
+                        callbacks.frames(&frames);
+                    } else {
+                        for frame in &frames {
+                            callbacks.frame(frame);
+                        }
+                    }
+                    frames.clear();
+                }
             }
         }
     }

@@ -24,6 +24,13 @@ pub trait DriverClock: Send + Sync + fmt::Debug {
     fn tokio_now(&self) -> tokio::time::Instant {
         tokio::time::Instant::now()
     }
+
+    /// True when [`DriverClock::boottime`] is the kernel's `CLOCK_BOOTTIME`: the driver
+    /// then sleeps on a `CLOCK_BOOTTIME` timer, which fires on the wake-up after a
+    /// suspend; otherwise on tokio's sleep.
+    fn is_kernel_boottime(&self) -> bool {
+        false
+    }
 }
 
 /// The real clocks: `CLOCK_BOOTTIME` (on Linux and Android; elsewhere the monotonic
@@ -34,6 +41,10 @@ pub struct SystemClock;
 impl DriverClock for SystemClock {
     fn boottime(&self) -> Duration {
         sys::boot_time()
+    }
+
+    fn is_kernel_boottime(&self) -> bool {
+        cfg!(any(target_os = "linux", target_os = "android"))
     }
 }
 
@@ -109,6 +120,20 @@ impl Clock {
         self.base + self.source.boottime().saturating_sub(self.base_boot)
     }
 
+    /// The boot time (see [`DriverClock::boottime`]) at which `at`, a time on this
+    /// clock, falls.
+    pub(crate) fn boottime_of(&self, at: Instant) -> Duration {
+        match at.checked_duration_since(self.base) {
+            Some(after) => self.base_boot + after,
+            None => self.base_boot.saturating_sub(self.base.duration_since(at)),
+        }
+    }
+
+    /// Whether the source is the kernel's `CLOCK_BOOTTIME`.
+    pub(crate) fn is_kernel_boottime(&self) -> bool {
+        self.source.is_kernel_boottime()
+    }
+
     /// The tokio instant at which `deadline` (a time on this clock) falls if the device
     /// is not suspended meanwhile.
     pub(crate) fn tokio_deadline(&self, deadline: Instant) -> tokio::time::Instant {
@@ -145,6 +170,23 @@ mod tests {
         assert_eq!(past, start);
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(clock.now() - deadline, Duration::from_millis(2500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn instants_map_onto_boot_time() {
+        let simulated = SimulatedClock::new();
+        simulated.suspend(Duration::from_secs(100));
+        let clock = Clock::new(Arc::new(simulated));
+        let now = clock.now();
+        assert_eq!(clock.boottime_of(now), Duration::from_secs(100));
+        assert_eq!(
+            clock.boottime_of(now + Duration::from_secs(5)),
+            Duration::from_secs(105)
+        );
+        assert_eq!(
+            clock.boottime_of(now - Duration::from_secs(5)),
+            Duration::from_secs(95)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -44,6 +44,7 @@ mod sys;
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -56,10 +57,10 @@ use tokio::sync::{mpsc, oneshot};
 pub use self::clock::SimulatedClock;
 pub use self::clock::{DriverClock, SystemClock};
 pub use self::events::{DriverEvents, EVENT_CAPACITY};
-use self::link::Link;
 pub use self::link::{
     channel, ChannelPeer, LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
 };
+use self::link::{Link, LinkOptions};
 use self::runner::Runner;
 pub use self::sys::PacketFd;
 #[cfg(target_os = "linux")]
@@ -70,6 +71,17 @@ use crate::{Config, Event, Lease, Stats};
 /// Android, `VpnService.protect(fd)`, so the link's own traffic bypasses the VPN.
 /// An error aborts opening the socket.
 pub type SocketHook = Arc<dyn Fn(RawFd) -> io::Result<()> + Send + Sync>;
+
+/// Resolves a link URL's host name and port to addresses, on every (re)open of the link;
+/// called on a blocking thread (never the driver's loop), within
+/// [`DriverConfig::connect_timeout`]. On Android: `Network.getAllByName` on the
+/// underlying network, so the VPN's own DNS is not asked to find the VPN's server.
+pub type Resolver = Arc<dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync>;
+
+/// Default of [`DriverConfig::connect_timeout`].
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`DriverConfig::tcp_user_timeout`].
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Called with every frame crossing the link, in both directions (a pcap writer).
 pub type FrameHook = Box<dyn FnMut(Direction, &[u8]) + Send>;
@@ -96,6 +108,14 @@ pub struct DriverConfig {
     pub socket_hook: Option<SocketHook>,
     /// See [`FrameHook`].
     pub frame_hook: Option<FrameHook>,
+    /// See [`Resolver`]; the system resolver when `None`.
+    pub resolver: Option<Resolver>,
+    /// Longest a host name resolution may take, and (TCP) a connection.
+    pub connect_timeout: Duration,
+    /// How long a TCP link's sent data may stay unacknowledged before the connection is
+    /// given up and made again (`TCP_USER_TIMEOUT`); a link URL's `?user_timeout_ms=`
+    /// overrides it.
+    pub tcp_user_timeout: Duration,
     /// The clocks the driver reads: [`SystemClock`] but in tests.
     pub clock: Arc<dyn DriverClock>,
     /// The TUN given to [`Driver::start`] was opened with `IFF_VNET_HDR`
@@ -104,6 +124,9 @@ pub struct DriverConfig {
     /// an Android `VpnService` fd. A TUN attached later says so itself
     /// ([`DriverHandle::attach_tun_vnet_hdr`]).
     pub tun_vnet_hdr: bool,
+    /// Datagram sends fail with this errno while it is not 0.
+    #[cfg(test)]
+    pub(crate) send_fault: Option<Arc<std::sync::atomic::AtomicI32>>,
 }
 
 impl Default for DriverConfig {
@@ -114,8 +137,13 @@ impl Default for DriverConfig {
             event_capacity: EVENT_CAPACITY,
             socket_hook: None,
             frame_hook: None,
+            resolver: None,
+            connect_timeout: CONNECT_TIMEOUT,
+            tcp_user_timeout: TCP_USER_TIMEOUT,
             clock: Arc::new(SystemClock),
             tun_vnet_hdr: false,
+            #[cfg(test)]
+            send_fault: None,
         }
     }
 }
@@ -128,6 +156,9 @@ impl std::fmt::Debug for DriverConfig {
             .field("event_capacity", &self.event_capacity)
             .field("socket_hook", &self.socket_hook.is_some())
             .field("frame_hook", &self.frame_hook.is_some())
+            .field("resolver", &self.resolver.is_some())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("tcp_user_timeout", &self.tcp_user_timeout)
             .field("clock", &self.clock)
             .field("tun_vnet_hdr", &self.tun_vnet_hdr)
             .finish()
@@ -190,6 +221,24 @@ pub struct DriverStats {
     pub lease: Option<Lease>,
 }
 
+/// The driver's next protocol deadline ([`DriverHandle::next_timer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextTimer {
+    /// When it is due, on `CLOCK_BOOTTIME` (the driver's [`DriverClock::boottime`]):
+    /// the scale of Android's `SystemClock.elapsedRealtimeNanos()`, for an
+    /// `AlarmManager` alarm on `ELAPSED_REALTIME_WAKEUP`.
+    pub boottime: Duration,
+    /// Which timer, e.g. `"dhcp renew (T1)"`.
+    pub reason: &'static str,
+}
+
+impl NextTimer {
+    /// [`NextTimer::boottime`] in nanoseconds.
+    pub fn boottime_nanos(&self) -> u64 {
+        u64::try_from(self.boottime.as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
 /// What went wrong: the driver's errors, typed for embedders to match on.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -237,6 +286,9 @@ pub(crate) enum Command {
     },
     DetachTun(oneshot::Sender<Result<Option<OwnedFd>, DriverError>>),
     Stats(oneshot::Sender<Result<DriverStats, DriverError>>),
+    NetworkChanged(oneshot::Sender<Result<(), DriverError>>),
+    NextTimer(oneshot::Sender<Result<Option<NextTimer>, DriverError>>),
+    Poke(oneshot::Sender<Result<(), DriverError>>),
     Stop {
         release: bool,
         done: oneshot::Sender<Result<(), DriverError>>,
@@ -276,7 +328,7 @@ impl Driver {
         tun: Option<OwnedFd>,
     ) -> Result<(DriverHandle, DriverEvents), DriverError> {
         let tun = tun.map(|fd| tun_fd(fd, config.tun_vnet_hdr)).transpose()?;
-        let link = Link::open(link, config.socket_hook.clone()).await?;
+        let link = Link::open(link, LinkOptions::new(&config)).await?;
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         let (events_tx, events) = events::queue(config.event_capacity);
         let runner = Runner::new(config, link, tun, command_rx, events_tx);
@@ -295,10 +347,12 @@ impl Driver {
     ) -> (DriverHandle, DriverEvents) {
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         let (events_tx, events) = events::queue(config.event_capacity);
+        let options = LinkOptions::new(&config);
         runtime.spawn(async move {
             let opened = async {
-                let tun = tun.map(|fd| tun_fd(fd, config.tun_vnet_hdr)).transpose()?;
-                let link = Link::open(link, config.socket_hook.clone()).await?;
+                let vnet_hdr = config.tun_vnet_hdr;
+                let tun = tun.map(|fd| tun_fd(fd, vnet_hdr)).transpose()?;
+                let link = Link::open(link, options).await?;
                 Ok::<_, DriverError>((link, tun))
             }
             .await;
@@ -438,6 +492,32 @@ impl DriverHandle {
         self.shutdown(true).await;
     }
 
+    /// Stops the driver without releasing the lease: the server keeps it until it
+    /// expires, so an app started again gets the same address (see
+    /// [`DriverHandle::shutdown`]).
+    pub async fn stop_keep_lease(&self) {
+        self.shutdown(false).await;
+    }
+
+    /// The network under the link changed (Wi-Fi to cellular, a new address): every
+    /// link socket is opened again (the socket hook called again, host names resolved
+    /// again), a TCP link reconnecting at once, then the emulated host re-announces
+    /// itself. The lease is kept.
+    pub async fn network_changed(&self) -> Result<(), DriverError> {
+        self.request(Command::NetworkChanged).await
+    }
+
+    /// The next protocol deadline, to set an alarm that wakes the device for it (then
+    /// call [`DriverHandle::poke`]); `None` when no timer runs.
+    pub async fn next_timer(&self) -> Result<Option<NextTimer>, DriverError> {
+        self.request(Command::NextTimer).await
+    }
+
+    /// Runs the timers that are due now (after an alarm woke the device).
+    pub async fn poke(&self) -> Result<(), DriverError> {
+        self.request(Command::Poke).await
+    }
+
     /// Stops the driver, releasing the lease first only if `release`; without it the
     /// server keeps the lease until it expires (to be asked for again later with
     /// [`crate::DhcpConfig::remembered_address`]). Returns once the driver has ended.
@@ -466,6 +546,21 @@ impl DriverHandle {
         self.send(|done| Command::Stop { release, done })
     }
 
+    /// [`DriverHandle::network_changed`] without waiting; safe on any thread.
+    pub fn send_network_changed(&self) -> Result<Reply<()>, DriverError> {
+        self.send(Command::NetworkChanged)
+    }
+
+    /// [`DriverHandle::next_timer`] without waiting; safe on any thread.
+    pub fn send_next_timer(&self) -> Result<Reply<Option<NextTimer>>, DriverError> {
+        self.send(Command::NextTimer)
+    }
+
+    /// [`DriverHandle::poke`] without waiting; safe on any thread.
+    pub fn send_poke(&self) -> Result<Reply<()>, DriverError> {
+        self.send(Command::Poke)
+    }
+
     /// [`DriverHandle::attach_tun`] for threads without a runtime.
     pub fn blocking_attach_tun(&self, tun: OwnedFd) -> Result<Option<OwnedFd>, DriverError> {
         self.blocking_request(|reply| attach(tun, false, reply))
@@ -485,6 +580,21 @@ impl DriverHandle {
     /// driver has ended ([`DriverError::Stopped`] if it already had).
     pub fn blocking_shutdown(&self, release: bool) -> Result<(), DriverError> {
         self.blocking_request(|done| Command::Stop { release, done })
+    }
+
+    /// [`DriverHandle::network_changed`] for threads without a runtime.
+    pub fn blocking_network_changed(&self) -> Result<(), DriverError> {
+        self.blocking_request(Command::NetworkChanged)
+    }
+
+    /// [`DriverHandle::next_timer`] for threads without a runtime.
+    pub fn blocking_next_timer(&self) -> Result<Option<NextTimer>, DriverError> {
+        self.blocking_request(Command::NextTimer)
+    }
+
+    /// [`DriverHandle::poke`] for threads without a runtime.
+    pub fn blocking_poke(&self) -> Result<(), DriverError> {
+        self.blocking_request(Command::Poke)
     }
 
     /// True once the driver has ended.

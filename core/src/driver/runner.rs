@@ -1,7 +1,8 @@
 //! The driver's loop: one task that owns the `Tap`, the TUN and the link.
 //!
 //! One `select!` waits on the control commands, the TUN, the link and a single sleep
-//! until the `Tap`'s next timer; nothing else wakes it. Commands are polled first; the
+//! until the `Tap`'s next timer (a `CLOCK_BOOTTIME` timer with the system clock, so a
+//! deadline passed during a suspend fires on waking); nothing else wakes it. Commands are polled first; the
 //! TUN and the link take turns, so a flood from either side starves neither the other
 //! side nor the protocol timers, which run after every wake-up that finds them due.
 
@@ -20,7 +21,7 @@ use super::link::{Link, LINK_HEADROOM, MAX_FRAME};
 use super::sys::PacketFd;
 use super::{
     Command, Direction, DriverConfig, DriverError, DriverEvent, DriverStats, FrameHook, LinkStatus,
-    STOP_DEADLINE,
+    NextTimer, STOP_DEADLINE,
 };
 use crate::offload::{
     complete_checksum, Gro, GroConfig, GsoType, Push, SuperSegment, VirtioNetHdr,
@@ -38,10 +39,34 @@ const VNET_READ: usize = VirtioNetHdr::LEN + 65535;
 /// super-segment of 1,448-byte segments is 46.
 const VNET_SEGMENTS: usize = 64;
 
+/// What the loop sleeps on until the next protocol timer.
+enum Sleep {
+    /// A `CLOCK_BOOTTIME` timerfd: with the system clock.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    Boot(super::sys::BootTimer),
+    /// tokio's sleep, the deadline mapped onto tokio's clock: with a simulated clock.
+    Tokio,
+}
+
+impl Sleep {
+    fn new(clock: &Clock) -> Sleep {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if clock.is_kernel_boottime() {
+            match super::sys::BootTimer::new() {
+                Ok(timer) => return Sleep::Boot(timer),
+                Err(e) => tracing::warn!("CLOCK_BOOTTIME timer: {e}; sleeping on tokio's clock"),
+            }
+        }
+        let _ = clock;
+        Sleep::Tokio
+    }
+}
+
 pub(crate) struct Runner {
     tap: Tap,
     /// Keeps counting while the device is suspended (`CLOCK_BOOTTIME`).
     clock: Clock,
+    sleep: Sleep,
     tun: Option<PacketFd>,
     link: Link,
     commands: mpsc::Receiver<Command>,
@@ -96,6 +121,7 @@ impl Runner {
         let tun_mtu = usize::from(config.tap.mtu).max(1500);
         let mut runner = Runner {
             tap: Tap::new(config.tap, clock.now()),
+            sleep: Sleep::new(&clock),
             clock,
             tun,
             link,
@@ -175,6 +201,13 @@ impl Runner {
             }
             let deadline = self.tap.poll_timeout();
             let sleep_until = deadline.map_or(far_future, |d| self.clock.tokio_deadline(d));
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            if let Sleep::Boot(timer) = &mut self.sleep {
+                if let Err(e) = timer.arm(deadline.map(|d| self.clock.boottime_of(d))) {
+                    tracing::warn!("CLOCK_BOOTTIME timer: {e}; sleeping on tokio's clock");
+                    self.sleep = Sleep::Tokio;
+                }
+            }
             let wake = {
                 // A TCP link that cannot keep up pauses the TUN (its own queue holds or
                 // drops the excess); the link itself and everything else go on.
@@ -207,11 +240,26 @@ impl Runner {
                     }
                     Poll::Pending
                 });
+                let sleep = &mut self.sleep;
+                let timer = async move {
+                    match sleep {
+                        #[cfg(any(target_os = "linux", target_os = "android"))]
+                        Sleep::Boot(timer) => {
+                            if let Err(e) = timer.expired().await {
+                                tracing::warn!(
+                                    "CLOCK_BOOTTIME timer: {e}; sleeping on tokio's clock"
+                                );
+                                *sleep = Sleep::Tokio;
+                            }
+                        }
+                        Sleep::Tokio => tokio::time::sleep_until(sleep_until).await,
+                    }
+                };
                 tokio::select! {
                     biased;
                     c = self.commands.recv() => Wake::Command(c),
                     wake = data => wake,
-                    () = tokio::time::sleep_until(sleep_until), if deadline.is_some() => Wake::Timer,
+                    () = timer, if deadline.is_some() => Wake::Timer,
                 }
             };
             self.wakeups += 1;
@@ -219,7 +267,7 @@ impl Runner {
             match wake {
                 Wake::Command(None) => return (self.stop(true).await, None),
                 Wake::Command(Some(command)) => {
-                    if let Some((release, done)) = self.command(command) {
+                    if let Some((release, done)) = self.command(now, command) {
                         return (self.stop(release).await, Some(done));
                     }
                 }
@@ -257,10 +305,29 @@ impl Runner {
     }
 
     /// Carries out a command; a stop is handed back to the loop, which ends.
-    fn command(&mut self, command: Command) -> Option<(bool, StopDone)> {
+    fn command(&mut self, now: Instant, command: Command) -> Option<(bool, StopDone)> {
         match command {
             Command::Stats(reply) => {
                 let _ = reply.send(Ok(self.stats()));
+            }
+            Command::NetworkChanged(reply) => {
+                tracing::info!("network changed: reopening link {}", self.link.url());
+                self.link.network_changed();
+                self.tap.network_changed(now);
+                let _ = reply.send(Ok(()));
+            }
+            Command::NextTimer(reply) => {
+                let next = self.tap.next_timer().map(|t| NextTimer {
+                    boottime: self.clock.boottime_of(t.at),
+                    reason: t.reason,
+                });
+                let _ = reply.send(Ok(next));
+            }
+            Command::Poke(reply) => {
+                if self.tap.poll_timeout().is_some_and(|t| t <= now) {
+                    self.tap.handle_timeout(now);
+                }
+                let _ = reply.send(Ok(()));
             }
             Command::AttachTun {
                 fd,

@@ -1,7 +1,8 @@
 //! Every call into the C library the driver makes, and the only `unsafe` code of the
 //! driver: packet devices behind owned non-blocking fds (a TUN or a TAP), the Linux
-//! TUN/TAP ioctls, `CLOCK_BOOTTIME`, socket buffer sizes and the `recvmmsg`/`sendmmsg`
-//! batches of the datagram links.
+//! TUN/TAP ioctls, `CLOCK_BOOTTIME` (read, and a `timerfd` to sleep on), socket options
+//! (buffer sizes, TCP keepalive and user timeout) and the `recvmmsg`/`sendmmsg` batches of
+//! the datagram links.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -218,6 +219,94 @@ fn monotonic_fallback() -> Duration {
     START.get_or_init(std::time::Instant::now).elapsed()
 }
 
+/// A `timerfd` on `CLOCK_BOOTTIME` under tokio's reactor: the driver's protocol sleep.
+/// Its deadline is absolute boot time, so time spent suspended counts and a deadline
+/// that passed during a suspend fires as soon as the device wakes.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[derive(Debug)]
+pub(crate) struct BootTimer {
+    fd: AsyncFd<OwnedFd>,
+    /// The deadline armed, `None` when disarmed or expired.
+    armed: Option<Duration>,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl BootTimer {
+    /// A disarmed timer.
+    pub(crate) fn new() -> io::Result<BootTimer> {
+        use std::os::fd::FromRawFd;
+
+        // SAFETY: plain integer arguments.
+        let raw = unsafe {
+            libc::timerfd_create(libc::CLOCK_BOOTTIME, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: an `OwnedFd` stays open and always returns the same raw fd until it
+        // is dropped, which deregisters it first.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .map_err(io::Error::from)?;
+        Ok(BootTimer { fd, armed: None })
+    }
+
+    /// Arms the timer for the boot time `at` (disarms it for `None`); nothing to do when
+    /// that deadline is already armed.
+    pub(crate) fn arm(&mut self, at: Option<Duration>) -> io::Result<()> {
+        if at == self.armed {
+            return Ok(());
+        }
+        // A zero `it_value` disarms: an armed deadline is at least 1 ns.
+        let value = at.map_or(Duration::ZERO, |d| d.max(Duration::from_nanos(1)));
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: libc::time_t::try_from(value.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_nsec: libc::c_long::try_from(value.subsec_nanos()).unwrap_or(0),
+            },
+        };
+        // SAFETY: `spec` is a valid itimerspec read during the call; the old value is
+        // not asked for.
+        let rc = unsafe {
+            libc::timerfd_settime(
+                self.fd.get_ref().as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != 0 {
+            self.armed = None;
+            return Err(io::Error::last_os_error());
+        }
+        self.armed = at;
+        Ok(())
+    }
+
+    /// Waits until the armed deadline passes (forever while disarmed). Cancel-safe.
+    pub(crate) async fn expired(&mut self) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let mut ticks = [0u8; 8];
+            match guard.try_io(|fd| read(fd.get_ref().as_raw_fd(), &mut ticks)) {
+                Ok(Ok(_)) => {
+                    self.armed = None;
+                    return Ok(());
+                }
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Err(e),
+                // Re-armed since it became readable: wait again.
+                Err(_would_block) => {}
+            }
+        }
+    }
+}
+
 /// Kind of device [`open_tun_device`] creates.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -418,11 +507,65 @@ pub(crate) fn grow_buffers(fd: RawFd) {
 
 /// `setsockopt(fd, SOL_SOCKET, option, value)` for an integer option.
 pub(crate) fn set_int_option(fd: RawFd, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    set_option(fd, libc::SOL_SOCKET, option, value)
+}
+
+/// Keepalive probes after this much idle time, every `KEEPALIVE_INTERVAL`, given up
+/// after `KEEPALIVE_COUNT` unanswered: a dead idle TCP path is noticed in about 11 s.
+const KEEPALIVE_IDLE_S: libc::c_int = 5;
+const KEEPALIVE_INTERVAL_S: libc::c_int = 2;
+const KEEPALIVE_COUNT: libc::c_int = 3;
+
+/// Makes a dead TCP connection fail fast: keepalive probes while idle, and
+/// `TCP_USER_TIMEOUT` (`user_timeout`, in whole milliseconds) for data left unacknowledged.
+pub(crate) fn set_tcp_liveness(fd: RawFd, user_timeout: Duration) -> io::Result<()> {
+    let ms = libc::c_int::try_from(user_timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    set_option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set_option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, KEEPALIVE_IDLE_S)?;
+    set_option(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPINTVL,
+        KEEPALIVE_INTERVAL_S,
+    )?;
+    set_option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_COUNT)?;
+    set_option(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms)
+}
+
+/// `getsockopt(fd, level, option)` for an integer option.
+#[cfg(test)]
+pub(crate) fn get_option(fd: RawFd, level: libc::c_int, option: libc::c_int) -> io::Result<i32> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`, and `len` back.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `setsockopt(fd, level, option, value)` for an integer option.
+fn set_option(
+    fd: RawFd,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: setsockopt reads one c_int from a valid pointer.
     let rc = unsafe {
         libc::setsockopt(
             fd,
-            libc::SOL_SOCKET,
+            level,
             option,
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
@@ -459,12 +602,12 @@ impl MmsgScratch {
 }
 
 /// Receives up to `bufs.len()` datagrams with one `recvmmsg`, datagram `i` into
-/// `bufs[i][..spans[i].1]`, its source IP into `from[i]`. Non-blocking.
+/// `bufs[i][..spans[i].1]`, its source into `from[i]`. Non-blocking.
 pub(crate) fn recv_batch_from(
     fd: RawFd,
     bufs: &mut [Vec<u8>],
     spans: &mut [(usize, usize)],
-    from: &mut Vec<Option<IpAddr>>,
+    from: &mut Vec<Option<SocketAddr>>,
     scratch: &mut MmsgScratch,
 ) -> io::Result<usize> {
     let n = bufs.len().min(spans.len());
@@ -505,7 +648,7 @@ pub(crate) fn recv_batch_from(
         from.clear();
         for i in 0..got {
             spans[i] = (0, msgs[i].msg_len as usize);
-            from.push(sockaddr_ip(&addrs[i]));
+            from.push(sockaddr_addr(&addrs[i]));
         }
         Ok(got)
     };
@@ -582,20 +725,23 @@ fn sockaddr_from(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::so
     }
 }
 
-fn sockaddr_ip(addr: &libc::sockaddr_storage) -> Option<IpAddr> {
+/// The address in `addr`, an IPv4-mapped IPv6 address as the IPv4 address.
+fn sockaddr_addr(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match libc::c_int::from(addr.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says this storage holds a sockaddr_in.
             let a =
                 unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))))
+            let ip = IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)));
+            Some(SocketAddr::new(ip, u16::from_be(a.sin_port)))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says this storage holds a sockaddr_in6.
             let a =
                 unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
             let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Some(ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4))
+            let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
+            Some(SocketAddr::new(ip, u16::from_be(a.sin6_port)))
         }
         _ => None,
     }

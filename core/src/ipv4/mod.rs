@@ -370,6 +370,23 @@ impl Ipv4Host {
         }
     }
 
+    /// The link moved: REACHABLE neighbours become STALE (re-checked on next use), our
+    /// address is announced twice again, 2 s apart, and a DHCP lease in force is
+    /// confirmed (see [`DhcpClient::network_changed`]); see
+    /// [`crate::Tap::network_changed`].
+    pub fn network_changed(&mut self, now: Instant, rng: &mut StdRng, stats: &mut Stats) {
+        self.cache.mark_all_stale();
+        if self.iface.is_some() {
+            self.announce = Some((now, arp::ANNOUNCE_COUNT));
+            self.announce_due(now, stats);
+        }
+        if let Some(client) = self.dhcp.as_mut() {
+            client.network_changed(now);
+            client.handle_timeout(now, rng, stats);
+            self.run_dhcp_actions(now, stats);
+        }
+    }
+
     /// Sends DHCPRELEASE for the lease in force, removes the address and stops the
     /// client; see [`crate::Tap::release`].
     pub fn release(&mut self, now: Instant, rng: &mut StdRng, stats: &mut Stats) {

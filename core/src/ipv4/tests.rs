@@ -616,3 +616,45 @@ fn our_own_packets_never_bring_icmp_errors_to_the_tun() {
     assert_eq!((s.ipv4.drop_no_route, s.arp_cache.drop_unreachable), (1, 1));
     assert_eq!(s.ipv4.icmp_errors_to_tun, 0);
 }
+
+#[test]
+fn network_change_announces_again_and_makes_reachable_neighbours_stale() {
+    use crate::neighbour::State;
+    let t0 = Instant::now();
+    let mut tap = tap_with(Some("192.0.2.1"), t0);
+    let now = t0 + Duration::from_secs(5);
+    drain_timers(&mut tap, now);
+    let mut first = udp_from_tun("192.0.2.10", b"first");
+    assert_eq!(tap.handle_tun_packet(now, &mut first), Egress::Consumed);
+    let request = link_arps(&drain(&mut tap))[0].1;
+    let reply = ArpPacket::reply_to(&request, PEER_MAC, ip("192.0.2.10"));
+    let _ = tap.handle_link_frame(now, &arp_frame(reply, OUR_MAC));
+    drain(&mut tap);
+    let peer = ip("192.0.2.10");
+    assert_eq!(
+        tap.arp_cache().get(peer),
+        Some((State::Reachable, PEER_MAC))
+    );
+
+    tap.network_changed(now);
+    let announcement = ArpPacket::announcement(OUR_MAC, ip("192.0.2.123"));
+    assert_eq!(
+        link_arps(&drain(&mut tap)),
+        vec![(MacAddr::BROADCAST, announcement)]
+    );
+    assert_eq!(tap.arp_cache().get(peer), Some((State::Stale, PEER_MAC)));
+    let later = crate::testing::run_until(&mut tap, now + Duration::from_secs(2));
+    assert_eq!(later.len(), 1, "{later:?}");
+    assert_eq!(later[0].0, now + Duration::from_secs(2));
+    let second: Vec<Transmit> = later.into_iter().map(|(_, t)| t).collect();
+    assert_eq!(link_arps(&second), vec![(MacAddr::BROADCAST, announcement)]);
+    // A stale neighbour is still used, then checked by a unicast request.
+    let mut next = udp_from_tun("192.0.2.10", b"next");
+    assert_eq!(tap.handle_tun_packet(now, &mut next), Egress::Send);
+    assert_eq!(tap.arp_cache().get(peer).map(|e| e.0), Some(State::Delay));
+}
+
+fn drain_timers(tap: &mut Tap, until: Instant) {
+    crate::testing::run_until(tap, until);
+    crate::testing::events(tap);
+}

@@ -178,6 +178,28 @@ impl Ipv6Host {
             .map(|a| a.addr)
     }
 
+    /// Announces every usable address with an unsolicited neighbour advertisement to
+    /// all nodes, override flag set, carrying our MAC (RFC 4861 §7.2.6), so that
+    /// neighbours and learning bridges find us where the link now is.
+    pub(super) fn announce_addresses(&mut self, stats: &mut Stats) {
+        let flags = NaFlags {
+            override_flag: true,
+            ..NaFlags::default()
+        };
+        let usable: Vec<Ipv6Addr> = self
+            .addresses
+            .iter()
+            .filter(|a| a.usable())
+            .map(|a| a.addr)
+            .collect();
+        for addr in usable {
+            let ends = Endpoints::to_group(self.mac, addr, ALL_NODES);
+            let na = ndp::neighbor_advertisement(&ends, addr, flags, Some(self.mac));
+            stats.ndp.na_out += 1;
+            self.push_frame(stats, na);
+        }
+    }
+
     /// Our source address towards `target`: the link-local one for link-local targets,
     /// else a preferred global address in the target's /64, else any usable one.
     pub(super) fn source_for(&self, now: Instant, target: Ipv6Addr) -> Option<Ipv6Addr> {

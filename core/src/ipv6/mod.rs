@@ -574,6 +574,18 @@ impl Ipv6Host {
         addresses.chain(self.ra.next_expiry()).min()
     }
 
+    /// The link moved: REACHABLE neighbours become STALE (re-checked on next use,
+    /// never flushed), every usable address is announced with an unsolicited neighbour
+    /// advertisement, and router solicitation starts again as at startup. Addresses
+    /// are not checked again (no new DAD).
+    pub fn network_changed(&mut self, now: Instant, stats: &mut Stats) {
+        self.cache.mark_all_stale();
+        self.announce_addresses(stats);
+        self.restart_solicitation(now);
+        self.send_rs(now, stats);
+        self.refresh_deadline();
+    }
+
     /// Runs the timers due at `now`: DAD probes and verdicts, router solicitations, MLD
     /// reports, neighbour timers, and the expiry of addresses, routers, prefixes and DNS.
     pub fn handle_timeout(&mut self, now: Instant, rng: &mut StdRng, stats: &mut Stats) {

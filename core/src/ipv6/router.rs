@@ -90,6 +90,14 @@ impl Ipv6Host {
         }
     }
 
+    /// Solicits routers again from `now`, as at startup (the link moved). Before the
+    /// link-local address is usable, solicitation starts when it becomes usable.
+    pub(super) fn restart_solicitation(&mut self, now: Instant) {
+        if self.ra.solicit_started && self.config.accept_ra {
+            self.ra.solicit = (self.config.router_solicitations > 0).then_some((now, 0));
+        }
+    }
+
     /// Sends the router solicitation due at `now`.
     pub(super) fn send_rs(&mut self, now: Instant, stats: &mut Stats) {
         let Some((at, sent)) = self.ra.solicit else {

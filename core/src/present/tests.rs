@@ -250,3 +250,76 @@ fn ipv6_info_fields() {
         r#"{"addresses":[],"link_local":null,"routes":[],"dns":[],"search":[],"mtu":null}"#
     );
 }
+
+#[test]
+fn stored_lease_round_trips_through_json_and_keeps_its_wall_clock_expiry() {
+    let now = Instant::now();
+    let now_unix = 1_700_000_000;
+    let mut original = lease();
+    original.acquired_at = now - Duration::from_secs(100);
+    original.t2 = Some(Duration::from_millis(3_150_250));
+    original.routes.push(Ipv4Route {
+        destination: ip("198.51.100.0"),
+        prefix_len: 24,
+        gateway: None,
+    });
+    let stored = StoredLease::new(&original, now, now_unix);
+    assert_eq!(stored.acquired_unix, now_unix - 100);
+    let json = serde_json::to_string(&stored).expect("serializes");
+    let value: Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(value["routes"][0]["destination"], "0.0.0.0/0");
+    assert_eq!(value["t2_ms"], 3_150_250);
+    let back: StoredLease = serde_json::from_str(&json).expect("deserializes");
+    assert_eq!(back, stored);
+    // Fifty seconds later, in another process.
+    let later = now + Duration::from_secs(50);
+    let rebuilt = back.to_lease(later, now_unix + 50);
+    assert_eq!(rebuilt, original);
+    assert!(!back.expired(now_unix + 3499));
+    assert!(back.expired(now_unix + 3500));
+}
+
+#[test]
+fn stored_lease_rounds_its_age_up_and_survives_an_unrepresentable_past() {
+    let now = Instant::now();
+    let mut original = lease();
+    original.acquired_at = now - Duration::from_millis(100_500);
+    let stored = StoredLease::new(&original, now, 1_000_000);
+    assert_eq!(
+        stored.acquired_unix,
+        1_000_000 - 101,
+        "never younger than it is"
+    );
+    // Older than the clock can express: counted from now, times shortened.
+    let ancient = StoredLease {
+        acquired_unix: 0,
+        ..stored.clone()
+    };
+    let rebuilt = ancient.to_lease(now, u64::MAX);
+    assert_eq!(rebuilt.acquired_at, now);
+    assert!(rebuilt.expires_at().is_some_and(|at| at <= now));
+    // An infinite lease stays infinite.
+    let infinite = StoredLease {
+        lease_ms: None,
+        t1_ms: None,
+        t2_ms: None,
+        ..stored
+    };
+    assert!(!infinite.expired(u64::MAX));
+    assert_eq!(infinite.to_lease(now, 2_000_000).expires_at(), None);
+}
+
+#[test]
+fn stored_routes_reject_a_bad_destination() {
+    for bad in [
+        r#"{"destination":"10.0.0.0","gateway":null}"#,
+        r#"{"destination":"10.0.0.0/33","gateway":null}"#,
+        r#"{"destination":"10.0.0/8","gateway":null}"#,
+    ] {
+        assert!(serde_json::from_str::<Ipv4Route>(bad).is_err(), "{bad}");
+    }
+    let route: Ipv4Route =
+        serde_json::from_str(r#"{"destination":"10.0.0.0/8","gateway":"192.0.2.1"}"#)
+            .expect("parses");
+    assert_eq!(route.gateway, Some(ip("192.0.2.1")));
+}

@@ -45,6 +45,27 @@ impl MacAddr {
         MacAddr(bytes)
     }
 
+    /// A locally administered unicast address that stays the same for one host and
+    /// interface: SipHash-2-4 (under a key of tapemu's own) of a per-host `secret` (the
+    /// contents of `/etc/machine-id`, say) and the interface `name`, as systemd's
+    /// persistent MAC policy derives one. A different name, or another host, gives an
+    /// unrelated address; nothing about the secret can be read back from it.
+    pub fn stable(secret: &[u8], name: &str) -> MacAddr {
+        use std::hash::Hasher;
+        /// Keeps these addresses apart from other hashes of the same secret.
+        const KEY: [u8; 16] = *b"tapemu stable ma";
+        let mut hasher = siphasher::sip::SipHasher24::new_with_key(&KEY);
+        // The secret's length first, so no (secret, name) pair hashes like another.
+        hasher.write(&(secret.len() as u64).to_be_bytes());
+        hasher.write(secret);
+        hasher.write(name.as_bytes());
+        let hash = hasher.finish().to_le_bytes();
+        let mut bytes = [0u8; 6];
+        bytes.copy_from_slice(&hash[..6]);
+        bytes[0] = (bytes[0] & 0xfe) | 0x02;
+        MacAddr(bytes)
+    }
+
     /// The multicast MAC an IPv4 group maps to: `01:00:5e` and the low 23 bits (RFC 1112).
     pub fn ipv4_multicast(group: Ipv4Addr) -> MacAddr {
         let o = group.octets();
@@ -203,6 +224,25 @@ mod tests {
             let mac = MacAddr::random_local(&mut rng);
             assert!(mac.is_unicast());
             assert_eq!(mac.0[0] & 0x02, 0x02);
+        }
+    }
+
+    #[test]
+    fn stable_mac_is_local_unicast_deterministic_and_differs_by_name_and_host() {
+        let secret = b"0123456789abcdef0123456789abcdef\n";
+        let mac = MacAddr::stable(secret, "tapemu0");
+        assert!(mac.is_unicast());
+        assert_eq!(mac.0[0] & 0x03, 0x02, "locally administered unicast");
+        assert_eq!(MacAddr::stable(secret, "tapemu0"), mac);
+        assert_ne!(MacAddr::stable(secret, "tapemu1"), mac);
+        assert_ne!(MacAddr::stable(b"another host", "tapemu0"), mac);
+        // The secret and the name are not simply joined.
+        assert_ne!(MacAddr::stable(b"ab", "c"), MacAddr::stable(b"a", "bc"));
+        // Fixed for all time: a host keeps its MAC across versions.
+        assert_eq!(mac.to_string(), "36:ae:18:5f:82:9e");
+        for name in ["eth0", "wlan0", "rmnet0", ""] {
+            let m = MacAddr::stable(secret, name);
+            assert_eq!(m.0[0] & 0x03, 0x02, "{m}");
         }
     }
 

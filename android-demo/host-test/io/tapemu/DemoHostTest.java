@@ -407,10 +407,10 @@ public final class DemoHostTest {
                 String url = "udp://127.0.0.1:" + server.sock.getLocalPort();
                 c.start(VpnController.configFor(url, "demo-host"));
                 platform.awaitState("WAITING_FOR_LEASE", 5000);
-                synchronized (platform) {
+                platform.awaitState("CONNECTED", 15000);
+                synchronized (platform) { // start() returns before the link opens: checked once connected
                     TestRunner.check(platform.protectedFds.size() == 1, "protect " + platform.protectedFds);
                 }
-                platform.awaitState("CONNECTED", 15000);
                 InterfacePlan plan = platform.established.poll(1, TimeUnit.SECONDS);
                 TestRunner.check(plan != null, "established");
                 System.out.println("     plan: " + plan.toString().replace("\n", "; "));

@@ -3,13 +3,17 @@
 //! | URL | wire format |
 //! |---|---|
 //! | `udp://HOST:PORT[?bind=ADDR:PORT]` | one frame per datagram, no header |
-//! | `tcp://HOST:PORT[?len=2\|4]` | big-endian length prefix (2 bytes by default) then the frame |
+//! | `tcp://HOST:PORT[?len=2\|4][&user_timeout_ms=N]` | big-endian length prefix (2 bytes by default) then the frame |
 //! | `vxlan://HOST[:PORT]?vni=N[&bind=ADDR:PORT]` | RFC 7348: 8-byte header in UDP, bound to PORT (4789) |
 //! | `tap://NAME` | a local kernel TAP device (Linux only) |
 //! | [`channel`] | frames handed to and taken from the embedding application |
 //!
 //! One transport per file; `Link` dispatches to them and keeps what they share: the
-//! URL, the status changes to report and the counters.
+//! URL, the status changes to report and the counters. Host names are resolved again
+//! on every (re)open, through [`super::DriverConfig::resolver`]; every socket is shown
+//! to the socket hook before use, again on every reopen. A link reports
+//! [`LinkStatus::Down`] once when it fails and [`LinkStatus::Up`] once when it carries
+//! frames again.
 
 mod channel;
 mod tcp;
@@ -21,6 +25,7 @@ mod vxlan;
 mod tap;
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,12 +34,17 @@ pub use self::channel::{channel, ChannelLink, ChannelPeer};
 pub(crate) use self::tcp::{TCP_OUT_LIMIT, TCP_OUT_PAUSE};
 pub use self::url::{ParseLinkError, Remote};
 pub use self::vxlan::{vxlan_decap, vxlan_header, VXLAN_PORT};
-use super::{DriverError, SocketHook};
+use super::{DriverConfig, DriverError, Resolver, SocketHook};
 
 /// Largest frame a link accepts: a 64 KiB IP packet plus its Ethernet header.
 pub const MAX_FRAME: usize = 65535 + 14;
 /// Bytes a link may write in front of a frame (the VXLAN header is the largest).
 pub const LINK_HEADROOM: usize = vxlan::HEADER_LEN;
+
+/// First wait before a failed link is opened again; doubled on each failure.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+/// Longest wait between attempts to open a failed link.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Length prefix of the `tcp://` link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,6 +72,9 @@ pub enum LinkSpec {
         remote: Remote,
         /// Length prefix size.
         len: LengthPrefix,
+        /// `TCP_USER_TIMEOUT` (`?user_timeout_ms=N`); the driver's
+        /// [`super::DriverConfig::tcp_user_timeout`] when `None`.
+        user_timeout: Option<Duration>,
     },
     /// `vxlan://HOST:PORT?vni=N`: RFC 7348, as the Linux kernel's `vxlan` device.
     Vxlan {
@@ -101,12 +114,14 @@ impl PartialEq for LinkSpec {
                 Tcp {
                     remote: r1,
                     len: l1,
+                    user_timeout: u1,
                 },
                 Tcp {
                     remote: r2,
                     len: l2,
+                    user_timeout: u2,
                 },
-            ) => r1 == r2 && l1 == l2,
+            ) => r1 == r2 && l1 == l2 && u1 == u2,
             (
                 Vxlan {
                     remote: r1,
@@ -125,12 +140,16 @@ impl PartialEq for LinkSpec {
     }
 }
 
-/// Something that happened to a link, reported as a driver event.
+/// Something that happened to a link, reported as a driver event, each once per
+/// change: the same for every link.
 #[derive(Debug, Clone)]
 pub enum LinkStatus {
-    /// A connection-oriented link (re)connected.
+    /// The link carries frames again after [`LinkStatus::Down`]: a TCP link
+    /// reconnected, a datagram link sent or received on a reopened socket.
     Up,
-    /// The link failed; a TCP link retries after `retry_in`.
+    /// The link failed: a TCP connection dropped or timed out, or a datagram link lost
+    /// its route (`ENETUNREACH`, `EHOSTUNREACH`, `EADDRNOTAVAIL`). It is opened again
+    /// after `retry_in`; frames meanwhile are dropped and counted.
     Down {
         /// Why: a [`DriverError::Link`] naming the URL.
         error: DriverError,
@@ -148,11 +167,18 @@ pub(crate) struct LinkState {
     dropped_out: u64,
     /// Times a connection-oriented link reconnected.
     reconnects: u64,
+    /// Down was reported and Up not yet.
+    is_down: bool,
 }
 
 impl LinkState {
-    /// The link failed with `e`; reported with the URL.
+    /// The link failed with `e`; reported with the URL unless it was down already.
     fn down(&mut self, e: io::Error, retry_in: Option<Duration>) {
+        if self.is_down {
+            tracing::debug!("link {}: still down: {e}", self.url);
+            return;
+        }
+        self.is_down = true;
         self.status.push(LinkStatus::Down {
             error: DriverError::Link {
                 url: self.url.clone(),
@@ -160,6 +186,92 @@ impl LinkState {
             },
             retry_in,
         });
+    }
+
+    /// The link carries frames; reported if it was down.
+    fn up(&mut self) {
+        if std::mem::take(&mut self.is_down) {
+            self.status.push(LinkStatus::Up);
+        }
+    }
+}
+
+/// How links open their sockets: taken from the [`DriverConfig`], cloned into every
+/// (re)open.
+#[derive(Clone)]
+pub(crate) struct LinkOptions {
+    /// See [`SocketHook`].
+    pub(crate) hook: Option<SocketHook>,
+    /// See [`Resolver`]; the system resolver when `None`.
+    pub(crate) resolver: Option<Resolver>,
+    /// Longest a name resolution, or a TCP connect, may take.
+    pub(crate) connect_timeout: Duration,
+    /// `TCP_USER_TIMEOUT` of TCP links whose URL does not set it.
+    pub(crate) tcp_user_timeout: Duration,
+    /// Datagram sends fail with this errno instead of sending while it is not 0.
+    #[cfg(test)]
+    pub(crate) send_fault: Option<Arc<std::sync::atomic::AtomicI32>>,
+}
+
+impl LinkOptions {
+    pub(crate) fn new(config: &DriverConfig) -> LinkOptions {
+        LinkOptions {
+            hook: config.socket_hook.clone(),
+            resolver: config.resolver.clone(),
+            connect_timeout: config.connect_timeout,
+            tcp_user_timeout: config.tcp_user_timeout,
+            #[cfg(test)]
+            send_fault: config.send_fault.clone(),
+        }
+    }
+
+    /// Shows a new socket to the hook.
+    fn show(&self, fd: std::os::fd::RawFd) -> io::Result<()> {
+        match &self.hook {
+            Some(hook) => hook(fd),
+            None => Ok(()),
+        }
+    }
+
+    /// The addresses of `remote`, resolved now (off the driver's loop, within the
+    /// connect timeout) if it is a name.
+    async fn resolve(&self, remote: &Remote) -> io::Result<Vec<SocketAddr>> {
+        let (host, port) = match remote {
+            Remote::Addr(addr) => return Ok(vec![*addr]),
+            Remote::Name { host, port } => (host.clone(), *port),
+        };
+        let resolver = self.resolver.clone();
+        let lookup = tokio::task::spawn_blocking(move || match resolver {
+            Some(resolve) => resolve(&host, port),
+            None => std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+                .map(Iterator::collect),
+        });
+        let addrs = match tokio::time::timeout(self.connect_timeout, lookup).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(join)) => return Err(io::Error::other(join)),
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{remote}: resolution timed out"),
+                ))
+            }
+        };
+        if addrs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{remote}: no address"),
+            ));
+        }
+        Ok(addrs)
+    }
+
+    /// The first address of `remote`, resolved now.
+    async fn resolve_first(&self, remote: &Remote) -> io::Result<SocketAddr> {
+        let addrs = self.resolve(remote).await?;
+        addrs
+            .into_iter()
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{remote}: no address")))
     }
 }
 
@@ -182,12 +294,9 @@ pub(crate) struct Link {
 
 impl Link {
     /// Opens the link; the first TCP connection must succeed. The error names the URL.
-    pub(crate) async fn open(
-        spec: LinkSpec,
-        hook: Option<SocketHook>,
-    ) -> Result<Link, DriverError> {
+    pub(crate) async fn open(spec: LinkSpec, options: LinkOptions) -> Result<Link, DriverError> {
         let url = spec.to_string();
-        let io = Self::open_io(spec, hook)
+        let io = Self::open_io(spec, options)
             .await
             .map_err(|source| DriverError::LinkOpen {
                 url: url.clone(),
@@ -200,19 +309,27 @@ impl Link {
                 status: Vec::new(),
                 dropped_out: 0,
                 reconnects: 0,
+                is_down: false,
             },
         })
     }
 
-    async fn open_io(spec: LinkSpec, hook: Option<SocketHook>) -> io::Result<Io> {
+    async fn open_io(spec: LinkSpec, options: LinkOptions) -> io::Result<Io> {
         Ok(match spec {
             LinkSpec::Udp { remote, bind } => {
-                Io::Udp(udp::UdpLink::open(&remote, bind, hook).await?)
+                Io::Udp(udp::UdpLink::open(remote, bind, options).await?)
             }
             LinkSpec::Vxlan { remote, vni, bind } => {
-                Io::Vxlan(vxlan::VxlanLink::open(&remote, vni, bind, hook).await?)
+                Io::Vxlan(vxlan::VxlanLink::open(remote, vni, bind, options).await?)
             }
-            LinkSpec::Tcp { remote, len } => Io::Tcp(tcp::TcpLink::open(remote, len, hook).await?),
+            LinkSpec::Tcp {
+                remote,
+                len,
+                user_timeout,
+            } => {
+                let user_timeout = user_timeout.unwrap_or(options.tcp_user_timeout);
+                Io::Tcp(tcp::TcpLink::open(remote, len, user_timeout, options).await?)
+            }
             #[cfg(target_os = "linux")]
             LinkSpec::Tap { name } => Io::Tap(tap::TapLink::open(&name)?),
             #[cfg(not(target_os = "linux"))]
@@ -268,8 +385,8 @@ impl Link {
         let n = bufs.len().min(spans.len());
         let (bufs, spans) = (&mut bufs[..n], &mut spans[..n]);
         match &mut self.io {
-            Io::Udp(link) => link.recv_batch(bufs, spans).await,
-            Io::Vxlan(link) => link.recv_batch(bufs, spans).await,
+            Io::Udp(link) => link.recv_batch(bufs, spans, &mut self.state).await,
+            Io::Vxlan(link) => link.recv_batch(bufs, spans, &mut self.state).await,
             Io::Tcp(link) => Ok(link.recv_batch(bufs, spans, &mut self.state).await),
             #[cfg(target_os = "linux")]
             Io::Tap(link) => link.recv_batch(bufs, spans).await,
@@ -284,8 +401,8 @@ impl Link {
     pub(crate) async fn send(&mut self, buf: &mut [u8], headroom: usize) -> io::Result<()> {
         let dropped = &mut self.state.dropped_out;
         match &mut self.io {
-            Io::Udp(link) => link.send(&buf[headroom..], dropped).await,
-            Io::Vxlan(link) => link.send(buf, headroom, dropped).await,
+            Io::Udp(link) => link.send(&buf[headroom..], &mut self.state).await,
+            Io::Vxlan(link) => link.send(buf, headroom, &mut self.state).await,
             Io::Tcp(link) => {
                 link.send(&buf[headroom..], dropped);
                 Ok(())
@@ -307,11 +424,11 @@ impl Link {
         items: &[(usize, usize)],
         headroom: usize,
     ) -> io::Result<()> {
-        let dropped = &mut self.state.dropped_out;
+        let state = &mut self.state;
         match &mut self.io {
-            Io::Udp(link) => link.send_batch(bufs, items, headroom, dropped).await,
+            Io::Udp(link) => link.send_batch(bufs, items, headroom, state).await,
             Io::Vxlan(link) if headroom >= LINK_HEADROOM => {
-                link.send_batch(bufs, items, headroom, dropped).await
+                link.send_batch(bufs, items, headroom, state).await
             }
             _ => {
                 for &(i, end) in items {
@@ -327,6 +444,20 @@ impl Link {
     pub(crate) fn flush(&mut self) {
         if let Io::Tcp(link) = &mut self.io {
             link.flush(&mut self.state);
+        }
+    }
+
+    /// The network under the link changed: sockets are opened again (shown to the
+    /// socket hook again, names resolved again), a TCP link reconnecting at once.
+    /// Frames meanwhile are dropped and counted.
+    pub(crate) fn network_changed(&mut self) {
+        match &mut self.io {
+            Io::Udp(link) => link.reopen(),
+            Io::Vxlan(link) => link.reopen(),
+            Io::Tcp(link) => link.reconnect(),
+            #[cfg(target_os = "linux")]
+            Io::Tap(_) => {}
+            Io::Channel(_) => {}
         }
     }
 
@@ -351,6 +482,16 @@ impl Link {
             link.drain().await;
         }
     }
+}
+
+/// A send error that means the route to the peer, or our source address, is gone (the
+/// network changed under us): the socket is opened again rather than frames dropped
+/// forever.
+fn route_lost(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL)
+    )
 }
 
 /// A send error that loses one frame (counted) rather than the link.

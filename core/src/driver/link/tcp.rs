@@ -1,6 +1,11 @@
 //! `tcp://`: length-prefixed frames over one TCP connection, reconnected with backoff
 //! when it drops.
 //!
+//! A dead path is noticed within seconds, not the kernel's quarter of an hour: the
+//! socket has keepalive probes (idle 5 s, every 2 s, 3 unanswered) and
+//! `TCP_USER_TIMEOUT` for unacknowledged data; connecting (the name resolved again
+//! each time) is bounded by the connect timeout.
+//!
 //! The receive side is tokio-util's `LengthDelimitedCodec`. The send side never waits:
 //! frames are queued with their prefix and written with non-blocking writes; a peer that
 //! stops reading fills the queue, which first pauses the driver's TUN reads
@@ -17,10 +22,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
-use super::udp::resolve;
 use super::url::Remote;
-use super::{LengthPrefix, LinkState, LinkStatus, MAX_FRAME};
-use crate::driver::SocketHook;
+use super::{LengthPrefix, LinkOptions, LinkState, BACKOFF_MAX, BACKOFF_MIN, MAX_FRAME};
+use crate::driver::sys;
 
 /// Bytes queued for a TCP connection beyond which frames are dropped (and counted):
 /// a peer that stops reading must never stall the driver.
@@ -29,9 +33,6 @@ pub(crate) const TCP_OUT_LIMIT: usize = 256 << 10;
 /// ([`TcpLink::congested`]), leaving the excess to the TUN's own queue rather than to
 /// this buffer (whose every byte is latency).
 pub(crate) const TCP_OUT_PAUSE: usize = 64 << 10;
-
-const BACKOFF_MIN: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
 
@@ -55,7 +56,9 @@ pub(super) struct TcpLink {
     /// Frames not yet written to the connection.
     out: TcpOut,
     backoff: Duration,
-    hook: Option<SocketHook>,
+    /// `TCP_USER_TIMEOUT` of every connection.
+    user_timeout: Duration,
+    options: LinkOptions,
 }
 
 impl TcpLink {
@@ -63,17 +66,34 @@ impl TcpLink {
     pub(super) async fn open(
         remote: Remote,
         prefix: LengthPrefix,
-        hook: Option<SocketHook>,
+        user_timeout: Duration,
+        options: LinkOptions,
     ) -> io::Result<TcpLink> {
-        let stream = connect(remote.clone(), hook.clone()).await?;
+        let stream = connect(remote.clone(), user_timeout, options.clone()).await?;
         Ok(TcpLink {
             remote,
             prefix,
             state: connected(stream, prefix),
             out: TcpOut::default(),
             backoff: BACKOFF_MIN,
-            hook,
+            user_timeout,
+            options,
         })
+    }
+
+    fn connecting(&self) -> TcpState {
+        TcpState::Connecting(Box::pin(connect(
+            self.remote.clone(),
+            self.user_timeout,
+            self.options.clone(),
+        )))
+    }
+
+    /// Drops the connection (and what was queued for it) and connects again now.
+    pub(super) fn reconnect(&mut self) {
+        self.state = self.connecting();
+        self.out.clear();
+        self.backoff = BACKOFF_MIN;
     }
 
     /// See [`super::Link::recv_batch`]: returns 0 after a state change or a write.
@@ -86,8 +106,7 @@ impl TcpLink {
         match &mut self.state {
             TcpState::Waiting(sleep) => {
                 sleep.as_mut().await;
-                self.state =
-                    TcpState::Connecting(Box::pin(connect(self.remote.clone(), self.hook.clone())));
+                self.state = self.connecting();
                 0
             }
             TcpState::Connecting(fut) => {
@@ -97,7 +116,7 @@ impl TcpLink {
                         self.out.clear();
                         self.backoff = BACKOFF_MIN;
                         link.reconnects += 1;
-                        link.status.push(LinkStatus::Up);
+                        link.up();
                     }
                     Err(e) => self.down(link, e),
                 }
@@ -224,15 +243,43 @@ fn connected(stream: TcpStream, prefix: LengthPrefix) -> TcpState {
     }
 }
 
-async fn connect(remote: Remote, hook: Option<SocketHook>) -> io::Result<TcpStream> {
-    let addr = resolve(&remote).await?;
+/// Resolves `remote` and connects to its addresses in turn, each socket shown to the
+/// hook first; all within the connect timeout.
+async fn connect(
+    remote: Remote,
+    user_timeout: Duration,
+    options: LinkOptions,
+) -> io::Result<TcpStream> {
+    let attempt = async {
+        let mut last = None;
+        for addr in options.resolve(&remote).await? {
+            match connect_to(addr, user_timeout, &options).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::ErrorKind::NotFound.into()))
+    };
+    match tokio::time::timeout(options.connect_timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{remote}: connect timed out"),
+        )),
+    }
+}
+
+async fn connect_to(
+    addr: std::net::SocketAddr,
+    user_timeout: Duration,
+    options: &LinkOptions,
+) -> io::Result<TcpStream> {
     let socket = match addr {
         std::net::SocketAddr::V4(_) => TcpSocket::new_v4()?,
         std::net::SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
-    if let Some(hook) = &hook {
-        hook(socket.as_raw_fd())?;
-    }
+    sys::set_tcp_liveness(socket.as_raw_fd(), user_timeout)?;
+    options.show(socket.as_raw_fd())?;
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)

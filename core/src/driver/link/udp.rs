@@ -1,36 +1,39 @@
-//! `udp://`: one Ethernet frame per datagram, to and from one connected peer. Batches
-//! go through one `recvmmsg`/`sendmmsg`; the helpers here serve `vxlan://` too.
+//! `udp://`: one Ethernet frame per datagram, to and from one peer. Batches go through
+//! one `recvmmsg`/`sendmmsg`; the socket handling here ([`Datagram`]) serves `vxlan://`
+//! too.
+//!
+//! The socket is not connected: every datagram names the peer, so the source address
+//! follows the current route when the network changes under us. A send that finds the
+//! route gone (`ENETUNREACH`, `EHOSTUNREACH`, `EADDRNOTAVAIL`) takes the link down and
+//! opens a new socket after a backoff; until then frames are dropped and counted.
 
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use super::url::Remote;
-use super::{sent_or_dropped, transient};
+use super::{route_lost, transient, LinkOptions, LinkState, BACKOFF_MAX, BACKOFF_MIN};
 use crate::driver::sys::{self, MmsgScratch};
-use crate::driver::SocketHook;
 
 /// An open `udp://` link.
 pub(super) struct UdpLink {
-    socket: UdpSocket,
-    batch: Batch,
+    socket: Datagram,
 }
 
 impl UdpLink {
     pub(super) async fn open(
-        remote: &Remote,
+        remote: Remote,
         bind: Option<SocketAddr>,
-        hook: Option<SocketHook>,
+        options: LinkOptions,
     ) -> io::Result<UdpLink> {
-        let addr = resolve(remote).await?;
-        let socket = udp_socket(bind.unwrap_or(unspecified_like(&addr, 0)), hook.as_ref())?;
-        socket.connect(addr).await?;
         Ok(UdpLink {
-            socket,
-            batch: Batch::default(),
+            socket: Datagram::open(remote, bind, LocalPort::Ephemeral, options).await?,
         })
     }
 
@@ -38,17 +41,21 @@ impl UdpLink {
         &mut self,
         bufs: &mut [Vec<u8>],
         spans: &mut [(usize, usize)],
+        link: &mut LinkState,
     ) -> io::Result<usize> {
-        loop {
-            let n = self.batch.recv(&self.socket, bufs, spans).await?;
-            if n > 0 {
-                return Ok(n);
+        let n = self.socket.recv(bufs, spans, link).await?;
+        // Unconnected: datagrams from anyone but the peer are dropped (and counted).
+        let peer = self.socket.peer;
+        for (span, from) in spans.iter_mut().zip(&self.socket.batch.from).take(n) {
+            if *from != Some(peer) {
+                *span = (0, 0);
             }
         }
+        Ok(n)
     }
 
-    pub(super) async fn send(&mut self, frame: &[u8], dropped: &mut u64) -> io::Result<()> {
-        sent_or_dropped(self.socket.send(frame).await.map(drop), dropped)
+    pub(super) async fn send(&mut self, frame: &[u8], link: &mut LinkState) -> io::Result<()> {
+        self.socket.send(frame, link).await
     }
 
     pub(super) async fn send_batch(
@@ -56,19 +63,240 @@ impl UdpLink {
         bufs: &[Vec<u8>],
         items: &[(usize, usize)],
         start: usize,
-        dropped: &mut u64,
+        link: &mut LinkState,
     ) -> io::Result<()> {
-        self.batch
-            .send(&self.socket, bufs, items, start, None, dropped)
-            .await
+        self.socket.send_batch(bufs, items, start, link).await
     }
+
+    pub(super) fn reopen(&mut self) {
+        self.socket.reopen();
+    }
+}
+
+/// The local port of a datagram link bound to no explicit address.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum LocalPort {
+    /// Any free port (`udp://`).
+    Ephemeral,
+    /// The peer's port (`vxlan://`: the kernel's device sends from 4789 to 4789).
+    PeersPort,
+}
+
+type OpenFuture = Pin<Box<dyn Future<Output = io::Result<(UdpSocket, SocketAddr)>> + Send>>;
+
+// One per link, never moved on the data path: size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum SocketState {
+    Open(UdpSocket),
+    /// Down: opened again once the sleep ends.
+    Waiting(Pin<Box<tokio::time::Sleep>>),
+    Opening(OpenFuture),
+}
+
+/// The unconnected socket of a datagram link, to one peer, opened again (peer name
+/// resolved again, socket shown to the hook again) when its route is lost or the
+/// network changes.
+pub(super) struct Datagram {
+    remote: Remote,
+    bind: Option<SocketAddr>,
+    local_port: LocalPort,
+    options: LinkOptions,
+    state: SocketState,
+    /// The peer's address as last resolved.
+    pub(super) peer: SocketAddr,
+    /// The scratch of the socket's batches.
+    pub(super) batch: Batch,
+    backoff: Duration,
+}
+
+impl Datagram {
+    /// Opens the socket; the first open must succeed.
+    pub(super) async fn open(
+        remote: Remote,
+        bind: Option<SocketAddr>,
+        local_port: LocalPort,
+        options: LinkOptions,
+    ) -> io::Result<Datagram> {
+        let (socket, peer) = open_socket(remote.clone(), bind, local_port, options.clone()).await?;
+        Ok(Datagram {
+            remote,
+            bind,
+            local_port,
+            options,
+            state: SocketState::Open(socket),
+            peer,
+            batch: Batch::default(),
+            backoff: BACKOFF_MIN,
+        })
+    }
+
+    /// Drops the socket and opens a new one now.
+    pub(super) fn reopen(&mut self) {
+        self.backoff = BACKOFF_MIN;
+        // The future does nothing until polled, after the old socket is dropped here:
+        // the new one may bind the same port.
+        self.state = SocketState::Opening(Box::pin(open_socket(
+            self.remote.clone(),
+            self.bind,
+            self.local_port,
+            self.options.clone(),
+        )));
+    }
+
+    /// See [`super::Link::recv_batch`]: returns 0 when only the socket's state changed
+    /// or a datagram was not for us.
+    pub(super) async fn recv(
+        &mut self,
+        bufs: &mut [Vec<u8>],
+        spans: &mut [(usize, usize)],
+        link: &mut LinkState,
+    ) -> io::Result<usize> {
+        match &mut self.state {
+            SocketState::Open(socket) => {
+                let n = self.batch.recv(socket, bufs, spans).await?;
+                if n > 0 {
+                    self.carried(link);
+                }
+                Ok(n)
+            }
+            SocketState::Waiting(sleep) => {
+                sleep.as_mut().await;
+                self.state = SocketState::Opening(Box::pin(open_socket(
+                    self.remote.clone(),
+                    self.bind,
+                    self.local_port,
+                    self.options.clone(),
+                )));
+                Ok(0)
+            }
+            SocketState::Opening(open) => {
+                match open.as_mut().await {
+                    Ok((socket, peer)) => {
+                        self.state = SocketState::Open(socket);
+                        self.peer = peer;
+                    }
+                    Err(e) => self.down(link, e),
+                }
+                Ok(0)
+            }
+        }
+    }
+
+    /// Sends one datagram to the peer; see [`Datagram::send_batch`].
+    pub(super) async fn send(&mut self, datagram: &[u8], link: &mut LinkState) -> io::Result<()> {
+        let SocketState::Open(socket) = &self.state else {
+            link.dropped_out += 1;
+            return Ok(());
+        };
+        let result = match self.fault() {
+            Some(e) => Err(e),
+            None => socket.send_to(datagram, self.peer).await.map(drop),
+        };
+        match result {
+            Ok(()) => self.carried(link),
+            Err(e) if route_lost(&e) => {
+                link.dropped_out += 1;
+                self.down(link, e);
+            }
+            Err(e) if transient(&e) => link.dropped_out += 1,
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Sends `bufs[i][start..end]` for each `(i, end)` to the peer with `sendmmsg`. A
+    /// datagram lost to a transient error is dropped and counted; a lost route takes
+    /// the link down (the rest of the batch dropped and counted) and opens a new socket
+    /// after the backoff. Only other errors are returned.
+    pub(super) async fn send_batch(
+        &mut self,
+        bufs: &[Vec<u8>],
+        items: &[(usize, usize)],
+        start: usize,
+        link: &mut LinkState,
+    ) -> io::Result<()> {
+        let SocketState::Open(socket) = &self.state else {
+            link.dropped_out += items.len() as u64;
+            return Ok(());
+        };
+        let result = match self.fault() {
+            Some(e) => Err((0, e)),
+            None => {
+                let peer = Some(self.peer);
+                self.batch
+                    .send(socket, bufs, items, start, peer, link)
+                    .await
+            }
+        };
+        match result {
+            Ok(()) => {
+                if !items.is_empty() {
+                    self.carried(link);
+                }
+                Ok(())
+            }
+            Err((done, e)) if route_lost(&e) => {
+                link.dropped_out += (items.len() - done) as u64;
+                self.down(link, e);
+                Ok(())
+            }
+            Err((_, e)) => Err(e),
+        }
+    }
+
+    /// A datagram went through: the link is up.
+    fn carried(&mut self, link: &mut LinkState) {
+        self.backoff = BACKOFF_MIN;
+        link.up();
+    }
+
+    /// The route is lost (or the socket could not be opened): report it and open a new
+    /// socket after the backoff.
+    fn down(&mut self, link: &mut LinkState, e: io::Error) {
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.state = SocketState::Waiting(Box::pin(tokio::time::sleep(wait)));
+        link.down(e, Some(wait));
+    }
+
+    /// The error a test injected in the send path, if any.
+    #[cfg(test)]
+    fn fault(&self) -> Option<io::Error> {
+        let errno = self.options.send_fault.as_ref()?;
+        match errno.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            e => Some(io::Error::from_raw_os_error(e)),
+        }
+    }
+
+    #[cfg(not(test))]
+    fn fault(&self) -> Option<io::Error> {
+        None
+    }
+}
+
+/// Resolves the peer and opens a socket for it, shown to the hook first.
+async fn open_socket(
+    remote: Remote,
+    bind: Option<SocketAddr>,
+    local_port: LocalPort,
+    options: LinkOptions,
+) -> io::Result<(UdpSocket, SocketAddr)> {
+    let peer = options.resolve_first(&remote).await?;
+    let port = match local_port {
+        LocalPort::Ephemeral => 0,
+        LocalPort::PeersPort => peer.port(),
+    };
+    let bind = bind.unwrap_or(unspecified_like(&peer, port));
+    let socket = udp_socket(bind, &options)?;
+    Ok((socket, peer))
 }
 
 /// The scratch of one datagram socket's batches.
 #[derive(Default)]
 pub(super) struct Batch {
     /// Source address of each datagram of the last batch received.
-    pub(super) from: Vec<Option<IpAddr>>,
+    pub(super) from: Vec<Option<SocketAddr>>,
     mmsg: MmsgScratch,
 }
 
@@ -100,17 +328,18 @@ impl Batch {
         }
     }
 
-    /// Sends `bufs[i][start..end]` for each `(i, end)` with `sendmmsg`, to `dest` or the
-    /// connected peer; a datagram lost to a transient error is counted in `dropped`.
-    pub(super) async fn send(
+    /// Sends `bufs[i][start..end]` for each `(i, end)` with `sendmmsg` to `dest`; a
+    /// datagram lost to a transient error is dropped and counted. An error comes with
+    /// how many items were done before it.
+    async fn send(
         &mut self,
         socket: &UdpSocket,
         bufs: &[Vec<u8>],
         items: &[(usize, usize)],
         start: usize,
         dest: Option<SocketAddr>,
-        dropped: &mut u64,
-    ) -> io::Result<()> {
+        link: &mut LinkState,
+    ) -> Result<(), (usize, io::Error)> {
         let mut done = 0;
         while done < items.len() {
             let rest = &items[done..];
@@ -121,28 +350,16 @@ impl Batch {
                 .await
             {
                 Ok(sent) => done += sent.max(1),
-                Err(e) if transient(&e) => {
+                Err(e) if transient(&e) && !route_lost(&e) => {
                     // The first datagram of the rest is dropped; go on with the others.
-                    *dropped += 1;
+                    link.dropped_out += 1;
                     done += 1;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err((done, e)),
             }
         }
         Ok(())
     }
-}
-
-/// The first address `remote` resolves to.
-pub(super) async fn resolve(remote: &Remote) -> io::Result<SocketAddr> {
-    let name = match remote {
-        Remote::Addr(addr) => return Ok(*addr),
-        Remote::Name { host, port } => (host.as_str(), *port),
-    };
-    tokio::net::lookup_host(name)
-        .await?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{remote}: no address")))
 }
 
 /// The unspecified address of `addr`'s family, with `port`.
@@ -153,12 +370,11 @@ pub(super) fn unspecified_like(addr: &SocketAddr, port: u16) -> SocketAddr {
     }
 }
 
-/// A non-blocking UDP socket bound to `bind`, shown to `hook` first, with large buffers.
-pub(super) fn udp_socket(bind: SocketAddr, hook: Option<&SocketHook>) -> io::Result<UdpSocket> {
+/// A non-blocking UDP socket bound to `bind`, shown to the socket hook first, with large
+/// buffers.
+fn udp_socket(bind: SocketAddr, options: &LinkOptions) -> io::Result<UdpSocket> {
     let socket = std::net::UdpSocket::bind(bind)?;
-    if let Some(hook) = hook {
-        hook(socket.as_raw_fd())?;
-    }
+    options.show(socket.as_raw_fd())?;
     socket.set_nonblocking(true)?;
     sys::grow_buffers(socket.as_raw_fd());
     UdpSocket::from_std(socket)

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::str::FromStr;
+use std::time::Duration;
 
 use super::{LengthPrefix, LinkSpec, VXLAN_PORT};
 
@@ -55,12 +56,20 @@ impl fmt::Display for LinkSpec {
                 }
                 Ok(())
             }
-            LinkSpec::Tcp { remote, len } => {
+            LinkSpec::Tcp {
+                remote,
+                len,
+                user_timeout,
+            } => {
                 let n = match len {
                     LengthPrefix::U16 => 2,
                     LengthPrefix::U32 => 4,
                 };
-                write!(f, "tcp://{remote}?len={n}")
+                write!(f, "tcp://{remote}?len={n}")?;
+                if let Some(t) = user_timeout {
+                    write!(f, "&user_timeout_ms={}", t.as_millis())?;
+                }
+                Ok(())
             }
             LinkSpec::Vxlan { remote, vni, bind } => {
                 write!(f, "vxlan://{remote}?vni={vni}")?;
@@ -110,6 +119,14 @@ fn parse(url: &str) -> Result<LinkSpec, String> {
                 Some("4") => LengthPrefix::U32,
                 Some(other) => return Err(format!("len={other}: expected 2 or 4")),
             },
+            user_timeout: params
+                .take("user_timeout_ms")
+                .map(|v| {
+                    digits::<u32>(v)
+                        .map(|ms| Duration::from_millis(u64::from(ms)))
+                        .ok_or_else(|| format!("user_timeout_ms={v}: expected 0..4294967295"))
+                })
+                .transpose()?,
         },
         "vxlan" => {
             let vni = params.take("vni").ok_or("missing ?vni=N")?;

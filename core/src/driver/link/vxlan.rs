@@ -1,17 +1,15 @@
 //! `vxlan://`: RFC 7348, as the Linux kernel's `vxlan` device: an 8-byte header (I flag,
 //! 24-bit VNI) in front of each frame, in UDP datagrams to and from one peer VTEP. The
 //! socket is not connected (the kernel's device answers from its own port), so frames
-//! are accepted from the peer's IP only.
+//! are accepted from the peer's IP only. The socket is [`Datagram`]'s: reopened when its
+//! route is lost.
 
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::net::UdpSocket;
-
-use super::udp::{resolve, udp_socket, unspecified_like, Batch};
+use super::udp::{Datagram, LocalPort};
 use super::url::Remote;
-use super::{sent_or_dropped, MAX_FRAME};
-use crate::driver::SocketHook;
+use super::{LinkOptions, LinkState, MAX_FRAME};
 
 /// The IANA VXLAN port, the default of `vxlan://HOST`.
 pub const VXLAN_PORT: u16 = 4789;
@@ -20,53 +18,49 @@ pub(super) const HEADER_LEN: usize = 8;
 
 /// An open `vxlan://` link.
 pub(super) struct VxlanLink {
-    socket: UdpSocket,
-    remote: SocketAddr,
+    socket: Datagram,
     vni: u32,
     /// For frames sent without headroom.
     scratch: Vec<u8>,
-    batch: Batch,
 }
 
 impl VxlanLink {
     pub(super) async fn open(
-        remote: &Remote,
+        remote: Remote,
         vni: u32,
         bind: Option<SocketAddr>,
-        hook: Option<SocketHook>,
+        options: LinkOptions,
     ) -> io::Result<VxlanLink> {
-        let addr = resolve(remote).await?;
-        let bind = bind.unwrap_or(unspecified_like(&addr, addr.port()));
         Ok(VxlanLink {
-            socket: udp_socket(bind, hook.as_ref())?,
-            remote: addr,
+            socket: Datagram::open(remote, bind, LocalPort::PeersPort, options).await?,
             vni,
             scratch: vec![0; HEADER_LEN + MAX_FRAME],
-            batch: Batch::default(),
         })
+    }
+
+    pub(super) fn reopen(&mut self) {
+        self.socket.reopen();
     }
 
     pub(super) async fn recv_batch(
         &mut self,
         bufs: &mut [Vec<u8>],
         spans: &mut [(usize, usize)],
+        link: &mut LinkState,
     ) -> io::Result<usize> {
-        loop {
-            let n = self.batch.recv(&self.socket, bufs, spans).await?;
-            for i in 0..n {
-                let (_, len) = spans[i];
-                let from_peer = self.batch.from.get(i) == Some(&Some(self.remote.ip()));
-                let ok = from_peer
-                    && bufs[i]
-                        .get(..len)
-                        .and_then(|d| vxlan_decap(d, self.vni))
-                        .is_some();
-                spans[i] = if ok { (HEADER_LEN, len) } else { (0, 0) };
-            }
-            if n > 0 {
-                return Ok(n);
-            }
+        let n = self.socket.recv(bufs, spans, link).await?;
+        let peer = self.socket.peer.ip();
+        for i in 0..n {
+            let (_, len) = spans[i];
+            let from = self.socket.batch.from.get(i).copied().flatten();
+            let ok = from.is_some_and(|from| from.ip() == peer)
+                && bufs[i]
+                    .get(..len)
+                    .and_then(|d| vxlan_decap(d, self.vni))
+                    .is_some();
+            spans[i] = if ok { (HEADER_LEN, len) } else { (0, 0) };
         }
+        Ok(n)
     }
 
     /// Sends `buf[headroom..]`, its header written into the headroom when there is room,
@@ -75,7 +69,7 @@ impl VxlanLink {
         &mut self,
         buf: &mut [u8],
         headroom: usize,
-        dropped: &mut u64,
+        link: &mut LinkState,
     ) -> io::Result<()> {
         let frame_len = buf.len() - headroom;
         let datagram: &[u8] = if headroom >= HEADER_LEN {
@@ -84,15 +78,14 @@ impl VxlanLink {
             &buf[start..]
         } else {
             let Some(room) = self.scratch.get_mut(..HEADER_LEN + frame_len) else {
-                *dropped += 1;
+                link.dropped_out += 1;
                 return Ok(());
             };
             room[..HEADER_LEN].copy_from_slice(&vxlan_header(self.vni));
             room[HEADER_LEN..].copy_from_slice(&buf[headroom..]);
             room
         };
-        let result = self.socket.send_to(datagram, self.remote).await;
-        sent_or_dropped(result.map(drop), dropped)
+        self.socket.send(datagram, link).await
     }
 
     /// Sends a batch whose buffers all have at least [`HEADER_LEN`] bytes of headroom.
@@ -101,15 +94,13 @@ impl VxlanLink {
         bufs: &mut [Vec<u8>],
         items: &[(usize, usize)],
         headroom: usize,
-        dropped: &mut u64,
+        link: &mut LinkState,
     ) -> io::Result<()> {
         let start = headroom - HEADER_LEN;
         for &(i, _) in items {
             bufs[i][start..headroom].copy_from_slice(&vxlan_header(self.vni));
         }
-        self.batch
-            .send(&self.socket, bufs, items, start, Some(self.remote), dropped)
-            .await
+        self.socket.send_batch(bufs, items, start, link).await
     }
 }
 

@@ -24,6 +24,7 @@ fn threads_without_a_runtime_block_the_runtime_thread_never_does() {
     let (handle, mut events) =
         runtime.block_on(async { Driver::start(config(), link, None).await.expect("start") });
     let listener_handle = handle.clone();
+    let (answered_tx, answered_rx) = std::sync::mpsc::channel();
     let runtime_thread = std::thread::spawn(move || {
         runtime.block_on(async move {
             let handle = listener_handle;
@@ -47,6 +48,7 @@ fn threads_without_a_runtime_block_the_runtime_thread_never_does() {
                         assert!(!stats.tun_attached);
                         drop(handle.send_stats().expect("sent"));
                         answered = true;
+                        let _ = answered_tx.send(());
                     }
                     DriverEvent::Stopped { error } => {
                         assert!(error.is_none(), "{error:?}");
@@ -67,6 +69,10 @@ fn threads_without_a_runtime_block_the_runtime_thread_never_does() {
     assert!(handle.blocking_attach_tun(ours).expect("attach").is_none());
     assert!(handle.blocking_stats().expect("stats").tun_attached);
     assert!(handle.blocking_detach_tun().expect("detach").is_some());
+    // The listener's commands must reach a running driver: stop only once it has asked.
+    answered_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the listener saw the address come up and asked");
     handle.blocking_shutdown(true).expect("stopped");
     let (answered, stopped) = runtime_thread.join().expect("runtime thread");
     assert!(answered, "the listener's commands were answered");

@@ -10,7 +10,11 @@ fn tcp_packet(src: [u8; 4], dst: [u8; 4], seq: u32, flags: u8, payload: &[u8]) -
     let mut packet = Vec::new();
     let builder = etherparse::PacketBuilder::ipv4(src, dst, 64).tcp(40000, 80, seq, 1024);
     let builder = builder.ack(7);
-    let builder = if flags & 0x08 != 0 { builder.psh() } else { builder };
+    let builder = if flags & 0x08 != 0 {
+        builder.psh()
+    } else {
+        builder
+    };
     builder.write(&mut packet, payload).expect("build");
     packet
 }
@@ -32,6 +36,26 @@ fn tcp_payload(packet: &[u8]) -> (u32, Vec<u8>) {
         .expect("checksum");
     assert_eq!(sum, tcp.checksum(), "TCP checksum");
     (tcp.sequence_number(), tcp.payload().to_vec())
+}
+
+/// The folded, uncomplemented sum of the pseudo-header of an IPv4/TCP packet: what the
+/// kernel leaves in the checksum field of a packet it asks to be completed.
+fn pseudo_header_sum(packet: &[u8]) -> u16 {
+    let tcp_len = packet.len() - 20;
+    let words = [
+        &packet[12..20],
+        &[0, 6],
+        &(tcp_len as u16).to_be_bytes()[..],
+    ]
+    .concat();
+    let mut sum: u32 = words
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
 }
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -76,7 +100,9 @@ async fn super_segment_from_the_tun_goes_out_as_mss_sized_frames() {
     // A packet that only asks for its checksum to be completed.
     let small = tcp_packet([192, 0, 2, 123], [255, 255, 255, 255], 9, 0, b"hello");
     let mut partial = small.clone();
-    partial[36..38].copy_from_slice(&[0x12, 0x34]); // anything: it is recomputed
+    // As the kernel leaves it: the pseudo-header sum in the checksum field.
+    let pseudo = pseudo_header_sum(&partial);
+    partial[36..38].copy_from_slice(&pseudo.to_be_bytes());
     let hdr = VirtioNetHdr {
         needs_csum: true,
         csum_start: 20,
@@ -125,7 +151,8 @@ async fn tcp_segments_from_the_link_reach_the_tun_coalesced() {
         frame.extend_from_slice(&packet);
         frames.push(frame);
     }
-    // A UDP packet after them passes through, behind them.
+    // A UDP packet of another flow passes through as it comes (it may overtake the
+    // pending TCP flow); a FIN of the TCP flow cannot join it and follows it.
     let mut udp = Vec::new();
     etherparse::PacketBuilder::ethernet2(PEER_MAC.0, OUR_MAC.0)
         .ipv4([192, 0, 2, 1], [192, 0, 2, 123], 64)
@@ -133,6 +160,15 @@ async fn tcp_segments_from_the_link_reach_the_tun_coalesced() {
         .write(&mut udp, b"after")
         .expect("build");
     frames.push(udp.clone());
+    let mut fin = Vec::new();
+    etherparse::PacketBuilder::ethernet2(PEER_MAC.0, OUR_MAC.0)
+        .ipv4([192, 0, 2, 1], [192, 0, 2, 123], 64)
+        .tcp(40000, 80, 9000, 1024)
+        .ack(7)
+        .fin()
+        .write(&mut fin, &[])
+        .expect("build");
+    frames.push(fin.clone());
     // Queued without yielding: the driver takes them in one batch.
     for frame in frames {
         peer.to_driver.send(frame).await.expect("send");
@@ -141,13 +177,20 @@ async fn tcp_segments_from_the_link_reach_the_tun_coalesced() {
     let mut bufs = vec![vec![0u8; 65536]; 4];
     let mut lens = [0usize; 4];
     let mut reads = Vec::new();
-    while reads.len() < 2 {
+    while reads.len() < 3 {
         let n = timeout(WAIT, kernel.read_batch(&mut bufs, 0, &mut lens))
             .await
             .expect("packets in time")
             .expect("read");
         reads.extend((0..n).map(|i| bufs[i][..lens[i]].to_vec()));
     }
+    let udp_at = reads
+        .iter()
+        .position(|r| r[VirtioNetHdr::LEN..] == udp[14..])
+        .expect("the UDP packet");
+    let udp_read = reads.remove(udp_at);
+    let hdr = VirtioNetHdr::parse(&udp_read).expect("header");
+    assert_eq!(hdr, VirtioNetHdr::NONE);
     let hdr = VirtioNetHdr::parse(&reads[0]).expect("header");
     assert_eq!(hdr.gso_type, GsoType::TcpV4);
     assert_eq!(hdr.gso_size, 1000);
@@ -155,9 +198,9 @@ async fn tcp_segments_from_the_link_reach_the_tun_coalesced() {
     let sup = &reads[0][VirtioNetHdr::LEN..];
     assert_eq!(&sup[40..], &data[..], "one super-segment of the four");
     assert_eq!(
-        VirtioNetHdr::parse(&reads[1]).expect("header"),
-        VirtioNetHdr::NONE
+        &reads[1][VirtioNetHdr::LEN..],
+        &fin[14..],
+        "the FIN after it"
     );
-    assert_eq!(&reads[1][VirtioNetHdr::LEN..], &udp[14..]);
     handle.stop().await;
 }

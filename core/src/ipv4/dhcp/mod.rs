@@ -9,7 +9,12 @@
 //! # Behaviour
 //!
 //! * States INIT → SELECTING → REQUESTING → (probe) → BOUND → RENEWING → REBINDING,
-//!   and INIT-REBOOT/REBOOTING when [`DhcpConfig::remembered_address`] is set.
+//!   and INIT-REBOOT/REBOOTING when [`DhcpConfig::remembered_lease`] (unexpired) or
+//!   [`DhcpConfig::remembered_address`] is set.
+//! * After a change of network (`crate::Tap::network_changed`) a lease in force is
+//!   confirmed with an INIT-REBOOT request (RFC 2131 §3.2, §4.3.2) while still in use:
+//!   an ACK renews it, a NAK drops it and starts over, and silence until
+//!   [`DhcpConfig::reboot_timeout`] keeps it on its normal T1/T2 schedule.
 //! * Retransmission in SELECTING, REQUESTING and REBOOTING after 4, 8, 16, 32, 64, 64 …
 //!   seconds, each ±1 s of jitter from the Tap's seeded RNG. REQUESTING gives up and
 //!   restarts after five transmissions; REBOOTING falls back to INIT after
@@ -67,7 +72,14 @@ pub struct DhcpConfig {
     /// Client identifier (option 61); `None` sends `0x01` followed by our MAC.
     pub client_id: Option<Vec<u8>>,
     /// An address from an earlier lease: start in INIT-REBOOT and ask for it again.
+    /// [`DhcpConfig::remembered_lease`], when set, takes precedence.
     pub remembered_address: Option<Ipv4Addr>,
+    /// The lease of an earlier run (see `present::StoredLease` for its stored form):
+    /// while it has not expired, start in INIT-REBOOT and ask for its address again,
+    /// without a DHCPDISCOVER; once expired, start with discovery. It is not used
+    /// before a server acknowledges it, and an unanswered request falls back to
+    /// discovery after [`DhcpConfig::reboot_timeout`].
+    pub remembered_lease: Option<Lease>,
     /// Probe an acknowledged address with ARP (RFC 5227) before using it.
     pub probe: bool,
     /// How long the whole probe phase lasts. RFC 5227 takes 1–9 s; the default of 1 s
@@ -77,7 +89,8 @@ pub struct DhcpConfig {
     /// Probes sent during [`DhcpConfig::probe_wait`], evenly spaced (RFC 5227: 3).
     pub probe_count: u8,
     /// How long INIT-REBOOT keeps asking for the remembered address before it falls
-    /// back to discovery.
+    /// back to discovery, and how long the confirmation after a change of network
+    /// waits before the lease goes back to its T1/T2 schedule.
     pub reboot_timeout: Duration,
 }
 
@@ -87,6 +100,7 @@ impl Default for DhcpConfig {
             hostname: None,
             client_id: None,
             remembered_address: None,
+            remembered_lease: None,
             probe: true,
             probe_wait: Duration::from_secs(1),
             probe_count: 3,
@@ -105,7 +119,8 @@ pub enum DhcpState {
     Selecting,
     /// DHCPREQUEST for an offer sent, waiting for the ACK.
     Requesting,
-    /// INIT-REBOOT/REBOOTING: DHCPREQUEST for the remembered address sent.
+    /// INIT-REBOOT/REBOOTING: DHCPREQUEST for the remembered address sent; also while
+    /// a lease still in use is confirmed after a change of network.
     Rebooting,
     /// Acknowledged; probing the address with ARP before using it.
     Probing,
@@ -213,6 +228,10 @@ enum State {
     Rebooting {
         address: Ipv4Addr,
     },
+    /// INIT-REBOOT for the lease in force after a change of network; it stays in use.
+    Confirming {
+        address: Ipv4Addr,
+    },
     Probing {
         lease: Lease,
         sent: u8,
@@ -262,9 +281,9 @@ impl DhcpClient {
                 id
             }
         };
-        let state = match config.remembered_address {
-            Some(address) if usable_unicast(address) => State::Rebooting { address },
-            _ => State::Init,
+        let state = match reboot::remembered(&config, now) {
+            Some(address) => State::Rebooting { address },
+            None => State::Init,
         };
         DhcpClient {
             config,
@@ -290,7 +309,7 @@ impl DhcpClient {
             State::Init => DhcpState::Init,
             State::Selecting => DhcpState::Selecting,
             State::Requesting { .. } => DhcpState::Requesting,
-            State::Rebooting { .. } => DhcpState::Rebooting,
+            State::Rebooting { .. } | State::Confirming { .. } => DhcpState::Rebooting,
             State::Probing { .. } => DhcpState::Probing,
             State::Bound => DhcpState::Bound,
             State::Renewing => DhcpState::Renewing,
@@ -353,18 +372,8 @@ impl DhcpClient {
                 self.send_request_selecting(now, address, server, stats);
                 self.set_timer(now + backoff(self.attempts, rng), reason::RETRANSMIT);
             }
-            State::Rebooting { address } => {
-                if self.attempts == 0 {
-                    self.new_exchange(now, rng);
-                } else if now >= self.started + self.config.reboot_timeout {
-                    self.restart(now, Duration::ZERO);
-                    return;
-                }
-                self.send_request_reboot(now, address, stats);
-                let retry = now + backoff(self.attempts, rng);
-                let deadline = self.started + self.config.reboot_timeout;
-                self.retransmit_or(retry, deadline, reason::REBOOT_TIMEOUT);
-            }
+            State::Rebooting { address } => self.reboot_timer(now, address, rng, stats),
+            State::Confirming { address } => self.confirm_timer(now, address, rng, stats),
             State::Probing { .. } => self.probe_step(now),
             State::Bound | State::Renewing | State::Rebinding => self.lease_timer(now, rng, stats),
             State::Released => self.timer = None,
@@ -372,7 +381,7 @@ impl DhcpClient {
     }
 
     /// T1, T2, expiry and the retransmissions in between.
-    fn lease_timer(&mut self, now: Instant, rng: &mut StdRng, stats: &mut Stats) {
+    pub(super) fn lease_timer(&mut self, now: Instant, rng: &mut StdRng, stats: &mut Stats) {
         let Some(lease) = self.lease.clone() else {
             self.restart(now, Duration::ZERO);
             return;
@@ -406,7 +415,7 @@ impl DhcpClient {
         }
     }
 
-    fn new_exchange(&mut self, now: Instant, rng: &mut StdRng) {
+    pub(super) fn new_exchange(&mut self, now: Instant, rng: &mut StdRng) {
         self.xid = rng.next_u32();
         self.started = now;
         self.requested_at = now;
@@ -421,7 +430,7 @@ impl DhcpClient {
     }
 
     /// Back to INIT; discovery starts after `delay`.
-    fn restart(&mut self, now: Instant, delay: Duration) {
+    pub(super) fn restart(&mut self, now: Instant, delay: Duration) {
         self.state = State::Init;
         self.set_timer(now + delay, reason::START);
     }
@@ -560,7 +569,7 @@ impl DhcpClient {
                 }
                 self.acked(now, src_mac, &reply, Some(server), stats);
             }
-            (State::Rebooting { .. }, MessageType::Ack) => {
+            (State::Rebooting { .. } | State::Confirming { .. }, MessageType::Ack) => {
                 self.acked(now, src_mac, &reply, Some(datagram.src), stats);
             }
             (State::Renewing | State::Rebinding, MessageType::Ack) => {
@@ -579,7 +588,7 @@ impl DhcpClient {
                 stats.dhcp.messages_in += 1;
                 self.nakked(now, rng);
             }
-            (State::Renewing | State::Rebinding, MessageType::Nak) => {
+            (State::Renewing | State::Rebinding | State::Confirming { .. }, MessageType::Nak) => {
                 stats.dhcp.messages_in += 1;
                 self.lose(now, LeaseLostReason::Nak);
                 self.nakked(now, rng);
@@ -669,5 +678,6 @@ fn half_or_minimum(remaining: Duration) -> Duration {
 }
 
 mod messages;
+mod reboot;
 #[cfg(test)]
 mod tests;

@@ -17,6 +17,7 @@ mod dhcpv6;
 mod mld;
 mod neighbour;
 mod prop;
+mod roam;
 mod router;
 mod timers;
 

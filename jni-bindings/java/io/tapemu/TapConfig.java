@@ -21,6 +21,12 @@ public final class TapConfig {
     final int mtu;
     final boolean ipv6;
     final String linkUrl;
+    final int linkTimeoutMillis;
+    final boolean protectSockets;
+    final boolean batchFrames;
+
+    /** Default of {@link Builder#linkTimeoutMillis(int)}: 10 s. */
+    public static final int DEFAULT_LINK_TIMEOUT_MILLIS = 10_000;
 
     private TapConfig(Builder b) {
         this.mac = b.mac;
@@ -31,15 +37,38 @@ public final class TapConfig {
         this.mtu = b.mtu;
         this.ipv6 = b.ipv6;
         this.linkUrl = b.linkUrl;
+        this.linkTimeoutMillis = b.linkTimeoutMillis;
+        this.protectSockets = b.protectSockets;
+        this.batchFrames = b.batchFrames;
+    }
+
+    /** @return how long the link may take to open (name lookup and connect), in milliseconds. */
+    public int linkTimeoutMillis() {
+        return linkTimeoutMillis;
+    }
+
+    /** @return whether a built-in link's sockets go through {@link TapListener#protect(int)}. */
+    public boolean protectSockets() {
+        return protectSockets;
+    }
+
+    /** @return whether frames reach the listener in batches ({@link TapListener#onFrames}). */
+    public boolean batchFrames() {
+        return batchFrames;
+    }
+
+    /** @return whether the link opens sockets that must be protected from the VPN. */
+    boolean needsProtect() {
+        return protectSockets && linkUrl != null && !linkUrl.startsWith("tap:");
     }
 
     /** @return a builder with DHCP, a random MAC, MTU 1500 and callback mode. */
-    public static Builder builder() {
+    public static @NonNull Builder builder() {
         return new Builder();
     }
 
     /** @return the MAC as given, or {@code null} for a random locally administered one. */
-    public String mac() {
+    public @Nullable String mac() {
         return mac;
     }
 
@@ -49,7 +78,7 @@ public final class TapConfig {
     }
 
     /** @return the static address, or {@code null} with DHCP. */
-    public String staticAddress() {
+    public @Nullable String staticAddress() {
         return staticAddress;
     }
 
@@ -59,12 +88,12 @@ public final class TapConfig {
     }
 
     /** @return the static default gateway, or {@code null}. */
-    public String staticGateway() {
+    public @Nullable String staticGateway() {
         return staticGateway;
     }
 
     /** @return the hostname sent to the DHCP server, or {@code null}. */
-    public String hostname() {
+    public @Nullable String hostname() {
         return hostname;
     }
 
@@ -79,7 +108,7 @@ public final class TapConfig {
     }
 
     /** @return the link URL, or {@code null} in callback mode. */
-    public String linkUrl() {
+    public @Nullable String linkUrl() {
         return linkUrl;
     }
 
@@ -89,10 +118,11 @@ public final class TapConfig {
     }
 
     @Override
-    public String toString() {
+    public @NonNull String toString() {
         return "TapConfig{mac=" + mac + ", " + (isDhcp() ? "dhcp" : staticAddress + "/" + staticPrefixLength
                 + " gw " + staticGateway) + ", hostname=" + hostname + ", mtu=" + mtu + ", ipv6=" + ipv6
-                + ", link=" + (linkUrl == null ? "callback" : linkUrl) + "}";
+                + ", link=" + (linkUrl == null ? "callback" : linkUrl) + ", linkTimeoutMillis=" + linkTimeoutMillis
+                + ", protectSockets=" + protectSockets + ", batchFrames=" + batchFrames + "}";
     }
 
     /** Builder of {@link TapConfig}; every setter returns the builder. Not thread-safe. */
@@ -105,8 +135,54 @@ public final class TapConfig {
         private int mtu = DEFAULT_MTU;
         private boolean ipv6 = true;
         private String linkUrl;
+        private int linkTimeoutMillis = DEFAULT_LINK_TIMEOUT_MILLIS;
+        private boolean protectSockets = true;
+        private boolean batchFrames = true;
 
         private Builder() {}
+
+        /**
+         * Sets how long a built-in link may take to open: the name lookup and the first TCP
+         * connect. Past it the emulator stops and {@link TapListener#onStopped(String)} says why.
+         *
+         * @param millis the timeout, at least 1 (default {@value #DEFAULT_LINK_TIMEOUT_MILLIS})
+         * @return this builder
+         * @throws IllegalArgumentException if not positive
+         */
+        public @NonNull Builder linkTimeoutMillis(int millis) {
+            if (millis <= 0) {
+                throw new IllegalArgumentException("link timeout " + millis + " ms is not positive");
+            }
+            this.linkTimeoutMillis = millis;
+            return this;
+        }
+
+        /**
+         * Whether a built-in link's sockets are handed to {@link TapListener#protect(int)}
+         * (the default, and required on Android). Turn it off only on a desktop JVM, where no
+         * VPN captures the link's own traffic; then the listener need not implement protect.
+         *
+         * @param protect false to open sockets without protect
+         * @return this builder
+         */
+        public @NonNull Builder protectSockets(boolean protect) {
+            this.protectSockets = protect;
+            return this;
+        }
+
+        /**
+         * Callback mode: whether frames reach the listener many per call through
+         * {@link TapListener#onFrames} (the default, whose default hands them to
+         * {@link TapListener#onFrame} one by one), or one upcall per frame straight to
+         * {@link TapListener#onFrame}.
+         *
+         * @param batched false for one upcall per frame
+         * @return this builder
+         */
+        public @NonNull Builder batchFrames(boolean batched) {
+            this.batchFrames = batched;
+            return this;
+        }
 
         /**
          * Sets our MAC address.
@@ -115,7 +191,7 @@ public final class TapConfig {
          *     {@code null} picks a random locally administered address
          * @return this builder
          */
-        public Builder mac(String mac) {
+        public @NonNull Builder mac(@Nullable String mac) {
             this.mac = mac;
             return this;
         }
@@ -125,7 +201,7 @@ public final class TapConfig {
          *
          * @return this builder
          */
-        public Builder dhcp() {
+        public @NonNull Builder dhcp() {
             this.staticAddress = null;
             this.staticGateway = null;
             this.staticPrefixLength = 0;
@@ -140,7 +216,7 @@ public final class TapConfig {
          * @param gateway default gateway, or {@code null} for none
          * @return this builder
          */
-        public Builder staticAddress(String address, int prefixLength, String gateway) {
+        public @NonNull Builder staticAddress(@NonNull String address, int prefixLength, @Nullable String gateway) {
             this.staticAddress = Objects.requireNonNull(address, "address");
             this.staticPrefixLength = prefixLength;
             this.staticGateway = gateway;
@@ -153,7 +229,7 @@ public final class TapConfig {
          * @param hostname hostname for DHCP option 12, or {@code null}
          * @return this builder
          */
-        public Builder hostname(String hostname) {
+        public @NonNull Builder hostname(@Nullable String hostname) {
             this.hostname = hostname;
             return this;
         }
@@ -164,7 +240,7 @@ public final class TapConfig {
          * @param mtu largest IP packet on the link, 576–65535
          * @return this builder
          */
-        public Builder mtu(int mtu) {
+        public @NonNull Builder mtu(int mtu) {
             this.mtu = mtu;
             return this;
         }
@@ -176,7 +252,7 @@ public final class TapConfig {
          * @param enabled whether IPv6 runs
          * @return this builder
          */
-        public Builder ipv6(boolean enabled) {
+        public @NonNull Builder ipv6(boolean enabled) {
             this.ipv6 = enabled;
             return this;
         }
@@ -189,7 +265,7 @@ public final class TapConfig {
          * @param url the link URL
          * @return this builder
          */
-        public Builder link(String url) {
+        public @NonNull Builder link(@NonNull String url) {
             this.linkUrl = Objects.requireNonNull(url, "url");
             return this;
         }
@@ -201,13 +277,13 @@ public final class TapConfig {
          *
          * @return this builder
          */
-        public Builder callbackLink() {
+        public @NonNull Builder callbackLink() {
             this.linkUrl = null;
             return this;
         }
 
         /** @return the configuration */
-        public TapConfig build() {
+        public @NonNull TapConfig build() {
             return new TapConfig(this);
         }
     }

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -12,10 +13,14 @@ import java.util.logging.Logger;
  * link: it answers ARP, resolves neighbours, gets an address by DHCP and adds or strips
  * Ethernet headers.
  *
- * <p>Life cycle: construct (validates the configuration), {@link #start()}, wait for
- * {@link TapListener#onLeaseAcquired}, {@link #attachTun(int)}, and finally {@link #close()}
+ * <p>Life cycle: construct (validates the configuration), {@link #start()} (returns at once),
+ * wait for {@link TapListener#onLeaseAcquired} (or {@link TapListener#onStopped} with the
+ * reason the link could not be set up), {@link #attachTun(int)}, and finally {@link #close()}
  * (releases the lease and stops; idempotent). On a lease change, establish a new interface and
  * attach its fd: the old one is closed.
+ *
+ * <p>Callback mode moves frames in batches both ways: see {@link TapListener#onFrames} for the
+ * layout, {@link #sendFrames(ByteBuffer)} for the way in and its backpressure.
  *
  * <p>All methods are thread-safe; see the {@linkplain io.tapemu package documentation} for
  * which thread calls the listener. Methods other than {@link #close()}, {@link #isClosed()}
@@ -31,6 +36,8 @@ import java.util.logging.Logger;
  */
 public final class TapEmulator implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger("tapemu");
+    /** Bytes of the buffer that carries batches of frames to the listener. */
+    static final int FRAME_BATCH_CAPACITY = 256 * 1024;
     private static volatile String[] statNames;
 
     static {
@@ -38,12 +45,15 @@ public final class TapEmulator implements AutoCloseable {
     }
 
     private final TapListener listener;
+    /** Whether the listener takes whole batches; if not, frames go to its onFrame one by one. */
+    private final boolean listenerTakesBatches;
     private final TapConfig config;
     private final AtomicLong listenerErrors = new AtomicLong();
-    private final Object lock = new Object();
-    /** Native session id; 0 once closed. Guarded by {@link #lock} for writes. */
-    private volatile long handle;
-    private volatile TapStats lastStats;
+    /** Native session id; 0 once closed. Never held across a native call: no Java lock. */
+    private final AtomicLong handle = new AtomicLong();
+    private final AtomicReference<TapStats> lastStats = new AtomicReference<>();
+    /** Batches of frames for the listener: written by native code, read only during onNativeFrames. */
+    private final ByteBuffer frameBatch = ByteBuffer.allocateDirect(FRAME_BATCH_CAPACITY);
 
     /**
      * Creates a stopped emulator.
@@ -53,11 +63,39 @@ public final class TapEmulator implements AutoCloseable {
      * @throws IllegalArgumentException if the configuration is invalid (bad MAC, address, prefix,
      *     MTU or link URL)
      */
-    public TapEmulator(TapConfig config, TapListener listener) {
+    public TapEmulator(@NonNull TapConfig config, @NonNull TapListener listener) {
         this.config = Objects.requireNonNull(config, "config");
         this.listener = Objects.requireNonNull(listener, "listener");
-        this.handle = nativeCreate(this, config.mac, config.staticAddress, config.staticPrefixLength,
-                config.staticGateway, config.hostname, config.mtu, config.ipv6, config.linkUrl);
+        this.listenerTakesBatches = overrides(listener, "onFrames", ByteBuffer.class);
+        this.handle.set(nativeCreate(this, config.mac, config.staticAddress, config.staticPrefixLength,
+                config.staticGateway, config.hostname, config.mtu, config.ipv6, config.linkUrl,
+                config.linkTimeoutMillis, config.protectSockets, config.batchFrames, frameBatch));
+    }
+
+    /** The native log levels, least to most verbose; see {@link #setLogLevel}. */
+    public enum LogLevel {
+        /** Nothing. */
+        OFF,
+        /** Failures the emulator cannot recover from. */
+        ERROR,
+        /** Trouble it works around (a refused frame, a TUN that failed, a link retry). */
+        WARN,
+        /** Life-cycle events (the default). */
+        INFO,
+        /** Protocol detail. */
+        DEBUG,
+        /** Everything, frame by frame. */
+        TRACE
+    }
+
+    /**
+     * Sets how much the native side logs, for every emulator, from now on: to logcat (tag
+     * {@code tapemu}) on Android, to standard error elsewhere.
+     *
+     * @param level the most verbose level logged
+     */
+    public static void setLogLevel(@NonNull LogLevel level) {
+        nativeSetLogLevel(Objects.requireNonNull(level, "level").ordinal());
     }
 
     /**
@@ -66,48 +104,72 @@ public final class TapEmulator implements AutoCloseable {
      * @param config the configuration
      * @throws IllegalArgumentException with the reason if the configuration is invalid
      */
-    public static void validate(TapConfig config) {
+    public static void validate(@NonNull TapConfig config) {
         Objects.requireNonNull(config, "config");
         nativeValidate(config.mac, config.staticAddress, config.staticPrefixLength, config.staticGateway,
                 config.hostname, config.mtu, config.ipv6, config.linkUrl);
     }
 
     /** @return the configuration this emulator was built from */
-    public TapConfig config() {
+    public @NonNull TapConfig config() {
         return config;
     }
 
     /**
-     * Starts the emulator thread: connects the link (calling {@link TapListener#protect} for its
-     * sockets) and starts DHCP. Returns at once; the lease comes through the listener.
+     * Starts the emulator thread, which opens the link (calling {@link TapListener#protect} for
+     * its sockets; name lookup and connect within {@link TapConfig#linkTimeoutMillis()}) and
+     * starts DHCP. Returns at once, without waiting for the network: the lease comes through
+     * the listener, and so does a link that cannot be set up, as
+     * {@link TapListener#onStopped(String)} with the reason.
      *
-     * @throws IllegalStateException if closed or already started
-     * @throws IOException if the link cannot be set up
+     * @throws IllegalStateException if closed or already started, or if a built-in link would
+     *     open sockets while the listener does not implement {@link TapListener#protect} and
+     *     {@link TapConfig.Builder#protectSockets(boolean)} was not turned off
      */
-    public void start() throws IOException {
-        nativeStart(live());
+    public void start() {
+        long h = live();
+        if (config.needsProtect() && !implementsProtect(listener)) {
+            throw new IllegalStateException("the link " + config.linkUrl + " opens sockets, and "
+                    + listener.getClass().getName() + " does not implement TapListener.protect(int): on "
+                    + "Android implement it with VpnService.protect(fd), or the link's own traffic loops "
+                    + "into the VPN; on a desktop JVM set TapConfig.Builder.protectSockets(false)");
+        }
+        nativeStart(h);
+    }
+
+    /** @return whether {@code listener}'s class overrides {@link TapListener#protect}. */
+    static boolean implementsProtect(TapListener listener) {
+        return overrides(listener, "protect", int.class);
+    }
+
+    /** Method names looked up here are kept by consumer-rules.pro. */
+    private static boolean overrides(TapListener listener, String name, Class<?>... params) {
+        try {
+            return listener.getClass().getMethod(name, params).getDeclaringClass() != TapListener.class;
+        } catch (NoSuchMethodException e) {
+            return false;
+        }
     }
 
     /**
      * Hands over a TUN fd, e.g. from {@code ParcelFileDescriptor.detachFd()}; a previously
      * attached TUN is closed.
      *
-     * <p>Ownership: if {@code fd} is negative or not open, or this throws
-     * {@link IllegalStateException}, the fd is left untouched and stays the caller's. Otherwise
-     * the emulator owns it from this call on, whatever the outcome: it is attached and closed
-     * later by the emulator, or, on an {@link IOException}, already closed by it. The one
-     * exception to "already closed" is an emulator that does not answer in time (a listener
-     * blocking its thread for seconds): the {@link IOException} says so, and the emulator
-     * attaches or closes the fd once it gets to it. Never close or reuse the fd after handing it
-     * over.
+     * <p>Ownership, in one sentence: this call always takes {@code fd} and closes it before
+     * returning or throwing (the emulator keeps a duplicate, which it attaches or, on any
+     * failure, closes at once), so never use, close or reuse the number after the call; only a
+     * negative or already closed {@code fd} is left as it was. (One case attaches or closes the
+     * duplicate later: an emulator that does not answer in time because a listener blocks its
+     * thread for seconds; the {@link IOException} says so.)
      *
      * @param fd an open TUN file descriptor
-     * @throws IOException if the fd is negative or not open (untouched), or unusable or not
-     *     attached in time (the emulator's to close, see above)
-     * @throws IllegalStateException if closed, not started or stopped (the fd is untouched)
+     * @throws IOException if the fd is negative or not open, or unusable (not a TUN or socket),
+     *     or not attached in time
+     * @throws IllegalStateException if closed, not started or stopped (the fd is closed all the
+     *     same); called while the link opens, it waits for it (at most 10 s)
      */
     public void attachTun(int fd) throws IOException {
-        nativeAttachTun(live(), fd);
+        nativeAttachTun(handle.get(), fd); // a closed emulator (handle 0) closes the fd too
     }
 
     /**
@@ -121,92 +183,127 @@ public final class TapEmulator implements AutoCloseable {
     }
 
     /**
-     * Callback mode: hands the emulator a frame that came from the network. Reads
+     * Callback mode: offers the emulator a frame that came from the network. Reads
      * {@code frame.remaining()} bytes from its position, which it leaves unchanged. Direct
      * buffers are not copied on the Java side.
      *
      * @param frame an Ethernet frame
-     * @throws IllegalStateException if closed, or the emulator uses a built-in link
+     * @return true if the emulator took the frame; false if its queue is full: slow down and
+     *     offer it again (counted in {@code callback_frames_refused}). Never taken and then lost.
+     * @throws IllegalStateException if closed or not started, or the emulator uses a built-in link
      */
-    public void sendFrame(ByteBuffer frame) {
+    public boolean sendFrame(@NonNull ByteBuffer frame) {
         Objects.requireNonNull(frame, "frame");
         long h = live();
         if (frame.isDirect()) {
-            nativeSendFrameDirect(h, frame, frame.position(), frame.remaining());
+            return nativeSendFrameDirect(h, frame, frame.position(), frame.remaining());
         } else if (frame.hasArray()) {
-            nativeSendFrameArray(h, frame.array(), frame.arrayOffset() + frame.position(), frame.remaining());
+            return nativeSendFrameArray(h, frame.array(), frame.arrayOffset() + frame.position(), frame.remaining());
         } else {
             byte[] copy = new byte[frame.remaining()];
             frame.duplicate().get(copy);
-            nativeSendFrameArray(h, copy, 0, copy.length);
+            return nativeSendFrameArray(h, copy, 0, copy.length);
         }
     }
 
     /**
-     * Callback mode: hands the emulator a frame that came from the network.
+     * Callback mode: offers the emulator a frame that came from the network.
      *
      * @param frame array holding the frame
      * @param offset start of the frame in the array
      * @param length length of the frame
+     * @return true if taken; false if the queue is full (see {@link #sendFrame(ByteBuffer)})
      * @throws IndexOutOfBoundsException if offset/length do not fit the array
-     * @throws IllegalStateException if closed, or the emulator uses a built-in link
+     * @throws IllegalStateException if closed or not started, or the emulator uses a built-in link
      */
-    public void sendFrame(byte[] frame, int offset, int length) {
+    public boolean sendFrame(@NonNull byte[] frame, int offset, int length) {
         Objects.requireNonNull(frame, "frame");
-        if (offset < 0 || length < 0 || offset > frame.length - length) {
-            throw new IndexOutOfBoundsException("offset " + offset + " length " + length
-                    + " array " + frame.length);
+        checkRange(frame, offset, length);
+        return nativeSendFrameArray(live(), frame, offset, length);
+    }
+
+    /**
+     * Callback mode: offers the emulator many frames that came from the network, in one call.
+     * The batch, from its position to its limit, is the layout {@link TapListener#onFrames}
+     * receives: each frame is its length as a 4-byte big-endian {@code int}, then its bytes.
+     *
+     * <p>Frames are taken in order until the emulator's queue is full; the position moves past
+     * the frames taken, so what remains is what was not taken: offer it again later (slow the
+     * app's protocol down meanwhile). A frame reported as taken is never dropped silently: it
+     * reaches the emulated host, which counts whatever it drops. Direct buffers are not copied
+     * on the Java side.
+     *
+     * @param batch length-prefixed frames between position and limit
+     * @return the number of frames taken
+     * @throws IllegalArgumentException if the batch is malformed (a length running past the
+     *     limit, or a partial length); then nothing is taken
+     * @throws IllegalStateException if closed or not started, or the emulator uses a built-in link
+     */
+    public int sendFrames(@NonNull ByteBuffer batch) {
+        Objects.requireNonNull(batch, "batch");
+        long h = live();
+        long taken;
+        if (batch.isDirect()) {
+            taken = nativeSendFramesDirect(h, batch, batch.position(), batch.remaining());
+        } else if (batch.hasArray()) {
+            taken = nativeSendFramesArray(h, batch.array(), batch.arrayOffset() + batch.position(), batch.remaining());
+        } else {
+            byte[] copy = new byte[batch.remaining()];
+            batch.duplicate().get(copy);
+            taken = nativeSendFramesArray(h, copy, 0, copy.length);
         }
-        nativeSendFrameArray(live(), frame, offset, length);
+        batch.position(batch.position() + (int) (taken >>> 32));
+        return (int) taken;
+    }
+
+    private static void checkRange(byte[] array, int offset, int length) {
+        if (offset < 0 || length < 0 || offset > array.length - length) {
+            throw new IndexOutOfBoundsException("offset " + offset + " length " + length
+                    + " array " + array.length);
+        }
     }
 
     /** @return the counters now, or the last ones taken before {@link #close()} */
-    public TapStats stats() {
-        long h = handle;
+    public @NonNull TapStats stats() {
+        long h = handle.get();
         if (h != 0) {
             try {
-                long[] values = nativeStats(h);
-                TapStats s = new TapStats(names(), values, listenerErrors.get());
-                lastStats = s;
+                TapStats s = new TapStats(names(), nativeStats(h), listenerErrors.get());
+                lastStats.set(s);
                 return s;
             } catch (IllegalStateException closedMeanwhile) {
                 // fall through to the last snapshot
             }
         }
-        TapStats last = lastStats;
+        TapStats last = lastStats.get();
         return last != null ? last : new TapStats(new String[0], new long[0], listenerErrors.get());
     }
 
     /** @return true once {@link #close()} was called */
     public boolean isClosed() {
-        return handle == 0;
+        return handle.get() == 0;
     }
 
     /**
      * Releases the DHCP lease, stops the emulator, closes the TUN fd and the link. Idempotent.
      * From a listener method it does not wait for the emulator thread; from elsewhere it returns
-     * once no listener method runs any more.
+     * once no listener method runs any more. It holds no Java lock while it waits, so a listener
+     * may call any method meanwhile.
      */
     @Override
     public void close() {
-        long h;
-        synchronized (lock) {
-            h = handle;
-            if (h == 0) {
-                return;
-            }
-            try {
-                lastStats = new TapStats(names(), nativeStats(h), listenerErrors.get());
-            } catch (RuntimeException ignored) {
-                // best effort
-            }
-            handle = 0;
+        long h = handle.getAndSet(0);
+        if (h == 0) {
+            return;
         }
-        nativeClose(h);
+        long[] last = nativeClose(h);
+        if (last != null) {
+            lastStats.set(new TapStats(names(), last, listenerErrors.get()));
+        }
     }
 
     private long live() {
-        long h = handle;
+        long h = handle.get();
         if (h == 0) {
             throw new IllegalStateException("TapEmulator is closed");
         }
@@ -255,6 +352,34 @@ public final class TapEmulator implements AutoCloseable {
         }
     }
 
+    /**
+     * A batch of {@code count} frames in {@link #frameBatch}'s first {@code length} bytes; the
+     * native side writes the buffer again only after this returns.
+     */
+    @SuppressWarnings("unused") // called from native code
+    private void onNativeFrames(int length, int count) {
+        ByteBuffer batch = frameBatch;
+        batch.clear().limit(length);
+        if (listenerTakesBatches) {
+            try {
+                listener.onFrames(batch);
+            } catch (Throwable t) {
+                listenerFailed("onFrames", t);
+            }
+            return;
+        }
+        // TapListener.onFrames's default, with each frame's failure caught on its own.
+        while (batch.remaining() >= 4) {
+            byte[] frame = new byte[batch.getInt()];
+            batch.get(frame);
+            try {
+                listener.onFrame(ByteBuffer.wrap(frame));
+            } catch (Throwable t) {
+                listenerFailed("onFrame", t);
+            }
+        }
+    }
+
     @SuppressWarnings("unused") // called from native code
     private void onNativeFrame(byte[] frame) {
         try {
@@ -286,25 +411,35 @@ public final class TapEmulator implements AutoCloseable {
     private static native void nativeValidate(String mac, String address, int prefixLength, String gateway,
             String hostname, int mtu, boolean ipv6, String linkUrl);
 
-    private static native long nativeCreate(TapEmulator self, String mac, String address, int prefixLength,
-            String gateway, String hostname, int mtu, boolean ipv6, String linkUrl);
+    private static native long nativeCreate(TapEmulator self, String mac, String address, int prefixLength, String gateway,
+            String hostname, int mtu, boolean ipv6, String linkUrl, int linkTimeoutMillis,
+            boolean protectSockets, boolean batchFrames, ByteBuffer frameBatch);
 
-    private static native void nativeStart(long handle) throws IOException;
+    private static native void nativeSetLogLevel(int level);
+
+    private static native void nativeStart(long handle);
 
     private static native void nativeAttachTun(long handle, int fd) throws IOException;
 
     private static native void nativeDetachTun(long handle);
 
-    private static native void nativeSendFrameDirect(long handle, ByteBuffer frame, int offset, int length);
+    private static native boolean nativeSendFrameDirect(long handle, ByteBuffer frame, int offset, int length);
 
-    private static native void nativeSendFrameArray(long handle, byte[] frame, int offset, int length);
+    private static native boolean nativeSendFrameArray(long handle, byte[] frame, int offset, int length);
+
+    /** @return bytes taken {@code << 32 |} frames taken */
+    private static native long nativeSendFramesDirect(long handle, ByteBuffer batch, int offset, int length);
+
+    /** @return bytes taken {@code << 32 |} frames taken */
+    private static native long nativeSendFramesArray(long handle, byte[] batch, int offset, int length);
 
     private static native long[] nativeStats(long handle);
 
     /** @return the counter names, one per line, in {@link #nativeStats} order */
     private static native String nativeStatNames();
 
-    private static native void nativeClose(long handle);
+    /** @return the last counters, or null for an unknown handle */
+    private static native long[] nativeClose(long handle);
 
     /** @return native sessions not yet closed, across all emulators (for leak tests) */
     static native long nativeLiveSessions();

@@ -363,7 +363,12 @@ public final class TestRunner {
         test("misuse: attachTun(-1), closed fd, before start -> exceptions", () -> {
             Recorder r = new Recorder();
             try (TapEmulator tap = new TapEmulator(staticCallback(), r)) {
-                expect(IllegalStateException.class, () -> tap.attachTun(-1 + 1 + 0 * 0 + 0)); // not started
+                java.nio.file.Path fifo = Files.createTempDirectory("tapemu-misuse").resolve("tun");
+                int notStarted = Fds.openFifo(fifo);
+                expect(IllegalStateException.class, () -> tap.attachTun(notStarted)); // not started
+                check(Fds.countOpen(fifo.toString()) == 0, "the fd is taken even before start");
+                Files.delete(fifo);
+                Files.delete(fifo.getParent());
                 expect(IllegalStateException.class, () -> tap.sendFrame(new byte[60], 0, 60));
                 tap.start();
                 expect(IllegalStateException.class, tap::start);
@@ -386,7 +391,12 @@ public final class TestRunner {
             check(tap.isClosed(), "closed");
             check("".equals(r.stopped.poll(5, TimeUnit.SECONDS)), "onStopped(null) delivered before close returned");
             expect(IllegalStateException.class, tap::start);
-            expect(IllegalStateException.class, () -> tap.attachTun(0));
+            java.nio.file.Path fifo = Files.createTempDirectory("tapemu-closed").resolve("tun");
+            int afterClose = Fds.openFifo(fifo);
+            expect(IllegalStateException.class, () -> tap.attachTun(afterClose));
+            check(Fds.countOpen(fifo.toString()) == 0, "the fd is taken by a closed emulator too");
+            Files.delete(fifo);
+            Files.delete(fifo.getParent());
             expect(IllegalStateException.class, tap::detachTun);
             expect(IllegalStateException.class, () -> tap.sendFrame(new byte[60], 0, 60));
             expect(IllegalStateException.class, () -> tap.sendFrame(ByteBuffer.allocateDirect(60)));
@@ -409,13 +419,14 @@ public final class TestRunner {
             try (TapEmulator tap = new TapEmulator(cfg, r)) {
                 tap.start();
                 expect(IllegalStateException.class, () -> tap.sendFrame(new byte[60], 0, 60));
+                check(r.leases.poll(5, TimeUnit.SECONDS) != null, "link open");
                 synchronized (r) {
                     check(r.protectedFds.size() == 1 && r.protectedFds.get(0) > 2, "protect(fd) called: " + r.protectedFds);
                 }
             }
         });
 
-        test("misuse: protect refusing or throwing -> start() throws IOException", () -> {
+        test("misuse: protect refusing or throwing -> onStopped(error), the emulator stopped", () -> {
             TapConfig cfg = TapConfig.builder().link("udp://127.0.0.1:9").build();
             for (TapListener l : new TapListener[] {
                 new TapListener() {
@@ -427,12 +438,28 @@ public final class TestRunner {
                 new TapListener() {
                     @Override
                     public boolean protect(int fd) {
-                        throw new RuntimeException("listener bug");
+                        throw new RuntimeException("listener bug (expected in this test)");
                     }
                 },
             }) {
-                try (TapEmulator tap = new TapEmulator(cfg, l)) {
-                    expect(IOException.class, tap::start);
+                BlockingQueue<String> stopped = new LinkedBlockingQueue<>();
+                TapListener withStop = new TapListener() {
+                    @Override
+                    public boolean protect(int fd) {
+                        return l.protect(fd);
+                    }
+
+                    @Override
+                    public void onStopped(String error) {
+                        stopped.add(String.valueOf(error));
+                    }
+                };
+                try (TapEmulator tap = new TapEmulator(cfg, withStop)) {
+                    tap.start();
+                    String error = stopped.poll(5, TimeUnit.SECONDS);
+                    check(error != null && error.contains("protect"), "onStopped with the reason: " + error);
+                    IllegalStateException e = expect(IllegalStateException.class, tap::detachTun);
+                    check(e.getMessage().contains("stopped"), e.getMessage());
                 }
             }
         });
@@ -440,16 +467,18 @@ public final class TestRunner {
         test("re-entrancy: protect() calling back into the emulator during start() does not deadlock", () -> {
             AtomicReference<TapEmulator> self = new AtomicReference<>();
             AtomicReference<String> seen = new AtomicReference<>();
+            CountDownLatch protectedOnce = new CountDownLatch(1);
             TapListener l = new TapListener() {
                 @Override
                 public boolean protect(int fd) {
                     TapEmulator t = self.get();
                     t.stats();
                     try {
-                        t.detachTun();
-                    } catch (IllegalStateException e) {
+                        t.attachTun(Fds.openDevNull());
+                    } catch (IllegalStateException | IOException e) {
                         seen.set(e.getMessage());
                     }
+                    protectedOnce.countDown();
                     return true;
                 }
             };
@@ -457,6 +486,7 @@ public final class TestRunner {
             try (TapEmulator tap = new TapEmulator(cfg, l)) {
                 self.set(tap);
                 tap.start();
+                check(protectedOnce.await(5, TimeUnit.SECONDS), "protect called");
                 check(seen.get() != null && seen.get().contains("starting"), "saw it starting: " + seen.get());
                 tap.detachTun();
             }
@@ -545,6 +575,8 @@ public final class TestRunner {
             check(stopped.await(5, TimeUnit.SECONDS), "stopped");
             check(tap.isClosed(), "closed");
         });
+
+        ApiTests.run();
 
         test("LinuxTun.open: bad names -> IllegalArgumentException", () -> {
             expect(IllegalArgumentException.class, () -> LinuxTun.open(""));
@@ -804,11 +836,11 @@ public final class TestRunner {
             String leased = null;
             try (TapEmulator tap = new TapEmulator(cfg, r)) {
                 tap.start();
+                Lease lease = r.leases.poll(30, TimeUnit.SECONDS);
+                check(lease != null, "lease from dnsmasq");
                 synchronized (r) {
                     check(!r.protectedFds.isEmpty(), "protect called before connect");
                 }
-                Lease lease = r.leases.poll(30, TimeUnit.SECONDS);
-                check(lease != null, "lease from dnsmasq");
                 System.out.println("     lease: " + lease);
                 String addr = lease.address().getHostAddress();
                 leased = addr;

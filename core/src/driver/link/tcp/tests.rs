@@ -4,6 +4,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
 
 use super::*;
+use crate::driver::link::LinkStatus;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -42,6 +43,7 @@ fn state() -> LinkState {
         status: Vec::new(),
         dropped_out: 0,
         reconnects: 0,
+        is_down: false,
     }
 }
 
@@ -52,7 +54,12 @@ async fn link_and_peer() -> (TcpLink, TcpStream) {
         .expect("bind");
     let remote = Remote::Addr(listener.local_addr().expect("addr"));
     let (link, accepted) = tokio::join!(
-        TcpLink::open(remote, LengthPrefix::U32, None),
+        TcpLink::open(
+            remote,
+            LengthPrefix::U32,
+            Duration::from_secs(5),
+            LinkOptions::new(&crate::driver::DriverConfig::default())
+        ),
         listener.accept()
     );
     (link.expect("connect"), accepted.expect("accept").0)

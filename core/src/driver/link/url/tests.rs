@@ -23,6 +23,7 @@ fn parses_urls() {
         LinkSpec::Tcp {
             len: LengthPrefix::U32,
             remote: Remote::Name { host, port: 7000 },
+            user_timeout: None,
         } if host == "host.example"
     ));
     let s = parse_ok("tcp://[2001:db8::1]:7000");
@@ -31,6 +32,7 @@ fn parses_urls() {
         LinkSpec::Tcp {
             len: LengthPrefix::U16,
             remote: Remote::Addr(_),
+            user_timeout: None,
         }
     ));
     assert_eq!(s.to_string(), "tcp://[2001:db8::1]:7000?len=2");
@@ -40,12 +42,23 @@ fn parses_urls() {
     assert_eq!(s.to_string(), "vxlan://[fe80::1]:4789?vni=7&bind=[::]:4789");
     let s = parse_ok("vxlan://[fe80::1%3]?vni=7");
     assert_eq!(s.to_string(), "vxlan://[fe80::1%3]:4789?vni=7");
+    let s = parse_ok("tcp://192.0.2.1:7000?user_timeout_ms=2500");
+    assert!(matches!(
+        s,
+        LinkSpec::Tcp { user_timeout: Some(t), .. } if t == std::time::Duration::from_millis(2500)
+    ));
+    assert_eq!(
+        s.to_string(),
+        "tcp://192.0.2.1:7000?len=2&user_timeout_ms=2500"
+    );
     let s = parse_ok("tap://tap0");
     assert_eq!(s.to_string(), "tap://tap0");
     for bad in [
         "192.0.2.1:5000",
         "udp://192.0.2.1",
         "tcp://h:1?len=3",
+        "tcp://h:1?user_timeout_ms=-1",
+        "tcp://h:1?user_timeout_ms=4294967296",
         "vxlan://h:1",
         "vxlan://h:1?vni=16777216",
         "vxlan://h:1?vni=+1",
@@ -144,6 +157,7 @@ fn param() -> impl Strategy<Value = String> {
         (0u32..20_000_000).prop_map(|v| format!("vni={v}")),
         (0u32..20_000_000).prop_map(|v| format!("vni={v}")),
         "len=[0-9]",
+        (0u64..5_000_000_000).prop_map(|v| format!("user_timeout_ms={v}")),
         any::<u16>().prop_map(|p| format!("bind={p}")),
         (any::<[u8; 4]>(), any::<u16>())
             .prop_map(|(o, p)| format!("bind={}:{p}", Ipv4Addr::from(o))),

@@ -339,3 +339,4 @@ mod exchange;
 mod lease;
 mod options;
 mod proptests;
+mod roam;

@@ -18,7 +18,7 @@ import java.nio.ByteBuffer;
 public class ExampleVpnService extends VpnService {
     private volatile TapEmulator tap; // set before start(), so before any listener call
 
-    void connect() throws IOException {
+    void connect() {
         TapConfig config = TapConfig.builder()
                 .hostname("phone")                          // DHCP by default; .staticAddress(...) too
                 .link("vxlan://198.51.100.1:4789?vni=42")   // or omit: callback mode, your own protocol
@@ -27,10 +27,12 @@ public class ExampleVpnService extends VpnService {
             @Override public boolean protect(int fd) { return ExampleVpnService.this.protect(fd); }
             @Override public void onLeaseAcquired(Lease lease) { attach(lease); }
             @Override public void onLeaseChanged(Lease oldLease, Lease lease) { attach(lease); }
-            @Override public void onFrame(ByteBuffer frame) { /* callback mode: send it to the server */ }
+            @Override public void onFrames(ByteBuffer batch) { /* callback mode: send the batch to the server */ }
+            @Override public void onStopped(String error) { if (error != null) Log.w("vpn", "stopped: " + error); }
         });
-        tap.start(); // IOException if the link cannot be set up
-        // callback mode: tap.sendFrame(frameFromServer);   stats: tap.stats();   at the end: tap.close();
+        tap.start(); // returns at once; a link that cannot be set up comes as onStopped(error)
+        // callback mode: tap.sendFrames(batchFromServer) says how many it took;   stats: tap.stats();
+        // at the end: tap.close();
     }
 
     /** On the emulator's thread: a new interface, whose fd replaces (and closes) the old one. */

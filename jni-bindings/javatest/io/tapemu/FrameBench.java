@@ -1,0 +1,99 @@
+package io.tapemu;
+
+import java.nio.ByteBuffer;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Callback-mode throughput, closed loop: ARP requests for our address in, replies out, at most
+ * {@code IN_FLIGHT} requests unanswered. Per-frame ({@code sendFrame} + {@code onFrame}, one
+ * upcall per frame) against batched ({@code sendFrames} + {@code onFrames}). Arguments: seconds
+ * per mode (default 5). Prints frames/s each way.
+ */
+public final class FrameBench {
+    static final int IN_FLIGHT = 64;
+
+    private FrameBench() {}
+
+    public static void main(String[] args) throws Exception {
+        int seconds = args.length > 0 ? Integer.parseInt(args[0]) : 5;
+        double perFrame = run(false, seconds);
+        double batched = run(true, seconds);
+        System.out.printf("per-frame: %.0f round trips/s%nbatched:   %.0f round trips/s (%.1fx)%n",
+                perFrame, batched, batched / perFrame);
+        System.exit(0);
+    }
+
+    static double run(boolean batched, int seconds) throws Exception {
+        Semaphore credits = new Semaphore(IN_FLIGHT);
+        AtomicLong replies = new AtomicLong();
+        TapListener l = batched ? new TapListener() {
+            @Override
+            public void onFrames(ByteBuffer batch) {
+                int n = 0;
+                while (batch.hasRemaining()) {
+                    int len = batch.getInt();
+                    if (len >= 22 && batch.get(batch.position() + 21) == 2) {
+                        n++;
+                    }
+                    batch.position(batch.position() + len);
+                }
+                replies.addAndGet(n);
+                credits.release(n);
+            }
+        } : new TapListener() {
+            @Override
+            public void onFrame(ByteBuffer frame) {
+                if (frame.remaining() >= 22 && frame.get(21) == 2) {
+                    replies.incrementAndGet();
+                    credits.release();
+                }
+            }
+        };
+        TapConfig cfg = TapConfig.builder().mac("02:00:5e:10:00:01").staticAddress("192.0.2.50", 24, null)
+                .ipv6(false).batchFrames(batched).build();
+        byte[] req = Frames.arpRequest(Frames.mac("02:00:5e:10:00:99"), Frames.ip("192.0.2.1"), Frames.ip("192.0.2.50"));
+        ByteBuffer batch = ByteBuffer.allocateDirect(IN_FLIGHT * (4 + req.length));
+        ByteBuffer one = ByteBuffer.allocateDirect(req.length);
+        one.put(req).flip();
+        try (TapEmulator tap = new TapEmulator(cfg, l)) {
+            tap.start();
+            long warm = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+            long start = 0;
+            long startReplies = 0;
+            long end = Long.MAX_VALUE;
+            while (System.nanoTime() < end) {
+                if (start == 0 && System.nanoTime() >= warm) {
+                    start = System.nanoTime();
+                    startReplies = replies.get();
+                    end = start + TimeUnit.SECONDS.toNanos(seconds);
+                }
+                if (!credits.tryAcquire(100, TimeUnit.MILLISECONDS)) {
+                    continue;
+                }
+                int n = 1 + credits.drainPermits();
+                if (batched) {
+                    batch.clear();
+                    for (int i = 0; i < n; i++) {
+                        batch.putInt(req.length).put(req);
+                    }
+                    batch.flip();
+                    int taken = tap.sendFrames(batch);
+                    credits.release(n - taken);
+                } else {
+                    int taken = 0;
+                    for (int i = 0; i < n; i++) {
+                        if (tap.sendFrame(one)) {
+                            taken++;
+                        }
+                    }
+                    credits.release(n - taken);
+                }
+            }
+            double rate = (replies.get() - startReplies) * 1e9 / (System.nanoTime() - start);
+            System.out.printf("%s: %s%n", batched ? "batched" : "per-frame", tap.stats());
+            return rate;
+        }
+    }
+}
