@@ -158,8 +158,8 @@ T_UP_GB=$(per_gb "$C0" "$C1")
 if [ -n "$PERF" ]; then
     kill -INT "$PERF_PID"
     wait "$PERF_PID" || true
-    perf report -i "$LAB_DIR/perf.data" --no-children --percent-limit 1 --stdio 2>/dev/null \
-        | grep -v '^$' | head -150 >"$PERF"
+    perf report -i "$LAB_DIR/perf.data" --no-children --percent-limit 1 --stdio \
+        >"$PERF" 2>/dev/null || true
     cp "$LAB_DIR/perf.data" "$PERF.data" 2>/dev/null || true
 fi
 C1=$(cpu_seconds $TAPEMU)

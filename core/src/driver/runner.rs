@@ -23,21 +23,13 @@ use super::{
     Command, Direction, DriverConfig, DriverError, DriverEvent, DriverStats, FrameHook, LinkStatus,
     NextTimer, STOP_DEADLINE,
 };
-use crate::offload::{
-    complete_checksum, Gro, GroConfig, GsoType, Push, SuperSegment, VirtioNetHdr,
-};
+use crate::offload::{Gro, GroConfig};
 use crate::{Egress, Ingress, Tap, Transmit, HEADROOM};
+
+mod vnet;
 
 /// Offset of the IP packet in a TUN read buffer: link headroom, then Ethernet headroom.
 const TUN_OFFSET: usize = LINK_HEADROOM + HEADROOM;
-/// Reads per wake-up from a TUN with virtio-net headers: each may be a 64 KiB
-/// super-segment.
-const VNET_BATCH: usize = 8;
-/// Largest read from a TUN with virtio-net headers.
-const VNET_READ: usize = VirtioNetHdr::LEN + 65535;
-/// Segments sent per batch from a TUN with virtio-net headers: a 64 KiB TCP
-/// super-segment of 1,448-byte segments is 46.
-const VNET_SEGMENTS: usize = 64;
 
 /// What the loop sleeps on until the next protocol timer.
 enum Sleep {
@@ -145,19 +137,6 @@ impl Runner {
         };
         runner.prepare_tun_bufs();
         runner
-    }
-
-    /// Allocates what a TUN with virtio-net headers needs, once one is attached.
-    fn prepare_tun_bufs(&mut self) {
-        if !self.tun.as_ref().is_some_and(PacketFd::has_vnet_hdr) || !self.vnet_bufs.is_empty() {
-            return;
-        }
-        self.vnet_bufs = vec![vec![0; VNET_READ]; VNET_BATCH];
-        self.vnet_lens = vec![0; VNET_BATCH];
-        let segment = self.tun_bufs.first().map_or(0, Vec::len);
-        let count = self.tun_bufs.len().max(VNET_SEGMENTS);
-        self.tun_bufs.resize(count, vec![0; segment]);
-        self.tun_lens.resize(count, 0);
     }
 
     fn stats(&self) -> DriverStats {
@@ -369,36 +348,17 @@ impl Runner {
                 continue;
             };
             let (at, end) = (start + range.start, start + range.end);
-            let dropped = &mut self.tun_dropped_out;
             match &self.tun {
-                Some(tun) if vnet => {
-                    let buf = &mut self.link_bufs[i];
-                    let push = self.gro.push(&buf[at..end]);
-                    while let Some(sup) = self.gro.pop_ready() {
-                        count_write(tun.write_raw(sup), dropped);
-                    }
-                    if push == Push::PassThrough {
-                        // The Ethernet header in front of the packet is done with: the
-                        // virtio-net header goes in its place.
-                        let result = match at.checked_sub(VirtioNetHdr::LEN) {
-                            Some(hdr_at) => {
-                                VirtioNetHdr::NONE.emit(&mut buf[hdr_at..at]);
-                                tun.write_raw(&buf[hdr_at..end])
-                            }
-                            None => tun.write(&buf[at..end]),
-                        };
-                        count_write(result, dropped);
-                    }
-                }
-                Some(tun) => count_write(tun.write(&self.link_bufs[i][at..end]), dropped),
+                Some(_) if vnet => self.deliver_vnet(i, at, end),
+                Some(tun) => count_write(
+                    tun.write(&self.link_bufs[i][at..end]),
+                    &mut self.tun_dropped_out,
+                ),
                 None => self.dropped_no_tun += 1,
             }
         }
-        if let (Some(tun), true) = (&self.tun, vnet) {
-            self.gro.flush();
-            while let Some(sup) = self.gro.pop_ready() {
-                count_write(tun.write_raw(sup), &mut self.tun_dropped_out);
-            }
+        if vnet {
+            self.flush_vnet();
         }
     }
 
@@ -447,70 +407,6 @@ impl Runner {
         self.link.flush();
         self.ready.clear();
         Ok(())
-    }
-
-    /// Splits what a TUN with virtio-net headers read into packets in `tun_bufs` and
-    /// sends them as [`Runner::handle_tun_packets`] does, a pool of segments at a time.
-    async fn handle_vnet_reads(&mut self, now: Instant, n: usize) -> Result<(), DriverError> {
-        let mut reads = std::mem::take(&mut self.vnet_bufs);
-        let result = self.segment_reads(now, &mut reads, n).await;
-        self.vnet_bufs = reads;
-        result
-    }
-
-    async fn segment_reads(
-        &mut self,
-        now: Instant,
-        reads: &mut [Vec<u8>],
-        n: usize,
-    ) -> Result<(), DriverError> {
-        self.ready.clear();
-        let mut used = 0;
-        for (i, read) in reads.iter_mut().enumerate().take(n) {
-            let Some(read) = read.get_mut(..self.vnet_lens[i]) else {
-                continue;
-            };
-            let Ok(hdr) = VirtioNetHdr::parse(read) else {
-                self.tun_dropped_in += 1;
-                continue;
-            };
-            let packet = &mut read[VirtioNetHdr::LEN..];
-            if hdr.gso_type == GsoType::None {
-                let room = self.tun_bufs[0].len() - TUN_OFFSET;
-                if complete_checksum(&hdr, packet).is_err() || packet.len() > room {
-                    self.tun_dropped_in += 1;
-                    continue;
-                }
-                if used == self.tun_bufs.len() {
-                    self.send_ready().await?;
-                    used = 0;
-                }
-                self.tun_bufs[used][TUN_OFFSET..TUN_OFFSET + packet.len()].copy_from_slice(packet);
-                self.egress(now, used, packet.len());
-                used += 1;
-                continue;
-            }
-            let Ok(sup) = SuperSegment::parse(&hdr, packet) else {
-                self.tun_dropped_in += 1;
-                continue;
-            };
-            for index in 0..sup.count() {
-                if used == self.tun_bufs.len() {
-                    self.send_ready().await?;
-                    used = 0;
-                }
-                match sup.write(index, &mut self.tun_bufs[used][TUN_OFFSET..]) {
-                    Ok(len) => self.egress(now, used, len),
-                    Err(_) => {
-                        // Segments larger than the MTU: the rest would be too.
-                        self.tun_dropped_in += 1;
-                        break;
-                    }
-                }
-                used += 1;
-            }
-        }
-        self.send_ready().await
     }
 
     /// Carries out every pending transmit and forwards every pending event.

@@ -416,3 +416,20 @@ pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: fresh fds owned by nothing else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_liveness_options_are_set() {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let fd = socket.as_raw_fd();
+        set_tcp_liveness(fd, Duration::from_millis(7500)).expect("options");
+        let get = |level, option| get_option(fd, level, option).expect("getsockopt");
+        assert_eq!(get(libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), KEEPALIVE_IDLE_S);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPCNT), KEEPALIVE_COUNT);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT), 7500);
+    }
+}
