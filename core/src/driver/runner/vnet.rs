@@ -9,14 +9,11 @@ use super::{count_write, Runner, TUN_OFFSET};
 use crate::driver::DriverError;
 use crate::offload::{complete_checksum, GsoType, Push, SuperSegment, VirtioNetHdr};
 
-/// Reads per wake-up from a TUN with virtio-net headers: each may be a 64 KiB
-/// super-segment.
-pub(super) const VNET_BATCH: usize = 8;
 /// Largest read from a TUN with virtio-net headers.
-pub(super) const VNET_READ: usize = VirtioNetHdr::LEN + 65535;
+const VNET_READ: usize = VirtioNetHdr::LEN + 65535;
 /// Segments sent per batch from a TUN with virtio-net headers: a 64 KiB TCP
 /// super-segment of 1,448-byte segments is 46.
-pub(super) const VNET_SEGMENTS: usize = 64;
+const VNET_SEGMENTS: usize = 64;
 
 impl Runner {
     /// Allocates what a TUN with virtio-net headers needs, once one is attached.
@@ -24,8 +21,12 @@ impl Runner {
         if !self.tun.as_ref().is_some_and(|t| t.has_vnet_hdr()) || !self.vnet_bufs.is_empty() {
             return;
         }
-        self.vnet_bufs = vec![vec![0; VNET_READ]; VNET_BATCH];
-        self.vnet_lens = vec![0; VNET_BATCH];
+        // As many reads per wake-up as a plain TUN gets (`DriverConfig::batch`): small
+        // packets (UDP, ACKs) come one per read here too. Zeroed allocations: a read
+        // touches only the pages it fills.
+        let batch = self.link_bufs.len();
+        self.vnet_bufs = vec![vec![0; VNET_READ]; batch];
+        self.vnet_lens = vec![0; batch];
         let segment = self.tun_bufs.first().map_or(0, Vec::len);
         let count = self.tun_bufs.len().max(VNET_SEGMENTS);
         self.tun_bufs.resize(count, vec![0; segment]);

@@ -107,9 +107,9 @@ struct SegmentCmsg([u8; 32]);
 /// With `gso`, consecutive items of the same length (the last of a run may be shorter)
 /// go as one message carrying `UDP_SEGMENT`: one trip through the stack for up to
 /// [`GSO_MAX_SEGMENTS`] datagrams, gathered from their own buffers (one iovec each), so
-/// nothing is copied. The kernel refuses such a message with `EIO` where the route's
-/// device cannot checksum (`tx off`) and with `EINVAL` where a datagram exceeds the
-/// path MTU: the caller sends again without `gso`.
+/// nothing is copied. A kernel may refuse such a message: `EIO` where it cannot
+/// checksum the segments, `EINVAL` where a datagram exceeds the path MTU; the caller
+/// then sends again without `gso`.
 pub(crate) fn send_batch_to(
     fd: RawFd,
     bufs: &[Vec<u8>],
