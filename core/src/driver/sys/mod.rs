@@ -267,6 +267,8 @@ impl BootTimer {
         }
         // A zero `it_value` disarms: an armed deadline is at least 1 ns.
         let value = at.map_or(Duration::ZERO, |d| d.max(Duration::from_nanos(1)));
+        // `c_long` is 32 bits on 32-bit Android, where the conversion can fail.
+        #[allow(clippy::unnecessary_fallible_conversions)]
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
