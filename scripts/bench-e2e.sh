@@ -10,7 +10,8 @@
 #     (c) tapemu on a TUN with segmentation offloads (IFF_VNET_HDR, TSO/USO, GRO);
 #     (d) tapemu on a plain TUN (--no-offload): the path of an Android VpnService fd;
 #   tapemu / (a) per direction; tapemu's CPU seconds per GB moved; UDP (iperf3 -u,
-#   1400-byte datagrams) through (c) at the highest rate found with < 1 % loss; time to
+#   1400-byte datagrams) through (a) and (c) at the highest rate found with < 1 % loss
+#   (bisection, 3 s per try: noisy on a busy machine); time to
 #   lease; tapemu's RSS; wake-ups (context switches of all its threads) over an idle
 #   minute.
 #
@@ -104,6 +105,8 @@ ctx_switches() {
 _lab_wait 10 "kernel vxlan path" "${P[@]}" ping -c1 -W1 -I 192.0.2.60 "$LAB_LAN_HOST"
 K_UP=$(gbps 192.0.2.60)
 K_DOWN=$(gbps 192.0.2.60 -R)
+KU_UP=$(udp_rate 192.0.2.60)
+KU_DOWN=$(udp_rate 192.0.2.60 -R)
 "${P[@]}" ip link del kvx0
 
 # (b) kernel TAP + tap-vxlan-relay in phone
@@ -197,7 +200,8 @@ REPORT=$(cat <<MD
 | (c) / (a) | **$(ratio "$T_UP" "$K_UP")** | **$(ratio "$T_DOWN" "$K_DOWN")** | |
 | (d) / (a) | $(ratio "$N_UP" "$K_UP") | $(ratio "$N_DOWN" "$K_DOWN") | |
 | (c) / (b) | $(ratio "$T_UP" "$R_UP") | $(ratio "$T_DOWN" "$R_DOWN") | |
-| (c) UDP, iperf3 -u -l 1400, highest rate with < 1 % loss | ${U_UP} Mbit/s | ${U_DOWN} Mbit/s | |
+| UDP, iperf3 -u -l 1400, highest rate with < 1 % loss: (a) kernel vxlan | ${KU_UP} Mbit/s | ${KU_DOWN} Mbit/s | |
+| UDP, iperf3 -u -l 1400, highest rate with < 1 % loss: (c) tapemu | ${U_UP} Mbit/s | ${U_DOWN} Mbit/s | |
 
 | tapemu (c) | value |
 |---|---|
