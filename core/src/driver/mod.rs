@@ -207,6 +207,10 @@ pub struct DriverStats {
     /// Packets read from a TUN with virtio-net headers that could not be used (a
     /// super-segment or checksum request that does not match its packet) and dropped.
     pub tun_dropped_in: u64,
+    /// Super-segments read from a TUN with virtio-net headers and split into packets.
+    pub tun_super_segments_in: u64,
+    /// Coalesced TCP super-segments written to a TUN with virtio-net headers.
+    pub tun_super_segments_out: u64,
     /// Link frames or TUN packets that arrived while no TUN was attached.
     pub dropped_no_tun: u64,
     /// Times a connection-oriented link reconnected.

@@ -82,6 +82,7 @@ impl Runner {
                 self.tun_dropped_in += 1;
                 continue;
             };
+            self.tun_super_segments_in += 1;
             for index in 0..sup.count() {
                 if used == self.tun_bufs.len() {
                     self.send_ready().await?;

@@ -120,7 +120,8 @@ async fn super_segment_from_the_tun_goes_out_as_mss_sized_frames() {
         ..VirtioNetHdr::NONE
     };
     write_packet(&tun_kernel, &[&bad.to_bytes()[..], &packet].concat()).expect("write");
-    wait_for_stats(&handle, false, |s| s.tun_dropped_in == 1).await;
+    let stats = wait_for_stats(&handle, false, |s| s.tun_dropped_in == 1).await;
+    assert_eq!(stats.tun_super_segments_in, 1);
     handle.stop().await;
 }
 
@@ -202,5 +203,7 @@ async fn tcp_segments_from_the_link_reach_the_tun_coalesced() {
         &fin[14..],
         "the FIN after it"
     );
+    let stats = handle.stats().await.expect("stats");
+    assert_eq!(stats.tun_super_segments_out, 1);
     handle.stop().await;
 }
