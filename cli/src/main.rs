@@ -2,8 +2,11 @@
 //! link, configures the TUN from the lease, or just obtains a lease.
 
 mod capture;
+mod identity;
+mod lease_file;
 mod netconf;
 mod output;
+mod route_watch;
 mod throttle;
 
 use std::io;
@@ -54,9 +57,15 @@ struct Common {
     /// vxlan://HOST:PORT?vni=N, tap://NAME.
     #[arg(long, value_name = "URL", value_parser = parse_link)]
     link: String,
-    /// Our MAC address (default: random, locally administered).
+    /// Our MAC address (default for `run`: stable for this host and TUN name, from
+    /// /etc/machine-id; for `lease`: random).
     #[arg(long, value_name = "MAC")]
     mac: Option<MacAddr>,
+    /// How long data sent on a tcp:// link may stay unacknowledged before the
+    /// connection is made again (TCP_USER_TIMEOUT); a URL's ?user_timeout_ms= wins.
+    #[arg(long, value_name = "MS", default_value_t = tapemu::driver::TCP_USER_TIMEOUT.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    tcp_user_timeout: u64,
     /// Host name sent to the DHCP server.
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
@@ -93,10 +102,39 @@ struct RunArgs {
     /// No IPv6 (no link-local address, router discovery or SLAAC).
     #[arg(long)]
     no_ipv6: bool,
+    /// Where the lease is kept between runs, to ask for the same address again on the
+    /// next start (default: $TAPEMU_STATE_DIR or /var/lib/tapemu, then TUN.lease).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_lease_file")]
+    lease_file: Option<PathBuf>,
+    /// Keep no lease file: every start discovers anew.
+    #[arg(long)]
+    no_lease_file: bool,
+    /// On SIGINT/SIGTERM stop without releasing the lease (no DHCPRELEASE), so the
+    /// next start gets the same address.
+    #[arg(long)]
+    no_release: bool,
+    /// Do not watch the route to the link's peer (by default a change of its device,
+    /// gateway or source address reopens the link and re-announces the host).
+    #[arg(long)]
+    no_route_watch: bool,
     /// Open a plain TUN, one packet per read and write (as on Android), instead of one
     /// with segmentation offloads (TSO/USO and coalesced writes).
     #[arg(long)]
     no_offload: bool,
+}
+
+impl RunArgs {
+    /// The lease file in use, if any.
+    fn lease_path(&self) -> Option<PathBuf> {
+        if self.no_lease_file || self.static_addr.is_some() {
+            return None;
+        }
+        Some(
+            self.lease_file
+                .clone()
+                .unwrap_or_else(|| lease_file::default_path(&self.tun)),
+        )
+    }
 }
 
 #[derive(Debug, Args)]
@@ -147,13 +185,6 @@ fn main() -> ExitCode {
             return usage_error(line);
         }
     };
-    let config = match &cli.command {
-        Cmd::Run(args) => run_config(args),
-        Cmd::Lease(args) => lease_config(args),
-    };
-    if let Err(e) = config.validate() {
-        return usage_error(&e.to_string());
-    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -163,6 +194,13 @@ fn main() -> ExitCode {
         .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .with_target(false)
         .init();
+    let config = match &cli.command {
+        Cmd::Run(args) => run_config(args),
+        Cmd::Lease(args) => lease_config(args),
+    };
+    if let Err(e) = config.validate() {
+        return usage_error(&e.to_string());
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -209,9 +247,10 @@ fn tap_config(common: &Common, ipv4: Ipv4Mode, ipv6: bool, mtu: u16) -> Config {
     }
 }
 
-fn dhcp_mode(common: &Common) -> Ipv4Mode {
+fn dhcp_mode(common: &Common, remembered_lease: Option<tapemu::Lease>) -> Ipv4Mode {
     Ipv4Mode::Dhcp(DhcpConfig {
         hostname: common.hostname.clone(),
+        remembered_lease,
         ..DhcpConfig::default()
     })
 }
@@ -220,14 +259,21 @@ fn dhcp_mode(common: &Common) -> Ipv4Mode {
 fn run_config(args: &RunArgs) -> Config {
     let ipv4 = match args.static_addr {
         Some((addr, len)) => Ipv4Mode::Static(Ipv4Interface::new(addr, len, args.gateway)),
-        None => dhcp_mode(&args.common),
+        None => dhcp_mode(
+            &args.common,
+            args.lease_path().and_then(|p| lease_file::load(&p)),
+        ),
     };
-    tap_config(&args.common, ipv4, !args.no_ipv6, args.mtu.unwrap_or(1500))
+    let mut config = tap_config(&args.common, ipv4, !args.no_ipv6, args.mtu.unwrap_or(1500));
+    if config.mac.is_none() {
+        config.mac = identity::default_mac(&args.tun);
+    }
+    config
 }
 
 /// The emulated host `tapemu lease` starts: DHCP only.
 fn lease_config(args: &LeaseArgs) -> Config {
-    tap_config(&args.common, dhcp_mode(&args.common), false, 1500)
+    tap_config(&args.common, dhcp_mode(&args.common, None), false, 1500)
 }
 
 /// SIGINT and SIGTERM, taken over before anything is started so that either ends a
@@ -254,6 +300,7 @@ async fn start(
     let config = DriverConfig {
         tap,
         frame_hook,
+        tcp_user_timeout: Duration::from_millis(common.tcp_user_timeout),
         tun_vnet_hdr: tun.as_ref().is_some_and(|t| t.offload.vnet_hdr()),
         ..DriverConfig::default()
     };
@@ -312,9 +359,24 @@ async fn run(args: RunArgs, tap: Config) -> Result<(), String> {
     };
     let link = common.link.clone();
     let (mut sigint, mut sigterm) = stop_signals()?;
-    let (handle, mut events, capture) = start(common, tap, link_spec(common)?, Some(tun)).await?;
+    let spec = link_spec(common)?;
+    let peer = match args.no_route_watch {
+        true => None,
+        false => route_watch::peer_of(&spec).await,
+    };
+    let (handle, mut events, capture) = start(common, tap, spec, Some(tun)).await?;
     let out = Output::new(common.json, link_mtu);
     out.started(&dev, &link);
+    let lease_path = args.lease_path();
+    let (watch, mut paths) = match peer.map(|p| route_watch::spawn(p, dev.clone(), handle.clone()))
+    {
+        Some(Ok((task, paths))) => (Some(task), Some(paths)),
+        Some(Err(e)) => {
+            tracing::warn!("{e}; not watching the route to the link's peer");
+            (None, None)
+        }
+        None => (None, None),
+    };
     let is_static = args.static_addr.is_some();
     let mut ipv6: Throttle<Ipv6Info> = Throttle::new(IPV6_REWRITE_INTERVAL);
     let mut failure = None;
@@ -322,6 +384,10 @@ async fn run(args: RunArgs, tap: Config) -> Result<(), String> {
         let event = tokio::select! {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
+            Some(path) = next_path(&mut paths) => {
+                out.network_changed(&path);
+                continue;
+            }
             () = sleep_until(ipv6.deadline()) => {
                 let info = ipv6.poll(Instant::now().into_std());
                 if let (Some(conf), Some(info)) = (conf.as_mut(), info) {
@@ -337,6 +403,7 @@ async fn run(args: RunArgs, tap: Config) -> Result<(), String> {
             break;
         }
         out.event(&event);
+        keep_lease(lease_path.as_deref(), &event);
         let Some(conf) = conf.as_mut() else { continue };
         match &event {
             DriverEvent::Tap(Event::Ipv6(Ipv6Event::Changed(info))) => {
@@ -351,12 +418,17 @@ async fn run(args: RunArgs, tap: Config) -> Result<(), String> {
             }
         }
     }
-    // Orderly end: take the TUN back, release the lease, undo the configuration.
+    // Orderly end: take the TUN back, release the lease (unless kept), undo the
+    // configuration.
+    if let Some(watch) = watch {
+        watch.abort();
+    }
     let tun = handle.detach_tun().await.ok().flatten();
-    handle.stop().await;
+    handle.shutdown(!args.no_release).await;
     while let Ok(event) = events.try_recv() {
         if !matches!(event, DriverEvent::Stopped { .. }) {
             out.event(&event);
+            keep_lease(lease_path.as_deref(), &event);
         }
     }
     if let Some(conf) = conf.as_mut() {
@@ -370,6 +442,34 @@ async fn run(args: RunArgs, tap: Config) -> Result<(), String> {
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// The next change of the route to the link's peer, or never without a route watch.
+async fn next_path(
+    paths: &mut Option<tokio::sync::mpsc::UnboundedReceiver<route_watch::Path>>,
+) -> Option<route_watch::Path> {
+    match paths {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Keeps the lease file in step with the lease: stored when acquired, renewed or
+/// changed, removed when lost or released.
+fn keep_lease(path: Option<&std::path::Path>, event: &DriverEvent) {
+    let Some(path) = path else { return };
+    let DriverEvent::Tap(Event::Dhcp(event)) = event else {
+        return;
+    };
+    let lease = match event {
+        DhcpEvent::LeaseAcquired(lease) | DhcpEvent::LeaseRenewed(lease) => lease,
+        DhcpEvent::LeaseChanged { new, .. } => new,
+        DhcpEvent::LeaseLost { .. } => return lease_file::remove(path),
+        _ => return,
+    };
+    if let Err(e) = lease_file::store(path, lease) {
+        tracing::warn!("lease file: {e}");
     }
 }
 

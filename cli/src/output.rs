@@ -138,6 +138,20 @@ impl Output {
         }
     }
 
+    /// The route to the link's peer changed and the driver was told.
+    pub fn network_changed(&self, path: &crate::route_watch::Path) {
+        if self.json {
+            println!(
+                "{}",
+                json!({"event": "network_changed", "peer": path.peer.to_string(),
+                       "dev": path.dev, "gateway": path.gateway.map(|g| g.to_string()),
+                       "source": path.source.map(|s| s.to_string())})
+            );
+        } else {
+            tracing::info!("network changed: {path}");
+        }
+    }
+
     /// The driver ended in order.
     pub fn stopped(&self) {
         if self.json {

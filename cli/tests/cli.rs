@@ -39,6 +39,29 @@ fn bad_arguments_are_one_line_and_exit_2() {
         ],
         &["run", "--link", "udp://192.0.2.1:1", "--mac", "zz"],
         &["lease", "--link", "tcp://192.0.2.1:1?len=3"],
+        &[
+            "run",
+            "--link",
+            "tcp://192.0.2.1:1",
+            "--tcp-user-timeout",
+            "5",
+        ],
+        &[
+            "run",
+            "--link",
+            "tcp://192.0.2.1:1",
+            "--tcp-user-timeout",
+            "soon",
+        ],
+        &[
+            "run",
+            "--link",
+            "udp://192.0.2.1:1",
+            "--lease-file",
+            "/tmp/x.lease",
+            "--no-lease-file",
+        ],
+        &["lease", "--link", "udp://192.0.2.1:1", "--no-release"],
         &["frobnicate"],
     ] {
         let (code, _, err) = tapemu(args);

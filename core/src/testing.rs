@@ -2,9 +2,28 @@
 //! virtual clock, the way a simulated link peer sees it. Time moves only when a test
 //! says so, and every timer runs at the instant it was due.
 
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use crate::{Event, Tap, Transmit};
+use crate::{Config, Event, Ipv4Interface, Ipv4Mode, Ipv6Mode, MacAddr, Tap, Transmit};
+
+/// A Tap at `mac` with the static address 192.0.2.123/24 (gateway as given), IPv6 off,
+/// its first gratuitous ARP already drained.
+pub fn static_ipv4_tap(mac: MacAddr, gateway: Option<Ipv4Addr>, now: Instant) -> Tap {
+    let config = Config {
+        mac: Some(mac),
+        ipv4: Ipv4Mode::Static(Ipv4Interface::new(
+            Ipv4Addr::new(192, 0, 2, 123),
+            24,
+            gateway,
+        )),
+        ipv6: Ipv6Mode::Disabled,
+        ..Config::default()
+    };
+    let mut tap = Tap::new(config, now);
+    drain(&mut tap);
+    tap
+}
 
 /// Every output the Tap has queued, in order.
 pub fn drain(tap: &mut Tap) -> Vec<Transmit> {

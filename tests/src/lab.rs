@@ -578,10 +578,14 @@ impl Netns {
         &self.dir.path
     }
 
-    /// A `Command` that runs `program` inside this namespace (`ip netns exec`).
+    /// A `Command` that runs `program` inside this namespace (`ip netns exec`), with
+    /// `TAPEMU_STATE_DIR` set to [`Netns::dir`] (where `tapemu run` keeps its lease).
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name, program]);
+        // tapemu keeps its lease files here, not in the machine's /var/lib/tapemu:
+        // labs running side by side never see each other's leases.
+        cmd.env("TAPEMU_STATE_DIR", self.dir());
         cmd
     }
 

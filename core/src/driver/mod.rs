@@ -505,8 +505,9 @@ impl DriverHandle {
 
     /// The network under the link changed (Wi-Fi to cellular, a new address): every
     /// link socket is opened again (the socket hook called again, host names resolved
-    /// again), a TCP link reconnecting at once, then the emulated host re-announces
-    /// itself. The lease is kept.
+    /// again), a TCP link reconnecting at once; once the link is open again the
+    /// emulated host re-announces itself (gratuitous ARP, unsolicited NA, an
+    /// INIT-REBOOT DHCPREQUEST, a router solicitation). The lease is kept.
     pub async fn network_changed(&self) -> Result<(), DriverError> {
         self.request(Command::NetworkChanged).await
     }

@@ -85,6 +85,10 @@ pub(crate) struct Runner {
     dropped_no_tun: u64,
     link_dropped_in: u64,
     wakeups: u64,
+    /// The emulated host re-announces itself (gratuitous ARP, unsolicited NA, DHCP
+    /// confirmation, RS) once the link is open again: after a network change, or after
+    /// the link came back up. Sent earlier, on a socket still opening, it would be lost.
+    announce: bool,
 }
 
 enum Wake {
@@ -136,6 +140,7 @@ impl Runner {
             dropped_no_tun: 0,
             link_dropped_in: 0,
             wakeups: 0,
+            announce: false,
         };
         runner.prepare_tun_bufs();
         runner
@@ -284,6 +289,10 @@ impl Runner {
                 self.tap.handle_timeout(now);
             }
             self.report_link_status();
+            if self.announce && self.link.is_open() {
+                self.announce = false;
+                self.tap.network_changed(now);
+            }
         }
     }
 
@@ -296,7 +305,7 @@ impl Runner {
             Command::NetworkChanged(reply) => {
                 tracing::info!("network changed: reopening link {}", self.link.url());
                 self.link.network_changed();
-                self.tap.network_changed(now);
+                self.announce = true;
                 let _ = reply.send(Ok(()));
             }
             Command::NextTimer(reply) => {
@@ -371,7 +380,12 @@ impl Runner {
     fn report_link_status(&mut self) {
         for status in self.link.take_status() {
             match &status {
-                LinkStatus::Up => tracing::info!("link {} up", self.link.url()),
+                LinkStatus::Up => {
+                    tracing::info!("link {} up", self.link.url());
+                    // The path may have changed while the link was down (a TCP link
+                    // that timed out after a roam): announce as after a link flap.
+                    self.announce = true;
+                }
                 LinkStatus::Down { error, .. } => tracing::warn!("{error}"),
             }
             self.events.push(DriverEvent::Link(status));

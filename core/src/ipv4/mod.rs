@@ -33,7 +33,8 @@ use route::{Ipv4Interface, NextHop};
 
 /// How the IPv4 address is configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
-// Made once per `Tap`, never on the data path: size does not matter.
+// Built once per emulator and never moved on a hot path: boxing the DHCP settings
+// would only make them clumsier to write.
 #[allow(clippy::large_enum_variant)]
 pub enum Ipv4Mode {
     /// No IPv4 address: IPv4 from the TUN is dropped, ARP for us is not answered.

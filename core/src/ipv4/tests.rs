@@ -10,7 +10,7 @@ use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use crate::io::{Egress, Ingress, Transmit, HEADROOM};
 use crate::ipv4::route::Ipv4Interface;
 use crate::ipv4::Ipv4Mode;
-use crate::testing::drain;
+use crate::testing::{drain, static_ipv4_tap};
 use crate::wire::arp::{ArpPacket, FRAME_LEN as ARP_FRAME_LEN};
 use crate::wire::ethernet::MacAddr;
 use crate::{Config, Event, Ipv4Event, Ipv6Mode, Tap};
@@ -24,16 +24,7 @@ fn ip(s: &str) -> Ipv4Addr {
 }
 
 fn tap_with(gateway: Option<&str>, now: Instant) -> Tap {
-    let iface = Ipv4Interface::new(ip("192.0.2.123"), 24, gateway.map(ip));
-    let config = Config {
-        mac: Some(OUR_MAC),
-        ipv4: Ipv4Mode::Static(iface),
-        ipv6: Ipv6Mode::Disabled,
-        ..Config::default()
-    };
-    let mut tap = Tap::new(config, now);
-    drain(&mut tap); // the first announcement
-    tap
+    static_ipv4_tap(OUR_MAC, gateway.map(ip), now)
 }
 
 /// A UDP packet behind headroom, as the driver reads it from the TUN.

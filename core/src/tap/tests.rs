@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::testing::drain;
+use crate::testing::static_ipv4_tap;
 use etherparse::PacketBuilder;
 
 const OUR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x64]);
@@ -16,16 +16,7 @@ fn ip(s: &str) -> Ipv4Addr {
 }
 
 fn tap_with(gateway: Option<&str>, now: Instant) -> Tap {
-    let iface = Ipv4Interface::new(ip("192.0.2.123"), 24, gateway.map(ip));
-    let config = Config {
-        mac: Some(OUR_MAC),
-        ipv4: Ipv4Mode::Static(iface),
-        ipv6: Ipv6Mode::Disabled,
-        ..Config::default()
-    };
-    let mut tap = Tap::new(config, now);
-    drain(&mut tap); // the first announcement
-    tap
+    static_ipv4_tap(OUR_MAC, gateway.map(ip), now)
 }
 
 fn ipv4_frame(dst_mac: MacAddr, payload_len: usize, pad_to: usize) -> Vec<u8> {

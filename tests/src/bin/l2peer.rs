@@ -4,8 +4,10 @@
 //! l2peer --tap NAME --udp LISTEN_ADDR [--master BR]
 //!     one Ethernet frame per datagram; frames from the TAP go to the last peer seen
 //! l2peer --tap NAME --tcp LISTEN_ADDR --len 2|4 [--master BR]
-//!     big-endian length prefix, then the frame; one connection at a time, a new one is
-//!     accepted when it drops (frames read from the TAP meanwhile are discarded)
+//!     big-endian length prefix, then the frame; one connection at a time: a new
+//!     connection replaces the current one (a client that roamed reconnects from a new
+//!     address before the old connection times out), and between connections frames
+//!     read from the TAP are discarded
 //! --connect   dial ADDR instead of listening (UDP: send to ADDR from the start;
 //!             TCP: connect once and exit when the connection ends)
 //! ```
@@ -140,17 +142,22 @@ async fn run(args: Args) -> io::Result<()> {
                 let stream = TcpStream::connect(addr).await?;
                 say("ready");
                 say(&format!("connected {addr}"));
-                serve_tcp(&tap, Framed::new(stream, codec())).await;
+                serve_tcp(&tap, Framed::new(stream, codec()), None).await;
                 say(&format!("disconnected {addr}"));
                 Ok(())
             } else {
                 let listener = TcpListener::bind(addr).await?;
                 say("ready");
+                let mut next = None;
                 loop {
-                    let (stream, peer) = accept_draining(&listener, &tap).await?;
+                    let (stream, peer) = match next.take() {
+                        Some(accepted) => accepted,
+                        None => accept_draining(&listener, &tap).await?,
+                    };
                     let _ = stream.set_nodelay(true);
                     say(&format!("connected {peer}"));
-                    serve_tcp(&tap, Framed::new(stream, codec())).await;
+                    let framed = Framed::new(stream, codec());
+                    next = serve_tcp(&tap, framed, Some(&listener)).await;
                     say(&format!("disconnected {peer}"));
                 }
             }
@@ -227,36 +234,53 @@ async fn accept_draining(
     }
 }
 
-/// Moves frames until the connection ends or breaks; TAP errors end it too.
-async fn serve_tcp(tap: &AsyncTap, mut framed: Framed<TcpStream, LengthDelimitedCodec>) {
+/// Moves frames until the connection ends or breaks; TAP errors end it too. With a
+/// `listener`, a new connection replaces this one and is returned: a client that
+/// roamed to another network connects again from a new address while its old
+/// connection still looks alive here, as OpenVPN and SoftEther servers take it.
+async fn serve_tcp(
+    tap: &AsyncTap,
+    mut framed: Framed<TcpStream, LengthDelimitedCodec>,
+    listener: Option<&TcpListener>,
+) -> Option<(TcpStream, SocketAddr)> {
     let mut from_tap = vec![0u8; MAX_FRAME];
     loop {
+        let accept = async {
+            match listener {
+                Some(l) => l.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            r = accept => match r {
+                Ok(accepted) => return Some(accepted),
+                Err(e) => eprintln!("l2peer: accept: {e}"),
+            },
             r = tap.recv(&mut from_tap) => {
                 let n = match r {
                     Ok(n) => n,
                     Err(e) => {
                         eprintln!("l2peer: TAP read: {e}");
-                        return;
+                        return None;
                     }
                 };
                 let frame = bytes_of(&from_tap[..n]);
                 if let Err(e) = framed.send(frame).await {
                     eprintln!("l2peer: TCP send: {e}");
-                    return;
+                    return None;
                 }
             }
             r = framed.next() => match r {
-                None => return,
+                None => return None,
                 Some(Err(e)) => {
                     eprintln!("l2peer: TCP receive: {e}");
-                    return;
+                    return None;
                 }
                 Some(Ok(frame)) => {
                     if frame.len() >= 14 {
                         if let Err(e) = tap.send(&frame).await {
                             eprintln!("l2peer: TAP write: {e}");
-                            return;
+                            return None;
                         }
                     }
                 }

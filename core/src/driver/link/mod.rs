@@ -461,6 +461,19 @@ impl Link {
         }
     }
 
+    /// True when the link can carry a frame now: its socket is open (a TCP link
+    /// connected), not waiting to be opened again.
+    pub(crate) fn is_open(&self) -> bool {
+        match &self.io {
+            Io::Udp(link) => link.is_open(),
+            Io::Vxlan(link) => link.is_open(),
+            Io::Tcp(link) => link.is_open(),
+            #[cfg(target_os = "linux")]
+            Io::Tap(_) => true,
+            Io::Channel(_) => true,
+        }
+    }
+
     /// Bytes queued for a connection-oriented link, not yet written.
     pub(crate) fn queued(&self) -> usize {
         match &self.io {

@@ -96,6 +96,11 @@ impl TcpLink {
         self.backoff = BACKOFF_MIN;
     }
 
+    /// True while connected.
+    pub(super) fn is_open(&self) -> bool {
+        matches!(self.state, TcpState::Connected { .. })
+    }
+
     /// See [`super::Link::recv_batch`]: returns 0 after a state change or a write.
     pub(super) async fn recv_batch(
         &mut self,

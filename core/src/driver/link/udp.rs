@@ -71,6 +71,10 @@ impl UdpLink {
     pub(super) fn reopen(&mut self) {
         self.socket.reopen();
     }
+
+    pub(super) fn is_open(&self) -> bool {
+        self.socket.is_open()
+    }
 }
 
 /// The local port of a datagram link bound to no explicit address.
@@ -141,6 +145,11 @@ impl Datagram {
             self.local_port,
             self.options.clone(),
         )));
+    }
+
+    /// True while a socket is open (not waiting for a backoff, not opening).
+    pub(super) fn is_open(&self) -> bool {
+        matches!(self.state, SocketState::Open(_))
     }
 
     /// See [`super::Link::recv_batch`]: returns 0 when only the socket's state changed

@@ -42,6 +42,10 @@ impl VxlanLink {
         self.socket.reopen();
     }
 
+    pub(super) fn is_open(&self) -> bool {
+        self.socket.is_open()
+    }
+
     pub(super) async fn recv_batch(
         &mut self,
         bufs: &mut [Vec<u8>],

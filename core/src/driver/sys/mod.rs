@@ -267,8 +267,6 @@ impl BootTimer {
         }
         // A zero `it_value` disarms: an armed deadline is at least 1 ns.
         let value = at.map_or(Duration::ZERO, |d| d.max(Duration::from_nanos(1)));
-        // `c_long` is 32 bits on 32-bit Android, where the conversion can fail.
-        #[allow(clippy::unnecessary_fallible_conversions)]
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
@@ -276,6 +274,8 @@ impl BootTimer {
             },
             it_value: libc::timespec {
                 tv_sec: libc::time_t::try_from(value.as_secs()).unwrap_or(libc::time_t::MAX),
+                // Fallible where `c_long` is 32 bits (32-bit Android); nanoseconds fit.
+                #[allow(clippy::unnecessary_fallible_conversions)]
                 tv_nsec: libc::c_long::try_from(value.subsec_nanos()).unwrap_or(0),
             },
         };

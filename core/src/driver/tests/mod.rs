@@ -6,6 +6,7 @@
 mod events;
 mod handle;
 mod offload;
+mod roam;
 mod server;
 mod suspend;
 

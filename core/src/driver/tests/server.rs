@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode};
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 use tokio::sync::mpsc;
 
@@ -24,6 +24,10 @@ pub(super) struct Received {
     pub(super) kind: MessageType,
     /// Where the client sent it (broadcast for discovery and rebinding).
     pub(super) ip_dst: Ipv4Addr,
+    /// The client's address field (0 in INIT-REBOOT, ours when renewing).
+    pub(super) ciaddr: Ipv4Addr,
+    /// The requested address (option 50), sent in SELECTING and INIT-REBOOT.
+    pub(super) requested: Option<Ipv4Addr>,
     pub(super) at: tokio::time::Instant,
 }
 
@@ -41,9 +45,15 @@ pub(super) fn spawn_dhcp_server(
                 let Some(kind) = msg.opts().msg_type() else {
                     continue;
                 };
+                let requested = match msg.opts().get(OptionCode::RequestedIpAddress) {
+                    Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
+                    _ => None,
+                };
                 let _ = seen.send(Received {
                     kind,
                     ip_dst,
+                    ciaddr: msg.ciaddr(),
+                    requested,
                     at: tokio::time::Instant::now(),
                 });
                 match kind {

@@ -227,6 +227,9 @@ enum State {
     },
     Rebooting {
         address: Ipv4Addr,
+        /// The address is a remembered lease's, still valid: we held it until now, so
+        /// the server's ACK binds it without an ARP probe.
+        held: bool,
     },
     /// INIT-REBOOT for the lease in force after a change of network; it stays in use.
     Confirming {
@@ -282,7 +285,7 @@ impl DhcpClient {
             }
         };
         let state = match reboot::remembered(&config, now) {
-            Some(address) => State::Rebooting { address },
+            Some((address, held)) => State::Rebooting { address, held },
             None => State::Init,
         };
         DhcpClient {
@@ -372,7 +375,7 @@ impl DhcpClient {
                 self.send_request_selecting(now, address, server, stats);
                 self.set_timer(now + backoff(self.attempts, rng), reason::RETRANSMIT);
             }
-            State::Rebooting { address } => self.reboot_timer(now, address, rng, stats),
+            State::Rebooting { address, .. } => self.reboot_timer(now, address, rng, stats),
             State::Confirming { address } => self.confirm_timer(now, address, rng, stats),
             State::Probing { .. } => self.probe_step(now),
             State::Bound | State::Renewing | State::Rebinding => self.lease_timer(now, rng, stats),
@@ -625,10 +628,14 @@ impl DhcpClient {
         };
         stats.dhcp.messages_in += 1;
         self.server_mac = Some(src_mac);
-        let fresh = matches!(
-            self.state,
-            State::Requesting { .. } | State::Rebooting { .. }
-        );
+        // A lease we held until a restart (a remembered, unexpired lease) is ours on
+        // the LAN already: no probe, so a restarted emulator is back at once. Its
+        // announcements on binding defend it as any bound address.
+        let fresh = match self.state {
+            State::Requesting { .. } => true,
+            State::Rebooting { address, held } => !(held && lease.address == address),
+            _ => false,
+        };
         if fresh && self.config.probe {
             self.state = State::Probing {
                 lease,

@@ -11,15 +11,15 @@ use super::{backoff, reason, DhcpClient, DhcpConfig, State};
 use crate::stats::Stats;
 use crate::wire::dhcpv4::usable_unicast;
 
-/// The address to ask for at start, if any: the remembered lease's while it has not
-/// expired at `now`, else the remembered address.
-pub(super) fn remembered(config: &DhcpConfig, now: Instant) -> Option<Ipv4Addr> {
+/// The address to ask for at start, if any, and whether we held it under a lease: the
+/// remembered lease's while it has not expired at `now`, else the remembered address.
+pub(super) fn remembered(config: &DhcpConfig, now: Instant) -> Option<(Ipv4Addr, bool)> {
     let address = match &config.remembered_lease {
-        Some(lease) if lease.expires_at().is_none_or(|at| at > now) => Some(lease.address),
+        Some(lease) if lease.expires_at().is_none_or(|at| at > now) => Some((lease.address, true)),
         Some(_) => None,
-        None => config.remembered_address,
+        None => config.remembered_address.map(|a| (a, false)),
     };
-    address.filter(|a| usable_unicast(*a))
+    address.filter(|(a, _)| usable_unicast(*a))
 }
 
 impl DhcpClient {
@@ -40,6 +40,7 @@ impl DhcpClient {
             State::Probing { lease, .. } => {
                 self.state = State::Rebooting {
                     address: lease.address,
+                    held: false,
                 }
             }
             State::Rebooting { .. } => {}

@@ -270,11 +270,19 @@ fn remembered_lease_starts_with_init_reboot_and_an_ack_binds_it() {
     );
     assert!(request.opt(OptionCode::ServerIdentifier).is_none());
     assert_eq!(tap.ipv4(), None, "not used before the server agrees");
-    feed(
+    let out = feed(
         &mut tap,
         t0,
         &Server::default().reply(request, MessageType::Ack, offered()),
     );
+    // A lease held until the restart is bound at once: no probe, an announcement.
+    assert_eq!(tap.dhcp_state(), Some(DhcpState::Bound), "no probe");
+    assert!(
+        arps(&out).iter().all(|a| !a.is_probe()),
+        "no probe: {:?}",
+        arps(&out)
+    );
+    assert_eq!(tap.ipv4().map(|i| i.address), Some(offered()));
     let out = run_until(&mut tap, t0 + secs(1.0));
     let frames: Vec<Transmit> = out.into_iter().map(|(_, t)| t).collect();
     assert!(dhcp_sent(&frames).is_empty(), "no DISCOVER");
