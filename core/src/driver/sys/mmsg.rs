@@ -1,5 +1,15 @@
 //! Batches of datagrams: `recvmmsg`, and `sendmmsg` whose messages may each carry a run
 //! of equal-size datagrams for UDP GSO (`UDP_SEGMENT`).
+//!
+//! Why not `quinn-udp`, which does batched UDP with GSO/GRO and falls back when a device
+//! refuses GSO: its `Transmit` is one contiguous buffer of equal-size datagrams, so the
+//! frames the `Tap` wrote in place, each in its own buffer behind its own headroom,
+//! would be copied into one buffer per send; one `Transmit` is one `sendmsg` (0.5 has no
+//! `sendmmsg`), so a batch of mixed sizes would cost a syscall per run instead of one;
+//! its receive turns on `UDP_GRO`, which puts many frames in one buffer where the runner
+//! takes one frame per buffer; and 0.6 needs a newer Rust than the workspace's 1.85.
+//! Here a GSO run is one message with one iovec per frame, gathered from where the
+//! frames already are.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
