@@ -126,7 +126,8 @@ wait "$RELAY" 2>/dev/null || true
 
 # start_tapemu ARGS...: tapemu run in phone; sets TAPEMU (pid) and ADDR (its lease).
 start_tapemu() {
-    "${P[@]}" "$BIN/tapemu" run --link "vxlan://198.51.100.1:4789?vni=42" --json --no-ipv6 "$@" \
+    "${P[@]}" "$BIN/tapemu" run --link "vxlan://198.51.100.1:4789?vni=42" --json --no-ipv6 \
+        --no-lease-file "$@" \
         >"$LAB_DIR/tapemu.out" 2>"$LAB_DIR/tapemu.err" &
     TAPEMU=$!
     PIDS+=("$TAPEMU")
