@@ -6,6 +6,7 @@
 mod events;
 mod faults;
 mod handle;
+mod offload;
 mod roam;
 mod server;
 mod suspend;
