@@ -36,6 +36,7 @@ fn raw_config(
     mtu: jint,
     ipv6: jboolean,
     link: &JString<'_>,
+    remembered_lease: &JString<'_>,
 ) -> Result<RawConfig> {
     Ok(RawConfig {
         mac: opt_string(env, mac)?,
@@ -46,6 +47,7 @@ fn raw_config(
         mtu,
         ipv6,
         link: opt_string(env, link)?,
+        remembered_lease: opt_string(env, remembered_lease)?,
     })
 }
 
@@ -63,10 +65,20 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeValidate<'l>(
     mtu: jint,
     ipv6: jboolean,
     link: JString<'l>,
+    remembered_lease: JString<'l>,
 ) {
     env.with_env(|env| -> Result<()> {
         raw_config(
-            env, &mac, &address, prefix_len, &gateway, &hostname, mtu, ipv6, &link,
+            env,
+            &mac,
+            &address,
+            prefix_len,
+            &gateway,
+            &hostname,
+            mtu,
+            ipv6,
+            &link,
+            &remembered_lease,
         )?
         .parse()?;
         Ok(())
@@ -89,6 +101,7 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
     mtu: jint,
     ipv6: jboolean,
     link: JString<'l>,
+    remembered_lease: JString<'l>,
     link_timeout_ms: jint,
     protect_sockets: jboolean,
     batch_frames: jboolean,
@@ -100,7 +113,16 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
             return Err(Error::IllegalArgument("emulator is null".into()));
         }
         let config = raw_config(
-            env, &mac, &address, prefix_len, &gateway, &hostname, mtu, ipv6, &link,
+            env,
+            &mac,
+            &address,
+            prefix_len,
+            &gateway,
+            &hostname,
+            mtu,
+            ipv6,
+            &link,
+            &remembered_lease,
         )?
         .parse()?;
         let link_timeout_ms = u64::try_from(link_timeout_ms)
@@ -374,16 +396,18 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeStatNames<'l>(
     .resolve::<ThrowMapped>()
 }
 
-/// `TapEmulator.nativeClose`: stops and forgets a session (idempotent); returns its last
-/// counters, or null for an unknown handle.
+/// `TapEmulator.nativeClose`: stops and forgets a session (idempotent), releasing the
+/// lease first only if `release`; returns its last counters, or null for an unknown
+/// handle.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_tapemu_TapEmulator_nativeClose<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    release: jboolean,
 ) -> JLongArray<'l> {
     env.with_env(|env| -> Result<JLongArray<'l>> {
-        let Some(values) = session::close(handle) else {
+        let Some(values) = session::close(handle, release) else {
             return Ok(JLongArray::null());
         };
         let array = JLongArray::new(env, values.len())?;
@@ -391,6 +415,71 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeClose<'l>(
         Ok(array)
     })
     .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativeMac`: the emulated host's MAC, `aa:bb:cc:dd:ee:ff`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativeMac<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jstring {
+    env.with_env(|env| -> Result<jstring> {
+        let mac = session::get(handle)?.mac();
+        Ok(env.new_string(mac)?.into_raw())
+    })
+    .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativeStoredLease`: the lease in force as stored JSON, or null.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativeStoredLease<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> JString<'l> {
+    env.with_env(|env| -> Result<JString<'l>> {
+        match session::get(handle)?.stored_lease() {
+            Some(json) => Ok(env.new_string(json)?),
+            None => Ok(JString::null()),
+        }
+    })
+    .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativeNetworkChanged`: reopens the link's sockets, re-announces, confirms
+/// the lease.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativeNetworkChanged<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) {
+    env.with_env(|_env| -> Result<()> { session::get(handle)?.network_changed() })
+        .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativePoke`: runs the timers that are due.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativePoke<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) {
+    env.with_env(|_env| -> Result<()> { session::get(handle)?.poke() })
+        .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativeNextTimer`: the next protocol deadline on `CLOCK_BOOTTIME`, in
+/// nanoseconds, or -1.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativeNextTimer<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jlong {
+    env.with_env(|_env| -> Result<jlong> { session::get(handle)?.next_timer() })
+        .resolve::<ThrowMapped>()
 }
 
 /// `TapEmulator.nativeSetLogLevel`: the most verbose level logged, 0 (off) to 5

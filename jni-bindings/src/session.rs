@@ -25,9 +25,8 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use tapemu::driver::{
-    channel, ChannelPeer, Driver, DriverConfig, DriverEvent, DriverHandle, DriverStats, LinkSpec,
+    channel, ChannelPeer, Driver, DriverConfig, DriverEvent, DriverHandle, LinkSpec,
 };
-use tapemu::Stats;
 use tokio::runtime::Handle as RuntimeHandle;
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,6 +34,10 @@ use crate::callbacks::JavaCallbacks;
 use crate::config::{EmulatorConfig, LinkSpec as ConfigLink};
 use crate::error::{Error, Result};
 use crate::events;
+
+mod commands;
+pub use commands::stat_names;
+use commands::stat_values;
 
 /// What the driver reports, as the session thread receives it.
 type Events = tapemu::driver::DriverEvents;
@@ -88,6 +91,7 @@ pub fn register(config: EmulatorConfig, options: SessionOptions, callbacks: Java
         callback_frames_dropped: Arc::new(AtomicU64::new(0)),
         callback_frames_refused: AtomicU64::new(0),
         last_stats: Mutex::new(None),
+        stored_lease: Mutex::new(None),
     });
     lock(&SESSIONS)
         .get_or_insert_with(HashMap::new)
@@ -103,11 +107,12 @@ pub fn get(id: i64) -> Result<Arc<Session>> {
         .ok_or_else(|| Error::IllegalState("TapEmulator is closed".into()))
 }
 
-/// Removes a session from the registry, stops it and returns its last counters.
-/// Unknown handles are ignored (close is idempotent): `None`.
-pub fn close(id: i64) -> Option<Vec<i64>> {
+/// Removes a session from the registry, stops it (releasing the lease first only if
+/// `release`) and returns its last counters. Unknown handles are ignored (close is
+/// idempotent): `None`.
+pub fn close(id: i64, release: bool) -> Option<Vec<i64>> {
     let session = lock(&SESSIONS).as_mut().and_then(|m| m.remove(&id));
-    session.map(|session| session.stop())
+    session.map(|session| session.stop(release))
 }
 
 /// Sessions not yet closed.
@@ -204,6 +209,8 @@ pub struct Session {
     callback_frames_dropped: Arc<AtomicU64>,
     callback_frames_refused: AtomicU64,
     last_stats: Mutex<Option<Vec<i64>>>,
+    /// The lease in force in its stored form (JSON), kept by the session thread.
+    stored_lease: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -212,49 +219,6 @@ impl std::fmt::Debug for Session {
             .field("id", &self.id)
             .finish_non_exhaustive()
     }
-}
-
-/// Names of the values [`Session::stats`] returns, in order.
-pub fn stat_names() -> Vec<String> {
-    let mut names: Vec<String> = Stats::default()
-        .fields()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    names.extend(
-        [
-            "drops_total",
-            "tun_attached",
-            "link_dropped_out",
-            "link_dropped_in",
-            "tun_dropped_out",
-            "dropped_no_tun",
-            "link_reconnects",
-            "wakeups",
-            "callback_frames_refused",
-            "callback_frames_dropped",
-        ]
-        .map(String::from),
-    );
-    names
-}
-
-fn stat_values(s: &DriverStats, callback_refused: u64, callback_dropped: u64) -> Vec<i64> {
-    let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let mut values: Vec<i64> = s.tap.fields().into_iter().map(|(_, v)| as_i64(v)).collect();
-    values.extend_from_slice(&[
-        as_i64(s.tap.drops_total()),
-        i64::from(s.tun_attached),
-        as_i64(s.link_dropped_out),
-        as_i64(s.link_dropped_in),
-        as_i64(s.tun_dropped_out),
-        as_i64(s.dropped_no_tun),
-        as_i64(s.link_reconnects),
-        as_i64(s.wakeups),
-        as_i64(callback_refused),
-        as_i64(callback_dropped),
-    ]);
-    values
 }
 
 impl Session {
@@ -486,21 +450,21 @@ impl Session {
         values
     }
 
-    /// Stops the driver (releasing the lease) and, unless called on the session thread,
-    /// waits for the thread to end. Returns the last counters.
-    fn stop(&self) -> Vec<i64> {
+    /// Stops the driver (releasing the lease only if `release`) and, unless called on
+    /// the session thread, waits for the thread to end. Returns the last counters.
+    fn stop(&self, release: bool) -> Vec<i64> {
         let stats = self.stats();
         let old = std::mem::replace(&mut *lock(&self.state), State::Closed);
         self.link_settled.notify_all();
         if let State::Started(started) = old {
-            Self::stop_started(self.id, started);
+            Self::stop_started(self.id, started, release);
         }
         stats
     }
 
     /// Stops the driver, or the opening of the link, and, unless this is the session
     /// thread, waits for that thread: it ends once it has delivered the last event.
-    fn stop_started(id: i64, mut s: Started) {
+    fn stop_started(id: i64, mut s: Started, release: bool) {
         let on_session_thread = std::thread::current().id() == s.thread_id;
         if let Some(cancel) = s.cancel.take() {
             let _ = cancel.send(());
@@ -509,7 +473,8 @@ impl Session {
             if !control.driver.is_stopped() {
                 // Waits for the stop (at most about the driver's stop deadline) unless
                 // on the session thread; the join below waits for the last event.
-                let _ = control.command(|driver| async move { driver.stop().await });
+                let _ =
+                    control.command(move |driver| async move { driver.shutdown(release).await });
             }
         }
         if let Some(thread) = s.thread.take() {
@@ -666,6 +631,9 @@ impl SessionThread {
                 event = events.recv() => {
                     let Some(event) = event else { return };
                     let last = matches!(event, DriverEvent::Stopped { .. });
+                    if let Some(stored) = events::stored_lease(&event) {
+                        *lock(&self.session.stored_lease) = stored;
+                    }
                     if let Some(json) = events::to_java(&event, self.is_static, self.link_mtu) {
                         callbacks.event(&json);
                     }

@@ -196,6 +196,8 @@ impl BootTimer {
 
     /// Arms the timer for the boot time `at` (disarms it for `None`); nothing to do when
     /// that deadline is already armed.
+    // `c_long` is 32 bits on 32-bit Android, where the conversion can fail.
+    #[allow(clippy::unnecessary_fallible_conversions)]
     pub(crate) fn arm(&mut self, at: Option<Duration>) -> io::Result<()> {
         if at == self.armed {
             return Ok(());
@@ -404,8 +406,9 @@ pub(crate) fn set_tcp_liveness(fd: RawFd, user_timeout: Duration) -> io::Result<
     set_option(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms)
 }
 
-/// `getsockopt(fd, level, option)` for an integer option.
+/// `getsockopt(fd, level, option)` for an integer option (for tests of socket options).
 #[cfg(test)]
+#[allow(dead_code)]
 pub(crate) fn get_option(fd: RawFd, level: libc::c_int, option: libc::c_int) -> io::Result<i32> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;

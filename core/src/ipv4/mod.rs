@@ -33,6 +33,8 @@ use route::{Ipv4Interface, NextHop};
 
 /// How the IPv4 address is configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One per emulated host, built once: its size does not matter, boxing would.
+#[allow(clippy::large_enum_variant)]
 pub enum Ipv4Mode {
     /// No IPv4 address: IPv4 from the TUN is dropped, ARP for us is not answered.
     Disabled,

@@ -507,7 +507,8 @@ fn transient(e: &io::Error) -> bool {
 }
 
 /// The result of sending one frame: `Ok` also when a transient error dropped it
-/// (counted in `dropped`).
+/// (counted in `dropped`). Used by the `tap` link, which exists on Linux only.
+#[cfg(target_os = "linux")]
 fn sent_or_dropped(result: io::Result<()>, dropped: &mut u64) -> io::Result<()> {
     match result {
         Err(e) if transient(&e) => {

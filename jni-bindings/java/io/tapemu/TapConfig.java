@@ -24,6 +24,7 @@ public final class TapConfig {
     final int linkTimeoutMillis;
     final boolean protectSockets;
     final boolean batchFrames;
+    final String rememberedLease;
 
     /** Default of {@link Builder#linkTimeoutMillis(int)}: 10 s. */
     public static final int DEFAULT_LINK_TIMEOUT_MILLIS = 10_000;
@@ -40,6 +41,7 @@ public final class TapConfig {
         this.linkTimeoutMillis = b.linkTimeoutMillis;
         this.protectSockets = b.protectSockets;
         this.batchFrames = b.batchFrames;
+        this.rememberedLease = b.rememberedLease;
     }
 
     /** @return how long the link may take to open (name lookup and connect), in milliseconds. */
@@ -62,12 +64,23 @@ public final class TapConfig {
         return protectSockets && linkUrl != null && !linkUrl.startsWith("tap:");
     }
 
+    /**
+     * @return the lease of an earlier run to ask for again, as {@link TapEmulator#storedLease()}
+     *     gave it, or {@code null}
+     */
+    public @Nullable String rememberedLease() {
+        return rememberedLease;
+    }
+
     /** @return a builder with DHCP, a random MAC, MTU 1500 and callback mode. */
     public static @NonNull Builder builder() {
         return new Builder();
     }
 
-    /** @return the MAC as given, or {@code null} for a random locally administered one. */
+    /**
+     * @return the MAC as given, or {@code null} for a random locally administered one (read
+     *     it back with {@link TapEmulator#mac()})
+     */
     public @Nullable String mac() {
         return mac;
     }
@@ -122,7 +135,8 @@ public final class TapConfig {
         return "TapConfig{mac=" + mac + ", " + (isDhcp() ? "dhcp" : staticAddress + "/" + staticPrefixLength
                 + " gw " + staticGateway) + ", hostname=" + hostname + ", mtu=" + mtu + ", ipv6=" + ipv6
                 + ", link=" + (linkUrl == null ? "callback" : linkUrl) + ", linkTimeoutMillis=" + linkTimeoutMillis
-                + ", protectSockets=" + protectSockets + ", batchFrames=" + batchFrames + "}";
+                + ", protectSockets=" + protectSockets + ", batchFrames=" + batchFrames
+                + ", rememberedLease=" + (rememberedLease != null) + "}";
     }
 
     /** Builder of {@link TapConfig}; every setter returns the builder. Not thread-safe. */
@@ -138,8 +152,35 @@ public final class TapConfig {
         private int linkTimeoutMillis = DEFAULT_LINK_TIMEOUT_MILLIS;
         private boolean protectSockets = true;
         private boolean batchFrames = true;
+        private String rememberedLease;
 
         private Builder() {}
+
+        /**
+         * Asks for the address of an earlier run again, so that an app restarted (or an
+         * emulator created again) keeps its address and its connections: the emulator starts
+         * in DHCP INIT-REBOOT (a DHCPREQUEST for that address, no DHCPDISCOVER) while the lease
+         * has not expired, and falls back to discovery if the server does not answer within
+         * 10 s; a NAK or an expired lease starts discovery at once. Nothing of it is used
+         * before a server acknowledges it. Give the same {@link #mac(String) MAC} as before:
+         * the server knows the lease by it. Needs DHCP.
+         *
+         * <p>Store {@link TapEmulator#storedLease()} (in {@link TapListener#onLeaseAcquired}
+         * and {@link TapListener#onLeaseRenewed}, say) and {@link TapEmulator#mac()}, stop with
+         * {@link TapEmulator#close(boolean) close(false)} so that the server keeps the lease,
+         * and pass both here next time. The JSON is the lease file of the CLI ({@code
+         * tapemu --lease-file}), with wall-clock times: {@code {"address":"192.0.2.123",
+         * "prefix":24,...,"acquired_unix":1700000000}}.
+         *
+         * @param storedLease the JSON, or {@code null} for none; a malformed one makes
+         *     {@link TapEmulator#TapEmulator(TapConfig, TapListener)} throw
+         *     {@link IllegalArgumentException}
+         * @return this builder
+         */
+        public @NonNull Builder rememberedLease(@Nullable String storedLease) {
+            this.rememberedLease = storedLease;
+            return this;
+        }
 
         /**
          * Sets how long a built-in link may take to open: the name lookup and the first TCP
