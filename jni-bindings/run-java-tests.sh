@@ -136,7 +136,8 @@ run_suite() {
         source scripts/lab.sh
         lab_is_up=1
         lab_up vxlan
-        run_java "lab$1" ip netns exec "$LAB_PHONE" -- -Dtapemu.link="$LAB_LINK_URL" \
+        run_java "lab$1" ip netns exec "$LAB_PHONE" -- --add-opens java.base/java.io=ALL-UNNAMED \
+            -Dtapemu.link="$LAB_LINK_URL" \
             -Dtapemu.lanhost="$LAB_LAN_HOST" -Dtapemu.dnsmasqlog="$LAB_DNSMASQ_LOG" \
             io.tapemu.TestRunner lab
         lab_down

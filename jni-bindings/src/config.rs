@@ -22,6 +22,9 @@ pub enum LinkSpec {
     Callback,
     /// A built-in link, given by a URL the driver understands.
     Url(LinkUrl),
+    /// An `fd://` link on one end of a socket pair the emulator creates; the app takes
+    /// the other end (`TapEmulator.peerFd()`) for its engine.
+    SocketPair,
 }
 
 /// A checked built-in link URL.
@@ -29,7 +32,7 @@ pub enum LinkSpec {
 pub struct LinkUrl {
     /// The URL as given.
     pub url: String,
-    /// `udp`, `tcp`, `vxlan` or `tap`.
+    /// `udp`, `tcp`, `vxlan`, `tap` or `fd`.
     pub scheme: String,
 }
 
@@ -69,6 +72,8 @@ pub struct RawConfig {
     pub link: Option<String>,
     /// A remembered lease as JSON (`present::StoredLease`), or `None`.
     pub remembered_lease: Option<String>,
+    /// A socket-pair link (then `link` must be `None`).
+    pub socket_pair: bool,
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -93,6 +98,7 @@ pub fn parse_link_url(url: &str) -> Result<LinkUrl> {
         DriverLink::Tcp { .. } => "tcp",
         DriverLink::Vxlan { .. } => "vxlan",
         DriverLink::Tap { .. } => "tap",
+        DriverLink::Fd(_) => "fd",
         DriverLink::Channel(_) => return Err(bad(format!("bad link URL {url:?}"))),
     };
     Ok(LinkUrl {
@@ -162,9 +168,11 @@ impl RawConfig {
             ..Config::default()
         };
         tap.validate().map_err(|e| bad(e.to_string()))?;
-        let link = match &self.link {
-            None => LinkSpec::Callback,
-            Some(url) => LinkSpec::Url(parse_link_url(url)?),
+        let link = match (&self.link, self.socket_pair) {
+            (None, false) => LinkSpec::Callback,
+            (None, true) => LinkSpec::SocketPair,
+            (Some(url), false) => LinkSpec::Url(parse_link_url(url)?),
+            (Some(_), true) => return Err(bad("a socket pair and a link URL at once")),
         };
         Ok(EmulatorConfig {
             tap,
@@ -349,6 +357,7 @@ mod tests {
             "vxlan://198.51.100.1:4789?vni=42",
             "tap://tap0",
             "udp://[2001:db8::1]:9",
+            "fd://3",
         ] {
             assert!(parse_link_url(ok).is_ok(), "{ok}");
         }

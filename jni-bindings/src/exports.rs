@@ -37,6 +37,7 @@ fn raw_config(
     ipv6: jboolean,
     link: &JString<'_>,
     remembered_lease: &JString<'_>,
+    socket_pair: jboolean,
 ) -> Result<RawConfig> {
     Ok(RawConfig {
         mac: opt_string(env, mac)?,
@@ -48,6 +49,7 @@ fn raw_config(
         ipv6,
         link: opt_string(env, link)?,
         remembered_lease: opt_string(env, remembered_lease)?,
+        socket_pair,
     })
 }
 
@@ -66,6 +68,7 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeValidate<'l>(
     ipv6: jboolean,
     link: JString<'l>,
     remembered_lease: JString<'l>,
+    socket_pair: jboolean,
 ) {
     env.with_env(|env| -> Result<()> {
         raw_config(
@@ -79,6 +82,7 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeValidate<'l>(
             ipv6,
             &link,
             &remembered_lease,
+            socket_pair,
         )?
         .parse()?;
         Ok(())
@@ -102,6 +106,7 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
     ipv6: jboolean,
     link: JString<'l>,
     remembered_lease: JString<'l>,
+    socket_pair: jboolean,
     link_timeout_ms: jint,
     protect_sockets: jboolean,
     batch_frames: jboolean,
@@ -123,6 +128,7 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
             ipv6,
             &link,
             &remembered_lease,
+            socket_pair,
         )?
         .parse()?;
         let link_timeout_ms = u64::try_from(link_timeout_ms)
@@ -137,7 +143,15 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
             batch_frames,
         };
         let callbacks = JavaCallbacks::new(env, &emulator, &frame_batch)?;
-        Ok(session::register(config, options, callbacks))
+        let pair =
+            if config.link == crate::config::LinkSpec::SocketPair {
+                Some(tapemu::driver::frame_socket_pair().map_err(|e| {
+                    Error::IllegalState(format!("cannot create the socket pair: {e}"))
+                })?)
+            } else {
+                None
+            };
+        Ok(session::register(config, options, callbacks, pair))
     })
     .resolve::<ThrowMapped>()
 }
@@ -429,6 +443,17 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeMac<'l>(
         Ok(env.new_string(mac)?.into_raw())
     })
     .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativePeerFd`: the app's end of the socket pair, handed out once.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativePeerFd<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jint {
+    env.with_env(|_env| -> Result<jint> { session::get(handle)?.take_peer_fd() })
+        .resolve::<ThrowMapped>()
 }
 
 /// `TapEmulator.nativeStoredLease`: the lease in force as stored JSON, or null.

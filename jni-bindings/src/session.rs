@@ -78,9 +78,16 @@ impl Default for SessionOptions {
     }
 }
 
-/// Registers a new session and returns its handle.
-pub fn register(config: EmulatorConfig, options: SessionOptions, callbacks: JavaCallbacks) -> i64 {
+/// Registers a new session and returns its handle. `pair` is the socket pair of a
+/// socket-pair link: the driver's end, then the app's.
+pub fn register(
+    config: EmulatorConfig,
+    options: SessionOptions,
+    callbacks: JavaCallbacks,
+    pair: Option<(OwnedFd, OwnedFd)>,
+) -> i64 {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let (ours, peer) = pair.map_or((None, None), |(o, p)| (Some(o), Some(p)));
     let session = Arc::new(Session {
         id,
         config,
@@ -92,6 +99,8 @@ pub fn register(config: EmulatorConfig, options: SessionOptions, callbacks: Java
         callback_frames_refused: AtomicU64::new(0),
         last_stats: Mutex::new(None),
         stored_lease: Mutex::new(None),
+        pair_ours: Mutex::new(ours),
+        pair_peer: Mutex::new(peer),
     });
     lock(&SESSIONS)
         .get_or_insert_with(HashMap::new)
@@ -211,6 +220,11 @@ pub struct Session {
     last_stats: Mutex<Option<Vec<i64>>>,
     /// The lease in force in its stored form (JSON), kept by the session thread.
     stored_lease: Mutex<Option<String>>,
+    /// Socket-pair link: the driver's end until `start` hands it to the link.
+    pair_ours: Mutex<Option<OwnedFd>>,
+    /// Socket-pair link: the app's end until `peerFd()` hands it out; closed with the
+    /// session if never taken.
+    pair_peer: Mutex<Option<OwnedFd>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -238,6 +252,12 @@ impl Session {
             ConfigLink::Callback => {
                 let (spec, peer) = channel(CHANNEL_CAPACITY);
                 (spec, Some(peer))
+            }
+            ConfigLink::SocketPair => {
+                let ours = lock(&self.pair_ours)
+                    .take()
+                    .ok_or_else(|| Error::IllegalState("the socket pair's end is gone".into()))?;
+                (LinkSpec::fd(ours), None)
             }
             ConfigLink::Url(url) => (
                 url.url

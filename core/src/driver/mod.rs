@@ -58,11 +58,11 @@ pub use self::clock::SimulatedClock;
 pub use self::clock::{DriverClock, SystemClock};
 pub use self::events::{DriverEvents, EVENT_CAPACITY};
 pub use self::link::{
-    channel, ChannelPeer, LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
+    channel, ChannelPeer, FdSpec, LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
 };
 use self::link::{Link, LinkOptions};
 use self::runner::Runner;
-pub use self::sys::PacketFd;
+pub use self::sys::{frame_socket_pair, PacketFd};
 #[cfg(target_os = "linux")]
 pub use self::sys::{open_tun_device, DeviceKind};
 use crate::{Config, Event, Lease, Stats};

@@ -20,6 +20,21 @@ impl Session {
         lock(&self.stored_lease).clone()
     }
 
+    /// Socket-pair link: hands the app's end of the pair out, once; the caller owns it
+    /// from then on.
+    pub fn take_peer_fd(&self) -> Result<std::os::fd::RawFd> {
+        use std::os::fd::IntoRawFd;
+        if !matches!(self.config.link, crate::config::LinkSpec::SocketPair) {
+            return Err(Error::IllegalState(
+                "peerFd() needs TapConfig.Builder.socketPair()".into(),
+            ));
+        }
+        lock(&self.pair_peer)
+            .take()
+            .map(IntoRawFd::into_raw_fd)
+            .ok_or_else(|| Error::IllegalState("peerFd() was called already".into()))
+    }
+
     /// Runs a command that answers `()` and maps what came of it: queued from the
     /// session thread (a listener) counts as done.
     fn unit_command<F>(

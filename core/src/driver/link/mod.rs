@@ -6,6 +6,7 @@
 //! | `tcp://HOST:PORT[?len=2\|4][&user_timeout_ms=N]` | big-endian length prefix (2 bytes by default) then the frame |
 //! | `vxlan://HOST[:PORT]?vni=N[&bind=ADDR:PORT]` | RFC 7348: 8-byte header in UDP, bound to PORT (4789) |
 //! | `tap://NAME` | a local kernel TAP device (Linux only) |
+//! | `fd://N` | one frame per datagram on a socket the embedder hands over ([`fd`](LinkSpec::fd)) |
 //! | [`channel`] | frames handed to and taken from the embedding application |
 //!
 //! One transport per file; `Link` dispatches to them and keeps what they share: the
@@ -16,6 +17,7 @@
 //! frames again.
 
 mod channel;
+mod fd;
 mod tcp;
 mod udp;
 mod url;
@@ -30,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::channel::{channel, ChannelLink, ChannelPeer};
+pub use self::fd::FdSpec;
 #[cfg(test)]
 pub(crate) use self::tcp::{TCP_OUT_LIMIT, TCP_OUT_PAUSE};
 pub use self::url::{ParseLinkError, Remote};
@@ -90,6 +93,10 @@ pub enum LinkSpec {
         /// Interface name, created if missing.
         name: String,
     },
+    /// `fd://N`: one frame per datagram on a socket the embedder hands over (or per
+    /// `read`/`write` on a TAP fd); the link owns it from when it opens. See
+    /// [`LinkSpec::fd`].
+    Fd(FdSpec),
     /// Frames exchanged with the application through channels (see [`channel`]).
     Channel(ChannelLink),
 }
@@ -135,6 +142,7 @@ impl PartialEq for LinkSpec {
                 },
             ) => r1 == r2 && v1 == v2 && b1 == b2,
             (Tap { name: n1 }, Tap { name: n2 }) => n1 == n2,
+            (Fd(f1), Fd(f2)) => f1.number() == f2.number(),
             _ => false,
         }
     }
@@ -283,6 +291,7 @@ enum Io {
     Tcp(tcp::TcpLink),
     #[cfg(target_os = "linux")]
     Tap(tap::TapLink),
+    Fd(fd::FdLink),
     Channel(ChannelLink),
 }
 
@@ -339,6 +348,7 @@ impl Link {
                     "tap:// links exist on Linux only",
                 ))
             }
+            LinkSpec::Fd(spec) => Io::Fd(fd::FdLink::open(spec)?),
             LinkSpec::Channel(c) => Io::Channel(c),
         })
     }
@@ -390,6 +400,7 @@ impl Link {
             Io::Tcp(link) => Ok(link.recv_batch(bufs, spans, &mut self.state).await),
             #[cfg(target_os = "linux")]
             Io::Tap(link) => link.recv_batch(bufs, spans).await,
+            Io::Fd(link) => link.recv_batch(bufs, spans).await,
             Io::Channel(link) => link.recv_batch(bufs, spans).await,
         }
     }
@@ -409,6 +420,7 @@ impl Link {
             }
             #[cfg(target_os = "linux")]
             Io::Tap(link) => link.send(&buf[headroom..], dropped),
+            Io::Fd(link) => link.send(&buf[headroom..], dropped),
             Io::Channel(link) => {
                 link.send(&buf[headroom..], dropped);
                 Ok(())
@@ -457,7 +469,7 @@ impl Link {
             Io::Tcp(link) => link.reconnect(),
             #[cfg(target_os = "linux")]
             Io::Tap(_) => {}
-            Io::Channel(_) => {}
+            Io::Fd(_) | Io::Channel(_) => {}
         }
     }
 
@@ -507,8 +519,7 @@ fn transient(e: &io::Error) -> bool {
 }
 
 /// The result of sending one frame: `Ok` also when a transient error dropped it
-/// (counted in `dropped`). Used by the `tap` link, which exists on Linux only.
-#[cfg(target_os = "linux")]
+/// (counted in `dropped`).
 fn sent_or_dropped(result: io::Result<()>, dropped: &mut u64) -> io::Result<()> {
     match result {
         Err(e) if transient(&e) => {

@@ -25,6 +25,7 @@ public final class TapConfig {
     final boolean protectSockets;
     final boolean batchFrames;
     final String rememberedLease;
+    final boolean socketPair;
 
     /** Default of {@link Builder#linkTimeoutMillis(int)}: 10 s. */
     public static final int DEFAULT_LINK_TIMEOUT_MILLIS = 10_000;
@@ -42,6 +43,7 @@ public final class TapConfig {
         this.protectSockets = b.protectSockets;
         this.batchFrames = b.batchFrames;
         this.rememberedLease = b.rememberedLease;
+        this.socketPair = b.socketPair;
     }
 
     /** @return how long the link may take to open (name lookup and connect), in milliseconds. */
@@ -61,7 +63,7 @@ public final class TapConfig {
 
     /** @return whether the link opens sockets that must be protected from the VPN. */
     boolean needsProtect() {
-        return protectSockets && linkUrl != null && !linkUrl.startsWith("tap:");
+        return protectSockets && linkUrl != null && !linkUrl.startsWith("tap:") && !linkUrl.startsWith("fd:");
     }
 
     /**
@@ -127,14 +129,19 @@ public final class TapConfig {
 
     /** @return true when frames travel through {@link TapListener#onFrame} and {@link TapEmulator#sendFrame}. */
     public boolean isCallbackMode() {
-        return linkUrl == null;
+        return linkUrl == null && !socketPair;
+    }
+
+    /** @return true when frames travel through a socket pair ({@link TapEmulator#peerFd()}). */
+    public boolean isSocketPair() {
+        return socketPair;
     }
 
     @Override
     public @NonNull String toString() {
         return "TapConfig{mac=" + mac + ", " + (isDhcp() ? "dhcp" : staticAddress + "/" + staticPrefixLength
                 + " gw " + staticGateway) + ", hostname=" + hostname + ", mtu=" + mtu + ", ipv6=" + ipv6
-                + ", link=" + (linkUrl == null ? "callback" : linkUrl) + ", linkTimeoutMillis=" + linkTimeoutMillis
+                + ", link=" + (linkUrl != null ? linkUrl : socketPair ? "socketpair" : "callback") + ", linkTimeoutMillis=" + linkTimeoutMillis
                 + ", protectSockets=" + protectSockets + ", batchFrames=" + batchFrames
                 + ", rememberedLease=" + (rememberedLease != null) + "}";
     }
@@ -153,6 +160,7 @@ public final class TapConfig {
         private boolean protectSockets = true;
         private boolean batchFrames = true;
         private String rememberedLease;
+        private boolean socketPair;
 
         private Builder() {}
 
@@ -300,14 +308,33 @@ public final class TapConfig {
 
         /**
          * Uses a built-in link: {@code udp://host:port}, {@code tcp://host:port[?len=2|4]},
-         * {@code vxlan://host:port?vni=N} or {@code tap://name} (Linux). Every socket it opens is
-         * passed to {@link TapListener#protect(int)} before it connects.
+         * {@code vxlan://host:port?vni=N}, {@code tap://name} (Linux) or {@code fd://N} (a
+         * datagram socket or TAP fd the emulator takes over when it starts; see
+         * {@link #socketPair()} for the usual way). Every socket it opens is passed to
+         * {@link TapListener#protect(int)} before it connects.
          *
          * @param url the link URL
          * @return this builder
          */
         public @NonNull Builder link(@NonNull String url) {
             this.linkUrl = Objects.requireNonNull(url, "url");
+            this.socketPair = false;
+            return this;
+        }
+
+        /**
+         * Frames travel through a socket pair: for a VPN engine that reads and writes a TAP
+         * device (OpenVPN {@code dev tap}, n2n, tinc in switch mode), with no JNI and no
+         * upcall per frame. The emulator creates an {@code AF_UNIX} {@code SOCK_DGRAM} pair and
+         * keeps one end; {@link TapEmulator#peerFd()} hands out the other, where each datagram
+         * is one Ethernet frame, as each {@code read}/{@code write} is on a TAP fd. Give it to
+         * the engine as its TAP fd. See {@code docs/socket-pair.md}.
+         *
+         * @return this builder
+         */
+        public @NonNull Builder socketPair() {
+            this.linkUrl = null;
+            this.socketPair = true;
             return this;
         }
 
@@ -320,6 +347,7 @@ public final class TapConfig {
          */
         public @NonNull Builder callbackLink() {
             this.linkUrl = null;
+            this.socketPair = false;
             return this;
         }
 

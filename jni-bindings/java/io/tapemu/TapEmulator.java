@@ -76,7 +76,7 @@ public final class TapEmulator implements AutoCloseable {
         this.listenerTakesBatches = overrides(listener, "onFrames", ByteBuffer.class);
         this.handle.set(nativeCreate(this, config.mac, config.staticAddress, config.staticPrefixLength,
                 config.staticGateway, config.hostname, config.mtu, config.ipv6, config.linkUrl,
-                config.rememberedLease, config.linkTimeoutMillis, config.protectSockets, config.batchFrames,
+                config.rememberedLease, config.socketPair, config.linkTimeoutMillis, config.protectSockets, config.batchFrames,
                 frameBatch));
     }
 
@@ -115,7 +115,8 @@ public final class TapEmulator implements AutoCloseable {
     public static void validate(@NonNull TapConfig config) {
         Objects.requireNonNull(config, "config");
         nativeValidate(config.mac, config.staticAddress, config.staticPrefixLength, config.staticGateway,
-                config.hostname, config.mtu, config.ipv6, config.linkUrl, config.rememberedLease);
+                config.hostname, config.mtu, config.ipv6, config.linkUrl, config.rememberedLease,
+                config.socketPair);
     }
 
     /** @return the configuration this emulator was built from */
@@ -298,6 +299,23 @@ public final class TapEmulator implements AutoCloseable {
      */
     public @NonNull String mac() {
         return nativeMac(live());
+    }
+
+    /**
+     * {@link TapConfig.Builder#socketPair()}: the app's end of the socket pair, for a VPN engine
+     * that expects a TAP fd; each datagram on it is one Ethernet frame. It exists from
+     * construction, so the engine may open it before {@link #start()}.
+     *
+     * <p>Ownership, in one sentence: this call hands the fd over once, and from then on the
+     * caller owns it (the engine closes it, or the app does; the emulator never touches that
+     * number again), while an fd never handed out is closed with the emulator.
+     *
+     * @return the fd, close-on-exec
+     * @throws IllegalStateException if closed, if the configuration is not a socket pair, or if
+     *     the fd was handed out already
+     */
+    public int peerFd() {
+        return nativePeerFd(live());
     }
 
     /**
@@ -519,13 +537,15 @@ public final class TapEmulator implements AutoCloseable {
     // ---- native entry points (jni-bindings/src/exports.rs) ----------------------------------
 
     private static native void nativeValidate(String mac, String address, int prefixLength, String gateway,
-            String hostname, int mtu, boolean ipv6, String linkUrl, String rememberedLease);
+            String hostname, int mtu, boolean ipv6, String linkUrl, String rememberedLease, boolean socketPair);
 
     private static native long nativeCreate(TapEmulator self, String mac, String address, int prefixLength, String gateway,
-            String hostname, int mtu, boolean ipv6, String linkUrl, String rememberedLease, int linkTimeoutMillis,
+            String hostname, int mtu, boolean ipv6, String linkUrl, String rememberedLease, boolean socketPair, int linkTimeoutMillis,
             boolean protectSockets, boolean batchFrames, ByteBuffer frameBatch);
 
     private static native String nativeMac(long handle);
+
+    private static native int nativePeerFd(long handle);
 
     private static native String nativeStoredLease(long handle);
 

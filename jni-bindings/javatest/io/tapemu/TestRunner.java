@@ -930,12 +930,15 @@ public final class TestRunner {
         if (groups.contains("unit")) {
             unitTests();
             PhoneLifeTests.unitTests();
+            SocketPairTests.unitTests();
         }
         if (groups.contains("longrun")) {
             longRunTests(Integer.getInteger("tapemu.frames", 200_000));
         }
         if (groups.contains("lab")) {
             labTests(System.getProperty("tapemu.link", "vxlan://198.51.100.1:4789?vni=42"),
+                    System.getProperty("tapemu.lanhost", "192.0.2.10"));
+            SocketPairTests.labTests(System.getProperty("tapemu.link", "vxlan://198.51.100.1:4789?vni=42"),
                     System.getProperty("tapemu.lanhost", "192.0.2.10"));
             PhoneLifeTests.labTests(System.getProperty("tapemu.link", "vxlan://198.51.100.1:4789?vni=42"),
                     System.getProperty("tapemu.dnsmasqlog"));
