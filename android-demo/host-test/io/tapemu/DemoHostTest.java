@@ -298,6 +298,26 @@ public final class DemoHostTest {
             });
         });
 
+        TestRunner.test("demo: a failed TUN is rebuilt at once; link status shows in the state's detail", () -> {
+            withController(0, (p, c) -> {
+                c.start(quietConfig(false));
+                p.awaitState("WAITING_FOR_LEASE", 5000);
+                TapListener l = p.awaitListener();
+                l.onLeaseAcquired(lease("192.0.2.5"));
+                p.awaitState("CONNECTED", 5000);
+                l.onTunFailed("read: I/O error");
+                long end = System.currentTimeMillis() + 5000;
+                while (p.establishedCount() < 2 && System.currentTimeMillis() < end) {
+                    Thread.sleep(10);
+                }
+                TestRunner.check(p.establishedCount() == 2 && tunAttached(c), "a new interface after the TUN failed");
+                l.onLinkDown("link tcp://192.0.2.1:7001?len=2: connection reset", 250);
+                l.onLinkUp();
+                p.barrier(c);
+                TestRunner.check(c.statsText() != null, "still running through link loss");
+            });
+        });
+
         TestRunner.test("demo: IPv4 and IPv6 arriving together -> one establish() with both", () -> {
             withController(60_000, (p, c) -> { // a grace that does not end within the test
                 c.start(quietConfig(true));

@@ -4,6 +4,7 @@
 //! tests on channel links alone run on tokio's paused time with a [`SimulatedClock`].
 
 mod events;
+mod fd_link;
 mod handle;
 mod server;
 mod suspend;

@@ -134,6 +134,28 @@ final class SocketPairTests {
             expect(IllegalArgumentException.class, () -> TapEmulator.validate(TapConfig.builder().link("fd://x").build()));
         });
 
+        test("AndroidFds: peer() as a ParcelFileDescriptor; attachTun(pfd) detaches it and the fd is "
+                + "taken whatever happens", () -> {
+            TestRunner.Recorder r = new TestRunner.Recorder();
+            try (TapEmulator tap = new TapEmulator(TapConfig.builder().socketPair().build(), r)) {
+                android.os.ParcelFileDescriptor peer = AndroidFds.peer(tap);
+                check(Files.readSymbolicLink(Paths.get("/proc/self/fd/" + peer.getFd())).toString().startsWith("socket:"),
+                        "the peer end");
+                new FileInputStream(Fds.attach(peer.detachFd())).close();
+                expect(IllegalStateException.class, () -> AndroidFds.peer(tap));
+            }
+            java.nio.file.Path fifo = Files.createTempDirectory("tapemu-pfd").resolve("tun");
+            TapEmulator closed = new TapEmulator(TapConfig.builder().build(), r);
+            closed.close();
+            android.os.ParcelFileDescriptor pfd = android.os.ParcelFileDescriptor.adoptFd(Fds.openFifo(fifo));
+            expect(IllegalStateException.class, () -> AndroidFds.attachTun(closed, pfd));
+            check(Fds.countOpen(fifo.toString()) == 0, "the fd was taken and closed");
+            expect(IllegalStateException.class, pfd::getFd);
+            expect(IllegalStateException.class, () -> AndroidFds.attachTun(closed, pfd));
+            Files.delete(fifo);
+            Files.delete(fifo.getParent());
+        });
+
         test("socketPair(): an engine on peerFd() gets a DHCP lease and an ARP answer, one frame per datagram", () -> {
             TestRunner.Recorder r = new TestRunner.Recorder();
             try (TapEmulator tap = new TapEmulator(TapConfig.builder().socketPair().ipv6(false).build(), r);

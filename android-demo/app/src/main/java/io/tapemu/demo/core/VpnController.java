@@ -443,6 +443,26 @@ public final class VpnController {
         }
 
         @Override
+        public void onTunFailed(String error) {
+            post("TUN failed", from -> {
+                // The emulator closed the broken TUN: establish a new interface at once.
+                plan = null;
+                setState(state, "TUN failed, rebuilding: " + error);
+                update(from);
+            });
+        }
+
+        @Override
+        public void onLinkDown(String error, long retryInMillis) {
+            post("link down", from -> setState(state, "link down (retry in " + retryInMillis + " ms): " + error));
+        }
+
+        @Override
+        public void onLinkUp() {
+            post("link up", from -> setState(state, "link up"));
+        }
+
+        @Override
         public void onStopped(String error) {
             if (error != null) {
                 post("emulator stopped", from -> {
