@@ -99,7 +99,9 @@ pub fn parse_link_url(url: &str) -> Result<LinkUrl> {
         DriverLink::Vxlan { .. } => "vxlan",
         DriverLink::Tap { .. } => "tap",
         DriverLink::Fd(_) => "fd",
-        DriverLink::Channel(_) => return Err(bad(format!("bad link URL {url:?}"))),
+        DriverLink::Channel(_) | DriverLink::Batch(_) => {
+            return Err(bad(format!("bad link URL {url:?}")))
+        }
     };
     Ok(LinkUrl {
         url: url.to_string(),

@@ -271,7 +271,7 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeSendFrameDirect<'l>(
         let sender = session.frame_sender()?;
         // SAFETY: used within this call only.
         let frame = unsafe { direct_bytes(env, &buffer, offset, length) }?;
-        session.offer_frame(&sender, frame)
+        Ok(session.offer_frames(&sender, &[frame])? == 1)
     })
     .resolve::<ThrowMapped>()
 }
@@ -290,7 +290,7 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeSendFrameArray<'l>(
         let session = session::get(handle)?;
         let sender = session.frame_sender()?;
         let frame = array_bytes(env, &array, offset, length)?;
-        session.offer_frame(&sender, &frame)
+        Ok(session.offer_frames(&sender, &[&frame])? == 1)
     })
     .resolve::<ThrowMapped>()
 }
@@ -322,15 +322,12 @@ fn offer_batch(session: &session::Session, batch: &[u8]) -> Result<(usize, usize
         at = end;
     }
     let sender = session.frame_sender()?;
-    let mut taken_bytes = 0;
-    let mut taken = 0;
-    for (start, end) in frames {
-        if !session.offer_frame(&sender, &batch[start..end])? {
-            break;
-        }
-        taken_bytes = end;
-        taken += 1;
-    }
+    let slices: Vec<&[u8]> = frames
+        .iter()
+        .map(|&(start, end)| &batch[start..end])
+        .collect();
+    let taken = session.offer_frames(&sender, &slices)?;
+    let taken_bytes = taken.checked_sub(1).map_or(0, |last| frames[last].1);
     Ok((taken_bytes, taken))
 }
 

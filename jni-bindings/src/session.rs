@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -25,10 +25,11 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use tapemu::driver::{
-    channel, ChannelPeer, Driver, DriverConfig, DriverEvent, DriverHandle, LinkSpec,
+    batch_channel, BatchPeer, BatchSender, Driver, DriverConfig, DriverEvent, DriverHandle,
+    FrameBatch, LinkSpec,
 };
 use tokio::runtime::Handle as RuntimeHandle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::callbacks::JavaCallbacks;
 use crate::config::{EmulatorConfig, LinkSpec as ConfigLink};
@@ -36,16 +37,19 @@ use crate::error::{Error, Result};
 use crate::events;
 
 mod commands;
+mod frames;
 pub use commands::stat_names;
 use commands::stat_values;
+pub use frames::take_fd;
 
 /// What the driver reports, as the session thread receives it.
 type Events = tapemu::driver::DriverEvents;
 
 /// Frames buffered each way between the app's link and the driver in callback mode.
 const CHANNEL_CAPACITY: usize = 1024;
-/// Most frames the session thread takes from the driver per wake-up (batched mode).
-const OUT_BATCH: usize = 256;
+/// Most batches from the driver the session thread hands Java per wake-up (batched mode:
+/// as few upcalls as fit the buffer).
+const OUT_BATCHES: usize = 16;
 /// Longest a Java thread waits for the driver to answer a command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -196,7 +200,7 @@ struct Started {
     /// Tells the session thread to give up opening the link.
     cancel: Option<oneshot::Sender<()>>,
     /// Callback mode: frames from the app's link to the driver (usable at once).
-    to_driver: Option<mpsc::Sender<Vec<u8>>>,
+    to_driver: Option<BatchSender>,
     link: Link,
 }
 
@@ -250,7 +254,7 @@ impl Session {
         }
         let (link, peer) = match &self.config.link {
             ConfigLink::Callback => {
-                let (spec, peer) = channel(CHANNEL_CAPACITY);
+                let (spec, peer) = batch_channel(CHANNEL_CAPACITY);
                 (spec, Some(peer))
             }
             ConfigLink::SocketPair => {
@@ -407,42 +411,6 @@ impl Session {
         }
     }
 
-    /// Callback mode: the sender of frames to the driver, once started.
-    pub fn frame_sender(&self) -> Result<mpsc::Sender<Vec<u8>>> {
-        match &*lock(&self.state) {
-            State::Started(s) => s.to_driver.clone().ok_or_else(|| {
-                Error::IllegalState("sendFrame needs callback mode (no link URL)".into())
-            }),
-            State::Created => Err(Error::IllegalState("TapEmulator not started".into())),
-            State::Closed => Err(Error::IllegalState("TapEmulator is closed".into())),
-        }
-    }
-
-    /// Callback mode: offers one frame from the app's link to the driver. Returns
-    /// whether it was taken: false when the queue is full (the app should slow down;
-    /// counted as `callback_frames_refused`). An empty frame is taken and dropped
-    /// (counted as `callback_frames_dropped`).
-    pub fn offer_frame(&self, sender: &mpsc::Sender<Vec<u8>>, frame: &[u8]) -> Result<bool> {
-        if frame.is_empty() {
-            self.callback_frames_dropped.fetch_add(1, Ordering::Relaxed);
-            return Ok(true);
-        }
-        // Reserve first, so a full queue costs no copy.
-        match sender.try_reserve() {
-            Ok(permit) => {
-                permit.send(frame.to_vec());
-                Ok(true)
-            }
-            Err(mpsc::error::TrySendError::Full(())) => {
-                self.callback_frames_refused.fetch_add(1, Ordering::Relaxed);
-                Ok(false)
-            }
-            Err(mpsc::error::TrySendError::Closed(())) => {
-                Err(Error::IllegalState("TapEmulator has stopped".into()))
-            }
-        }
-    }
-
     /// The counters, in [`stat_names`] order. Before start they are all zero; on the
     /// session thread, or once stopped, they are the last ones taken.
     pub fn stats(&self) -> Vec<i64> {
@@ -526,31 +494,6 @@ impl Session {
     }
 }
 
-/// Takes ownership of a caller's fd: duplicates it and closes the original, so the
-/// caller's number is closed on return whatever happens next. A negative or closed fd
-/// is an error and nothing is closed.
-pub fn take_fd(fd: RawFd) -> Result<OwnedFd> {
-    if fd < 0 {
-        return Err(Error::Io(format!("invalid TUN fd {fd}")));
-    }
-    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor; it reads nothing else.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    let dup_error = std::io::Error::last_os_error();
-    if dup < 0 && dup_error.raw_os_error() == Some(libc::EBADF) {
-        return Err(Error::Io(format!("TUN fd {fd} is not open: {dup_error}")));
-    }
-    // SAFETY: the caller handed this open fd over (as after detachFd()); it is closed
-    // exactly once, here.
-    drop(unsafe { OwnedFd::from_raw_fd(fd) });
-    if dup < 0 {
-        return Err(Error::Io(format!(
-            "TUN fd {fd}: cannot duplicate it ({dup_error}); it is closed"
-        )));
-    }
-    // SAFETY: `dup` is a new descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
-}
-
 /// What runs on the session thread.
 struct SessionThread {
     session: Arc<Session>,
@@ -563,7 +506,7 @@ impl SessionThread {
         self,
         config: DriverConfig,
         link: LinkSpec,
-        peer: Option<ChannelPeer>,
+        peer: Option<BatchPeer>,
         cancelled: oneshot::Receiver<()>,
     ) {
         let callbacks = self.session.callbacks.clone();
@@ -594,7 +537,7 @@ impl SessionThread {
         &self,
         config: DriverConfig,
         link: LinkSpec,
-        peer: Option<ChannelPeer>,
+        peer: Option<BatchPeer>,
         cancelled: oneshot::Receiver<()>,
     ) {
         let timeout = self.session.options.link_timeout;
@@ -637,14 +580,10 @@ impl SessionThread {
 
     /// Hands driver events and callback-mode frames to Java until the driver's last
     /// event.
-    async fn forward(&self, mut events: Events, peer: Option<ChannelPeer>) {
+    async fn forward(&self, mut events: Events, mut peer: Option<BatchPeer>) {
         let callbacks = &self.session.callbacks;
         let batched = self.session.options.batch_frames;
-        let (mut from_driver, _to_driver) = match peer {
-            Some(p) => (Some(p.from_driver), Some(p.to_driver)),
-            None => (None, None),
-        };
-        let mut frames = Vec::with_capacity(OUT_BATCH);
+        let mut batches: Vec<FrameBatch> = Vec::with_capacity(OUT_BATCHES);
         loop {
             tokio::select! {
                 biased;
@@ -662,21 +601,25 @@ impl SessionThread {
                     }
                 }
                 n = async {
-                    match from_driver.as_mut() {
-                        Some(rx) => rx.recv_many(&mut frames, if batched { OUT_BATCH } else { 1 }).await,
+                    match peer.as_mut() {
+                        Some(p) => p.from_driver.recv_many(&mut batches, OUT_BATCHES).await,
                         None => std::future::pending().await,
                     }
                 } => {
+                    let Some(p) = peer.as_ref() else { continue };
                     if n == 0 {
-                        from_driver = None;
-                    } else if batched {
-                        callbacks.frames(&frames);
+                        peer = None;
+                        continue;
+                    }
+                    if batched {
+                        callbacks.frames(batches.iter().flat_map(FrameBatch::iter));
                     } else {
-                        for frame in &frames {
+                        for frame in batches.iter().flat_map(FrameBatch::iter) {
                             callbacks.frame(frame);
                         }
                     }
-                    frames.clear();
+                    p.taken(batches.iter().map(|b| b.frames).sum());
+                    batches.clear();
                 }
             }
         }

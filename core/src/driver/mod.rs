@@ -58,7 +58,8 @@ pub use self::clock::SimulatedClock;
 pub use self::clock::{DriverClock, SystemClock};
 pub use self::events::{DriverEvents, EVENT_CAPACITY};
 pub use self::link::{
-    channel, ChannelPeer, FdSpec, LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
+    batch_channel, channel, BatchClosed, BatchPeer, BatchSender, ChannelPeer, FdSpec, FrameBatch,
+    LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
 };
 use self::link::{Link, LinkOptions};
 use self::runner::Runner;

@@ -8,6 +8,7 @@
 //! | `tap://NAME` | a local kernel TAP device (Linux only) |
 //! | `fd://N` | one frame per datagram on a socket the embedder hands over ([`fd`](LinkSpec::fd)) |
 //! | [`channel`] | frames handed to and taken from the embedding application |
+//! | [`batch_channel`] | the same, many frames per message each way |
 //!
 //! One transport per file; `Link` dispatches to them and keeps what they share: the
 //! URL, the status changes to report and the counters. Host names are resolved again
@@ -16,6 +17,7 @@
 //! [`LinkStatus::Down`] once when it fails and [`LinkStatus::Up`] once when it carries
 //! frames again.
 
+mod batch;
 mod channel;
 mod fd;
 mod tcp;
@@ -31,6 +33,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::batch::{
+    batch_channel, BatchClosed, BatchLink, BatchPeer, BatchSender, FrameBatch, BATCH_PREFIX,
+};
 pub use self::channel::{channel, ChannelLink, ChannelPeer};
 pub use self::fd::FdSpec;
 #[cfg(test)]
@@ -99,6 +104,8 @@ pub enum LinkSpec {
     Fd(FdSpec),
     /// Frames exchanged with the application through channels (see [`channel`]).
     Channel(ChannelLink),
+    /// Batches of frames exchanged with the application (see [`batch_channel`]).
+    Batch(BatchLink),
 }
 
 /// Two URL links are equal when they name the same peer the same way; a channel link
@@ -293,6 +300,7 @@ enum Io {
     Tap(tap::TapLink),
     Fd(fd::FdLink),
     Channel(ChannelLink),
+    Batch(BatchLink),
 }
 
 /// An open link.
@@ -350,6 +358,7 @@ impl Link {
             }
             LinkSpec::Fd(spec) => Io::Fd(fd::FdLink::open(spec)?),
             LinkSpec::Channel(c) => Io::Channel(c),
+            LinkSpec::Batch(b) => Io::Batch(b),
         })
     }
 
@@ -402,6 +411,7 @@ impl Link {
             Io::Tap(link) => link.recv_batch(bufs, spans).await,
             Io::Fd(link) => link.recv_batch(bufs, spans).await,
             Io::Channel(link) => link.recv_batch(bufs, spans).await,
+            Io::Batch(link) => link.recv_batch(bufs, spans).await,
         }
     }
 
@@ -422,6 +432,10 @@ impl Link {
             Io::Tap(link) => link.send(&buf[headroom..], dropped),
             Io::Fd(link) => link.send(&buf[headroom..], dropped),
             Io::Channel(link) => {
+                link.send(&buf[headroom..], dropped);
+                Ok(())
+            }
+            Io::Batch(link) => {
                 link.send(&buf[headroom..], dropped);
                 Ok(())
             }
@@ -454,8 +468,10 @@ impl Link {
     /// Writes what [`Link::send`] queued (TCP) as far as the socket takes it now, without
     /// waiting; [`Link::recv_batch`] writes the rest as the socket drains.
     pub(crate) fn flush(&mut self) {
-        if let Io::Tcp(link) = &mut self.io {
-            link.flush(&mut self.state);
+        match &mut self.io {
+            Io::Tcp(link) => link.flush(&mut self.state),
+            Io::Batch(link) => link.flush(),
+            _ => {}
         }
     }
 
@@ -469,7 +485,7 @@ impl Link {
             Io::Tcp(link) => link.reconnect(),
             #[cfg(target_os = "linux")]
             Io::Tap(_) => {}
-            Io::Fd(_) | Io::Channel(_) => {}
+            Io::Fd(_) | Io::Channel(_) | Io::Batch(_) => {}
         }
     }
 

@@ -80,7 +80,7 @@ impl fmt::Display for LinkSpec {
             }
             LinkSpec::Tap { name } => write!(f, "tap://{name}"),
             LinkSpec::Fd(fd) => write!(f, "fd://{}", fd.number()),
-            LinkSpec::Channel(_) => write!(f, "channel:"),
+            LinkSpec::Channel(_) | LinkSpec::Batch(_) => write!(f, "channel:"),
         }
     }
 }
