@@ -151,6 +151,40 @@ mod tests {
     }
 
     #[test]
+    fn lease_events_keep_the_stored_lease_and_losing_it_clears_it() {
+        let now = Instant::now();
+        let lease = tapemu::Lease {
+            address: "192.0.2.123".parse().unwrap(),
+            prefix_len: 24,
+            gateway: Some("192.0.2.1".parse().unwrap()),
+            routes: vec![],
+            dns: vec![],
+            domain: None,
+            search: vec![],
+            mtu: None,
+            broadcast: None,
+            lease_time: Some(std::time::Duration::from_secs(3600)),
+            t1: None,
+            t2: None,
+            server: "192.0.2.1".parse().unwrap(),
+            acquired_at: now,
+        };
+        let acquired = DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseAcquired(lease.clone())));
+        let json = stored_lease(&acquired).unwrap().unwrap();
+        let back: StoredLease = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.address, lease.address);
+        assert_eq!(back.lease_ms, Some(3_600_000));
+        let age = crate::config::unix_now().saturating_sub(back.acquired_unix);
+        assert!(age <= 2, "acquired just now: {age} s ago");
+        let lost = DriverEvent::Tap(Event::Dhcp(DhcpEvent::LeaseLost {
+            address: lease.address,
+            reason: tapemu::LeaseLostReason::Expired,
+        }));
+        assert_eq!(stored_lease(&lost), Some(None));
+        assert_eq!(stored_lease(&DriverEvent::Link(LinkStatus::Up)), None);
+    }
+
+    #[test]
     fn stopped_with_and_without_an_error() {
         assert_eq!(
             to_java(&DriverEvent::Stopped { error: None }, false, 1500).unwrap(),

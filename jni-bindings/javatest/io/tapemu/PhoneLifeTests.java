@@ -259,8 +259,11 @@ final class PhoneLifeTests {
                     protects = r.protectedFds.size();
                 }
                 int from = logLength(dnsmasqLog);
+                long t0 = System.nanoTime();
                 tap.networkChanged();
                 String tail = waitLog(dnsmasqLog, from, "DHCPACK(br0) " + addr, 10_000);
+                System.out.println("     lease confirmed " + (System.nanoTime() - t0) / 1_000_000
+                        + " ms after networkChanged() (as dnsmasq's log shows it)");
                 check(tail.contains("DHCPREQUEST(br0) " + addr), "dnsmasq got a REQUEST for " + addr + ":\n" + tail);
                 check(tail.contains("DHCPACK(br0) " + addr), "and acknowledged it:\n" + tail);
                 check(!tail.contains("DHCPDISCOVER"), "no DISCOVER:\n" + tail);
