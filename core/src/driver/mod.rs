@@ -58,12 +58,13 @@ pub use self::clock::SimulatedClock;
 pub use self::clock::{DriverClock, SystemClock};
 pub use self::events::{DriverEvents, EVENT_CAPACITY};
 pub use self::link::{
-    channel, ChannelPeer, LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
+    batch_channel, channel, BatchClosed, BatchPeer, BatchSender, ChannelPeer, FdSpec, FrameBatch,
+    LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
 };
 pub use self::link::{FaultCounters, FaultDirection, FaultStats, LinkFaults, ParseFaultsError};
 use self::link::{Link, LinkOptions};
 use self::runner::Runner;
-pub use self::sys::PacketFd;
+pub use self::sys::{frame_socket_pair, PacketFd};
 #[cfg(target_os = "linux")]
 pub use self::sys::{open_tun_device, open_tun_offload, DeviceKind, TunOffload};
 use crate::{Config, Event, Lease, Stats};

@@ -5,6 +5,7 @@
 
 mod events;
 mod faults;
+mod fd_link;
 mod handle;
 mod offload;
 mod roam;
