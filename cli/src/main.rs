@@ -16,7 +16,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tapemu::driver::{Driver, DriverConfig, DriverEvent, DriverHandle, LinkFaults, LinkSpec};
+use tapemu::driver::{
+    Driver, DriverConfig, DriverEvent, DriverHandle, LinkFaults, LinkSpec, TunOffload,
+};
 use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, Ipv6Info, Ipv6Mode, MacAddr};
 use tapemu::{DhcpEvent, Event, Ipv4Event, Ipv6Event};
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -121,6 +123,10 @@ struct RunArgs {
     /// gateway or source address reopens the link and re-announces the host).
     #[arg(long)]
     no_route_watch: bool,
+    /// Open a plain TUN, one packet per read and write (as on Android), instead of one
+    /// with segmentation offloads (TSO/USO and coalesced writes).
+    #[arg(long)]
+    no_offload: bool,
 }
 
 impl RunArgs {
@@ -288,7 +294,7 @@ async fn start(
     common: &Common,
     tap: Config,
     link: LinkSpec,
-    tun: Option<std::os::fd::OwnedFd>,
+    tun: Option<Tun>,
 ) -> Result<(DriverHandle, Events, Option<Capture>), String> {
     let (capture, frame_hook) = match &common.pcap {
         Some(path) => {
@@ -302,17 +308,34 @@ async fn start(
         frame_hook,
         link_faults: common.link_faults,
         tcp_user_timeout: Duration::from_millis(common.tcp_user_timeout),
+        tun_vnet_hdr: tun.as_ref().is_some_and(|t| t.offload.vnet_hdr()),
         ..DriverConfig::default()
     };
     // On failure the capture is dropped here, which completes the file.
-    let (handle, events) = Driver::start(config, link, tun)
+    let (handle, events) = Driver::start(config, link, tun.map(|t| t.fd))
         .await
         .map_err(|e| e.to_string())?;
     Ok((handle, events, capture))
 }
 
-fn open_tun(name: &str) -> Result<(std::os::fd::OwnedFd, String), String> {
-    tapemu::driver::open_tun(name).map_err(|e| match e.kind() {
+/// A TUN the CLI opened.
+struct Tun {
+    fd: std::os::fd::OwnedFd,
+    /// The device's name.
+    name: String,
+    /// What the kernel turned on.
+    offload: TunOffload,
+}
+
+/// Opens the TUN `name`, with offloads unless `offload` is false.
+fn open_tun(name: &str, offload: bool) -> Result<Tun, String> {
+    let opened = if offload {
+        tapemu::driver::open_tun_offload(name)
+    } else {
+        tapemu::driver::open_tun(name).map(|(fd, name)| (fd, name, TunOffload::None))
+    };
+    let opened = opened.map(|(fd, name, offload)| Tun { fd, name, offload });
+    opened.map_err(|e| match e.kind() {
         io::ErrorKind::PermissionDenied => format!(
             "cannot create TUN device {name}: permission denied; run as root (or with CAP_NET_ADMIN)"
         ),
@@ -334,7 +357,9 @@ async fn sleep_until(at: Option<std::time::Instant>) {
 async fn run(args: RunArgs, tap: Config) -> Result<(), String> {
     let common = &args.common;
     let link_mtu = tap.mtu;
-    let (fd, dev) = open_tun(&args.tun)?;
+    let tun = open_tun(&args.tun, !args.no_offload)?;
+    tracing::info!("TUN {}: offloads {:?}", tun.name, tun.offload);
+    let dev = tun.name.clone();
     let mut conf = match args.no_configure {
         true => None,
         false => Some(NetConf::new(&dev, !args.no_default_route, link_mtu).await?),
@@ -346,7 +371,7 @@ async fn run(args: RunArgs, tap: Config) -> Result<(), String> {
         true => None,
         false => route_watch::peer_of(&spec).await,
     };
-    let (handle, mut events, capture) = start(common, tap, spec, Some(fd)).await?;
+    let (handle, mut events, capture) = start(common, tap, spec, Some(tun)).await?;
     let out = Output::new(common.json, link_mtu);
     out.started(&dev, &link);
     let lease_path = args.lease_path();

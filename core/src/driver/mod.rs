@@ -58,14 +58,15 @@ pub use self::clock::SimulatedClock;
 pub use self::clock::{DriverClock, SystemClock};
 pub use self::events::{DriverEvents, EVENT_CAPACITY};
 pub use self::link::{
-    channel, ChannelPeer, LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
+    batch_channel, channel, BatchClosed, BatchPeer, BatchSender, ChannelPeer, FdSpec, FrameBatch,
+    LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
 };
 pub use self::link::{FaultCounters, FaultDirection, FaultStats, LinkFaults, ParseFaultsError};
 use self::link::{Link, LinkOptions};
 use self::runner::Runner;
-pub use self::sys::PacketFd;
+pub use self::sys::{frame_socket_pair, PacketFd};
 #[cfg(target_os = "linux")]
-pub use self::sys::{open_tun_device, DeviceKind};
+pub use self::sys::{open_tun_device, open_tun_offload, DeviceKind, TunOffload};
 use crate::{Config, Event, Lease, Stats};
 
 /// Called with the raw fd of every socket a link opens, before it connects: on
@@ -121,6 +122,12 @@ pub struct DriverConfig {
     pub clock: Arc<dyn DriverClock>,
     /// Faults to inject on the link, whatever its kind (testing lossy links).
     pub link_faults: Option<LinkFaults>,
+    /// The TUN given to [`Driver::start`] was opened with `IFF_VNET_HDR`
+    /// ([`open_tun_offload`]): it reads TCP/UDP super-segments, which the driver splits,
+    /// and takes coalesced TCP segments. `false` (the default) for a plain TUN, such as
+    /// an Android `VpnService` fd. A TUN attached later says so itself
+    /// ([`DriverHandle::attach_tun_vnet_hdr`]).
+    pub tun_vnet_hdr: bool,
     /// Datagram sends fail with this errno while it is not 0.
     #[cfg(test)]
     pub(crate) send_fault: Option<Arc<std::sync::atomic::AtomicI32>>,
@@ -139,6 +146,7 @@ impl Default for DriverConfig {
             tcp_user_timeout: TCP_USER_TIMEOUT,
             clock: Arc::new(SystemClock),
             link_faults: None,
+            tun_vnet_hdr: false,
             #[cfg(test)]
             send_fault: None,
         }
@@ -158,6 +166,7 @@ impl std::fmt::Debug for DriverConfig {
             .field("tcp_user_timeout", &self.tcp_user_timeout)
             .field("clock", &self.clock)
             .field("link_faults", &self.link_faults)
+            .field("tun_vnet_hdr", &self.tun_vnet_hdr)
             .finish()
     }
 }
@@ -201,6 +210,13 @@ pub struct DriverStats {
     pub link_queued: u64,
     /// Packets the TUN could not take and dropped.
     pub tun_dropped_out: u64,
+    /// Packets read from a TUN with virtio-net headers that could not be used (a
+    /// super-segment or checksum request that does not match its packet) and dropped.
+    pub tun_dropped_in: u64,
+    /// Super-segments read from a TUN with virtio-net headers and split into packets.
+    pub tun_super_segments_in: u64,
+    /// Coalesced TCP super-segments written to a TUN with virtio-net headers.
+    pub tun_super_segments_out: u64,
     /// Link frames or TUN packets that arrived while no TUN was attached.
     pub dropped_no_tun: u64,
     /// Times a connection-oriented link reconnected.
@@ -275,10 +291,11 @@ pub enum DriverError {
 
 /// A request to the runner; each carries where its answer goes.
 pub(crate) enum Command {
-    AttachTun(
-        OwnedFd,
-        oneshot::Sender<Result<Option<OwnedFd>, DriverError>>,
-    ),
+    AttachTun {
+        fd: OwnedFd,
+        vnet_hdr: bool,
+        reply: oneshot::Sender<Result<Option<OwnedFd>, DriverError>>,
+    },
     DetachTun(oneshot::Sender<Result<Option<OwnedFd>, DriverError>>),
     Stats(oneshot::Sender<Result<DriverStats, DriverError>>),
     NetworkChanged(oneshot::Sender<Result<(), DriverError>>),
@@ -288,6 +305,19 @@ pub(crate) enum Command {
         release: bool,
         done: oneshot::Sender<Result<(), DriverError>>,
     },
+}
+
+/// The command attaching `fd`.
+fn attach(
+    fd: OwnedFd,
+    vnet_hdr: bool,
+    reply: oneshot::Sender<Result<Option<OwnedFd>, DriverError>>,
+) -> Command {
+    Command::AttachTun {
+        fd,
+        vnet_hdr,
+        reply,
+    }
 }
 
 /// Commands sent without waiting that the driver has not taken yet.
@@ -309,7 +339,7 @@ impl Driver {
         link: LinkSpec,
         tun: Option<OwnedFd>,
     ) -> Result<(DriverHandle, DriverEvents), DriverError> {
-        let tun = tun.map(tun_fd).transpose()?;
+        let tun = tun.map(|fd| tun_fd(fd, config.tun_vnet_hdr)).transpose()?;
         let link = Link::open(link, LinkOptions::new(&config)).await?;
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         let (events_tx, events) = events::queue(config.event_capacity);
@@ -332,7 +362,8 @@ impl Driver {
         let options = LinkOptions::new(&config);
         runtime.spawn(async move {
             let opened = async {
-                let tun = tun.map(tun_fd).transpose()?;
+                let vnet_hdr = config.tun_vnet_hdr;
+                let tun = tun.map(|fd| tun_fd(fd, vnet_hdr)).transpose()?;
                 let link = Link::open(link, options).await?;
                 Ok::<_, DriverError>((link, tun))
             }
@@ -350,8 +381,13 @@ impl Driver {
     }
 }
 
-fn tun_fd(fd: OwnedFd) -> Result<PacketFd, DriverError> {
-    PacketFd::new(fd).map_err(|e| DriverError::Tun(Arc::new(e)))
+fn tun_fd(fd: OwnedFd, vnet_hdr: bool) -> Result<PacketFd, DriverError> {
+    let tun = if vnet_hdr {
+        PacketFd::with_vnet_hdr(fd)
+    } else {
+        PacketFd::new(fd)
+    };
+    tun.map_err(|e| DriverError::Tun(Arc::new(e)))
 }
 
 /// The answer to a command sent with a `send_*` method of [`DriverHandle`]: await it (a
@@ -441,7 +477,13 @@ impl DriverHandle {
     /// Attaches a TUN fd (made non-blocking here); returns the one it replaces. The fd
     /// is closed if the driver has stopped.
     pub async fn attach_tun(&self, tun: OwnedFd) -> Result<Option<OwnedFd>, DriverError> {
-        self.request(|tx| Command::AttachTun(tun, tx)).await
+        self.request(|reply| attach(tun, false, reply)).await
+    }
+
+    /// [`DriverHandle::attach_tun`] for a TUN opened with `IFF_VNET_HDR`
+    /// ([`open_tun_offload`]).
+    pub async fn attach_tun_vnet_hdr(&self, tun: OwnedFd) -> Result<Option<OwnedFd>, DriverError> {
+        self.request(|reply| attach(tun, true, reply)).await
     }
 
     /// Detaches the TUN and returns its fd; the emulated host stays on the link
@@ -498,7 +540,7 @@ impl DriverHandle {
 
     /// [`DriverHandle::attach_tun`] without waiting; safe on any thread.
     pub fn send_attach_tun(&self, tun: OwnedFd) -> Result<Reply<Option<OwnedFd>>, DriverError> {
-        self.send(|tx| Command::AttachTun(tun, tx))
+        self.send(|reply| attach(tun, false, reply))
     }
 
     /// [`DriverHandle::detach_tun`] without waiting; safe on any thread.
@@ -534,7 +576,7 @@ impl DriverHandle {
 
     /// [`DriverHandle::attach_tun`] for threads without a runtime.
     pub fn blocking_attach_tun(&self, tun: OwnedFd) -> Result<Option<OwnedFd>, DriverError> {
-        self.blocking_request(|tx| Command::AttachTun(tun, tx))
+        self.blocking_request(|reply| attach(tun, false, reply))
     }
 
     /// [`DriverHandle::detach_tun`] for threads without a runtime.

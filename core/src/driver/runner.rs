@@ -24,7 +24,10 @@ use super::{
     Command, Direction, DriverConfig, DriverError, DriverEvent, DriverStats, FrameHook, LinkStatus,
     NextTimer, STOP_DEADLINE,
 };
+use crate::offload::{Gro, GroConfig};
 use crate::{Egress, Ingress, Tap, Transmit, HEADROOM};
+
+mod vnet;
 
 /// Offset of the IP packet in a TUN read buffer: link headroom, then Ethernet headroom.
 const TUN_OFFSET: usize = LINK_HEADROOM + HEADROOM;
@@ -62,8 +65,15 @@ pub(crate) struct Runner {
     commands: mpsc::Receiver<Command>,
     events: EventSender,
     frame_hook: Option<FrameHook>,
+    /// Packets read from a plain TUN, or segments of what a TUN with virtio-net headers
+    /// read, each at [`TUN_OFFSET`].
     tun_bufs: Vec<Vec<u8>>,
     tun_lens: Vec<usize>,
+    /// Reads from a TUN with virtio-net headers (allocated when one is attached).
+    vnet_bufs: Vec<Vec<u8>>,
+    vnet_lens: Vec<usize>,
+    /// Coalesces TCP segments from the link for a TUN with virtio-net headers.
+    gro: Gro,
     link_bufs: Vec<Vec<u8>>,
     link_spans: Vec<(usize, usize)>,
     /// TUN buffers holding a frame for the link: (index, end).
@@ -71,6 +81,8 @@ pub(crate) struct Runner {
     /// Whose turn it is when both the link and the TUN are ready.
     link_first: bool,
     tun_dropped_out: u64,
+    tun_dropped_in: u64,
+    tun_super_segments_in: u64,
     dropped_no_tun: u64,
     link_dropped_in: u64,
     wakeups: u64,
@@ -105,7 +117,7 @@ impl Runner {
         let clock = Clock::new(config.clock);
         // Zeroed allocations: pages are touched only as packets fill them.
         let tun_mtu = usize::from(config.tap.mtu).max(1500);
-        Runner {
+        let mut runner = Runner {
             tap: Tap::new(config.tap, clock.now()),
             sleep: Sleep::new(&clock),
             clock,
@@ -116,16 +128,23 @@ impl Runner {
             frame_hook: config.frame_hook,
             tun_bufs: vec![vec![0; TUN_OFFSET + tun_mtu]; batch],
             tun_lens: vec![0; batch],
+            vnet_bufs: Vec::new(),
+            vnet_lens: Vec::new(),
+            gro: Gro::new(GroConfig::default()),
             link_bufs: vec![vec![0; MAX_FRAME]; batch],
             link_spans: vec![(0, 0); batch],
             ready: Vec::with_capacity(batch),
             link_first: false,
             tun_dropped_out: 0,
+            tun_dropped_in: 0,
+            tun_super_segments_in: 0,
             dropped_no_tun: 0,
             link_dropped_in: 0,
             wakeups: 0,
             announce: false,
-        }
+        };
+        runner.prepare_tun_bufs();
+        runner
     }
 
     fn stats(&self) -> DriverStats {
@@ -136,6 +155,9 @@ impl Runner {
             link_dropped_in: self.link_dropped_in,
             link_queued: self.link.queued() as u64,
             tun_dropped_out: self.tun_dropped_out,
+            tun_dropped_in: self.tun_dropped_in,
+            tun_super_segments_in: self.tun_super_segments_in,
+            tun_super_segments_out: self.gro.stats().super_segments,
             dropped_no_tun: self.dropped_no_tun,
             link_reconnects: self.link.reconnects(),
             events_dropped: self.events.dropped(),
@@ -180,10 +202,13 @@ impl Runner {
                 // A TCP link that cannot keep up pauses the TUN (its own queue holds or
                 // drops the excess); the link itself and everything else go on.
                 let tun = self.tun.as_ref().filter(|_| !self.link.congested());
-                let (tun_bufs, tun_lens) = (&mut self.tun_bufs, &mut self.tun_lens);
+                let (tun_bufs, tun_lens, offset) = match tun {
+                    Some(t) if t.has_vnet_hdr() => (&mut self.vnet_bufs, &mut self.vnet_lens, 0),
+                    _ => (&mut self.tun_bufs, &mut self.tun_lens, TUN_OFFSET),
+                };
                 let mut tun_read = pin!(async move {
                     match tun {
-                        Some(t) => t.read_batch(tun_bufs, TUN_OFFSET, tun_lens).await,
+                        Some(t) => t.read_batch(tun_bufs, offset, tun_lens).await,
                         None => std::future::pending().await,
                     }
                 });
@@ -249,7 +274,12 @@ impl Runner {
                 }
                 Wake::Tun(Ok(n)) => {
                     self.link_first = true;
-                    if let Err(e) = self.handle_tun_packets(now, n).await {
+                    let result = if self.tun.as_ref().is_some_and(PacketFd::has_vnet_hdr) {
+                        self.handle_vnet_reads(now, n).await
+                    } else {
+                        self.handle_tun_packets(now, n).await
+                    };
+                    if let Err(e) = result {
                         return (Err(e), None);
                     }
                 }
@@ -293,10 +323,20 @@ impl Runner {
                 }
                 let _ = reply.send(Ok(()));
             }
-            Command::AttachTun(fd, reply) => {
-                let result = PacketFd::new(fd)
+            Command::AttachTun {
+                fd,
+                vnet_hdr,
+                reply,
+            } => {
+                let tun = if vnet_hdr {
+                    PacketFd::with_vnet_hdr(fd)
+                } else {
+                    PacketFd::new(fd)
+                };
+                let result = tun
                     .map(|tun| self.tun.replace(tun).map(PacketFd::into_inner))
                     .map_err(|e| DriverError::Tun(Arc::new(e)));
+                self.prepare_tun_bufs();
                 let _ = reply.send(result);
             }
             Command::DetachTun(reply) => {
@@ -308,6 +348,7 @@ impl Runner {
     }
 
     fn handle_link_frames(&mut self, now: Instant, n: usize) {
+        let vnet = self.tun.as_ref().is_some_and(PacketFd::has_vnet_hdr);
         for i in 0..n {
             let (start, end) = self.link_spans[i];
             if start == end {
@@ -318,18 +359,21 @@ impl Runner {
             if let Some(hook) = &mut self.frame_hook {
                 hook(Direction::FromLink, frame);
             }
-            if let Ingress::Deliver(range) = self.tap.handle_link_frame(now, frame) {
-                let packet = &frame[range];
-                match &self.tun {
-                    Some(tun) => {
-                        if let Err(e) = tun.write(packet) {
-                            self.tun_dropped_out += 1;
-                            tracing::debug!("TUN write: {e}");
-                        }
-                    }
-                    None => self.dropped_no_tun += 1,
-                }
+            let Ingress::Deliver(range) = self.tap.handle_link_frame(now, frame) else {
+                continue;
+            };
+            let (at, end) = (start + range.start, start + range.end);
+            match &self.tun {
+                Some(_) if vnet => self.deliver_vnet(i, at, end),
+                Some(tun) => count_write(
+                    tun.write(&self.link_bufs[i][at..end]),
+                    &mut self.tun_dropped_out,
+                ),
+                None => self.dropped_no_tun += 1,
             }
+        }
+        if vnet {
+            self.flush_vnet();
         }
     }
 
@@ -353,15 +397,26 @@ impl Runner {
     async fn handle_tun_packets(&mut self, now: Instant, n: usize) -> Result<(), DriverError> {
         self.ready.clear();
         for i in 0..n {
-            let end = TUN_OFFSET + self.tun_lens[i];
-            let buf = &mut self.tun_bufs[i][..end];
-            if self.tap.handle_tun_packet(now, &mut buf[LINK_HEADROOM..]) == Egress::Send {
-                if let Some(hook) = &mut self.frame_hook {
-                    hook(Direction::ToLink, &buf[LINK_HEADROOM..]);
-                }
-                self.ready.push((i, end));
-            }
+            self.egress(now, i, self.tun_lens[i]);
         }
+        self.send_ready().await
+    }
+
+    /// Hands the packet in `tun_bufs[slot]` to the Tap and, if it makes a frame of it,
+    /// queues the frame for [`Runner::send_ready`].
+    fn egress(&mut self, now: Instant, slot: usize, len: usize) {
+        let end = TUN_OFFSET + len;
+        let buf = &mut self.tun_bufs[slot][..end];
+        if self.tap.handle_tun_packet(now, &mut buf[LINK_HEADROOM..]) == Egress::Send {
+            if let Some(hook) = &mut self.frame_hook {
+                hook(Direction::ToLink, &buf[LINK_HEADROOM..]);
+            }
+            self.ready.push((slot, end));
+        }
+    }
+
+    /// Sends the frames [`Runner::egress`] queued, after what the Tap queued meanwhile.
+    async fn send_ready(&mut self) -> Result<(), DriverError> {
         // Frames the Tap queued meanwhile (ARP, flushed neighbour queues) go first.
         self.flush_outputs().await?;
         let sent = self
@@ -370,6 +425,7 @@ impl Runner {
             .await;
         sent.map_err(|e| self.link.error(e))?;
         self.link.flush();
+        self.ready.clear();
         Ok(())
     }
 
@@ -387,11 +443,7 @@ impl Runner {
                     sent = true;
                 }
                 Transmit::Tun(packet) => match &self.tun {
-                    Some(tun) => {
-                        if tun.write(&packet).is_err() {
-                            self.tun_dropped_out += 1;
-                        }
-                    }
+                    Some(tun) => count_write(tun.write(&packet), &mut self.tun_dropped_out),
                     None => self.dropped_no_tun += 1,
                 },
             }
@@ -427,5 +479,13 @@ impl Runner {
                 Ok(())
             }
         }
+    }
+}
+
+/// Counts a TUN write that failed: a full device queue drops the packet, as a NIC would.
+fn count_write(result: io::Result<()>, dropped: &mut u64) {
+    if let Err(e) = result {
+        *dropped += 1;
+        tracing::debug!("TUN write: {e}");
     }
 }

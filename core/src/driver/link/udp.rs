@@ -307,6 +307,9 @@ pub(super) struct Batch {
     /// Source address of each datagram of the last batch received.
     pub(super) from: Vec<Option<SocketAddr>>,
     mmsg: MmsgScratch,
+    /// UDP GSO was refused on this socket's route: runs of equal-size datagrams go as
+    /// separate messages of the `sendmmsg` from then on.
+    no_gso: bool,
 }
 
 impl Batch {
@@ -337,9 +340,10 @@ impl Batch {
         }
     }
 
-    /// Sends `bufs[i][start..end]` for each `(i, end)` with `sendmmsg` to `dest`; a
-    /// datagram lost to a transient error is dropped and counted. An error comes with
-    /// how many items were done before it.
+    /// Sends `bufs[i][start..end]` for each `(i, end)` with `sendmmsg` to `dest`, runs
+    /// of equal-size datagrams as one UDP GSO message each until the kernel refuses GSO
+    /// on the route (then without, for good); a datagram lost to a transient error is
+    /// dropped and counted. An error comes with how many items were done before it.
     async fn send(
         &mut self,
         socket: &UdpSocket,
@@ -352,13 +356,26 @@ impl Batch {
         let mut done = 0;
         while done < items.len() {
             let rest = &items[done..];
+            let gso = !self.no_gso;
             match socket
                 .async_io(Interest::WRITABLE, || {
-                    sys::send_batch_to(socket.as_raw_fd(), bufs, rest, start, dest, &mut self.mmsg)
+                    sys::send_batch_to(
+                        socket.as_raw_fd(),
+                        bufs,
+                        rest,
+                        start,
+                        dest,
+                        gso,
+                        &mut self.mmsg,
+                    )
                 })
                 .await
             {
                 Ok(sent) => done += sent.max(1),
+                Err(e) if gso && gso_refused(&e) => {
+                    tracing::info!("UDP GSO refused ({e}); sending datagram by datagram");
+                    self.no_gso = true;
+                }
                 Err(e) if transient(&e) && !route_lost(&e) => {
                     // The first datagram of the rest is dropped; go on with the others.
                     link.dropped_out += 1;
@@ -369,6 +386,12 @@ impl Batch {
         }
         Ok(())
     }
+}
+
+/// The errors of a UDP GSO send the kernel cannot do on this route: `EIO` (the device
+/// does not checksum), `EINVAL` (a datagram beyond the path MTU, or no GSO at all).
+fn gso_refused(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL))
 }
 
 /// The unspecified address of `addr`'s family, with `port`.

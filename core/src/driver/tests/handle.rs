@@ -44,8 +44,9 @@ fn threads_without_a_runtime_block_the_runtime_thread_never_does() {
                             reply.blocking_wait(),
                             Err(DriverError::OnRuntimeThread)
                         ));
+                        // (The other thread may have attached its TUN by now, or not.)
                         let stats = handle.send_stats().expect("sent").await.expect("stats");
-                        assert!(!stats.tun_attached);
+                        assert_eq!(stats.link, "channel:");
                         drop(handle.send_stats().expect("sent"));
                         answered = true;
                         let _ = answered_tx.send(());

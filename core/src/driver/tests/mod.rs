@@ -5,7 +5,9 @@
 
 mod events;
 mod faults;
+mod fd_link;
 mod handle;
+mod offload;
 mod roam;
 mod server;
 mod suspend;

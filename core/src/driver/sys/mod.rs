@@ -5,30 +5,57 @@
 //! the datagram links.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+mod mmsg;
+#[cfg(target_os = "linux")]
+mod tun;
+
+pub(crate) use self::mmsg::{recv_batch_from, send_batch_to, MmsgScratch};
+#[cfg(target_os = "linux")]
+pub use self::tun::{open_tun_device, open_tun_offload, set_link_up, DeviceKind, TunOffload};
+
 /// One packet per `read`/`write` on an owned fd, under tokio's reactor. The same code
 /// serves an Android `VpnService` fd and a Linux `/dev/net/tun` fd.
+///
+/// A TUN opened with `IFF_VNET_HDR` ([`open_tun_offload`]) puts a virtio-net header in
+/// front of every packet read and expects one in front of every packet written:
+/// [`PacketFd::with_vnet_hdr`] says so, [`PacketFd::new`] (no header) is the default.
 #[derive(Debug)]
 pub struct PacketFd {
     fd: AsyncFd<OwnedFd>,
+    vnet_hdr: bool,
 }
 
 impl PacketFd {
-    /// Takes ownership of `fd`, makes it non-blocking and registers it with the
-    /// current tokio runtime.
+    /// Takes ownership of `fd` (packets without a virtio-net header), makes it
+    /// non-blocking and registers it with the current tokio runtime.
     pub fn new(fd: OwnedFd) -> io::Result<PacketFd> {
+        PacketFd::open(fd, false)
+    }
+
+    /// Like [`PacketFd::new`] for a TUN opened with `IFF_VNET_HDR`: every packet read
+    /// and written has a virtio-net header in front.
+    pub fn with_vnet_hdr(fd: OwnedFd) -> io::Result<PacketFd> {
+        PacketFd::open(fd, true)
+    }
+
+    fn open(fd: OwnedFd, vnet_hdr: bool) -> io::Result<PacketFd> {
         set_nonblocking(&fd)?;
         // SAFETY: an `OwnedFd` stays open and always returns the same raw fd until it
         // is dropped or given back by `into_inner`.
         let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
             .map_err(io::Error::from)?;
-        Ok(PacketFd { fd })
+        Ok(PacketFd { fd, vnet_hdr })
+    }
+
+    /// Whether packets carry a virtio-net header.
+    pub fn has_vnet_hdr(&self) -> bool {
+        self.vnet_hdr
     }
 
     /// Gives the fd back, deregistered from the reactor (still non-blocking).
@@ -83,15 +110,53 @@ impl PacketFd {
         }
     }
 
-    /// Writes one packet. A full device queue drops the packet, as a NIC would.
+    /// Writes one IP packet, behind a virtio-net header that asks for nothing if the fd
+    /// has headers. A full device queue drops the packet, as a NIC would.
     pub fn write(&self, packet: &[u8]) -> io::Result<()> {
-        loop {
-            match write(self.fd.get_ref().as_raw_fd(), packet) {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        if self.vnet_hdr {
+            let hdr = crate::offload::VirtioNetHdr::NONE.to_bytes();
+            retry(|| writev2(self.fd.get_ref().as_raw_fd(), &hdr, packet))
+        } else {
+            self.write_raw(packet)
         }
+    }
+
+    /// Writes `buf` as it is: on an fd with headers, a virtio-net header and a packet.
+    pub(crate) fn write_raw(&self, buf: &[u8]) -> io::Result<()> {
+        retry(|| write(self.fd.get_ref().as_raw_fd(), buf))
+    }
+}
+
+/// Repeats a write interrupted by a signal.
+fn retry(mut op: impl FnMut() -> io::Result<usize>) -> io::Result<()> {
+    loop {
+        match op() {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One `writev(2)` of `a` then `b` to `fd`.
+fn writev2(fd: RawFd, a: &[u8], b: &[u8]) -> io::Result<usize> {
+    let iov = [
+        libc::iovec {
+            iov_base: a.as_ptr() as *mut libc::c_void,
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        },
+    ];
+    // SAFETY: both iovecs point at readable buffers that outlive the call; writev only
+    // reads through them.
+    let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n.unsigned_abs())
     }
 }
 
@@ -196,6 +261,8 @@ impl BootTimer {
 
     /// Arms the timer for the boot time `at` (disarms it for `None`); nothing to do when
     /// that deadline is already armed.
+    // `c_long` is 32 bits on 32-bit Android, where the conversion can fail.
+    #[allow(clippy::unnecessary_fallible_conversions)]
     pub(crate) fn arm(&mut self, at: Option<Duration>) -> io::Result<()> {
         if at == self.armed {
             return Ok(());
@@ -251,119 +318,6 @@ impl BootTimer {
     }
 }
 
-/// Kind of device [`open_tun_device`] creates.
-#[cfg(target_os = "linux")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceKind {
-    /// Layer 3: IP packets (`IFF_TUN`).
-    Tun,
-    /// Layer 2: Ethernet frames (`IFF_TAP`).
-    Tap,
-}
-
-/// A zeroed `struct ifreq` naming `name`; an error for names the kernel refuses
-/// (empty, too long, with a NUL, `/`, `:` or white space).
-#[cfg(target_os = "linux")]
-fn ifreq(name: &str) -> io::Result<libc::ifreq> {
-    let bad = name.is_empty()
-        || name.len() >= libc::IFNAMSIZ
-        || name
-            .bytes()
-            .any(|b| b == 0 || b == b'/' || b == b':' || b.is_ascii_whitespace());
-    if bad {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid interface name {name:?}"),
-        ));
-    }
-    // SAFETY: all-zero is a valid `ifreq` (a name of NULs and a zero union).
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, b) in req.ifr_name.iter_mut().zip(name.bytes()) {
-        *dst = libc::c_char::from_ne_bytes([b]);
-    }
-    Ok(req)
-}
-
-/// Opens (creating if needed) the Linux TUN/TAP device `name` through `/dev/net/tun`
-/// with `IFF_NO_PI`, non-blocking. Returns the fd and the name the kernel gave it.
-/// Needs `CAP_NET_ADMIN` to create a device.
-#[cfg(target_os = "linux")]
-pub fn open_tun_device(name: &str, kind: DeviceKind) -> io::Result<(OwnedFd, String)> {
-    use std::os::fd::FromRawFd;
-
-    let mut req = ifreq(name)?;
-    let flags = libc::IFF_NO_PI
-        | match kind {
-            DeviceKind::Tun => libc::IFF_TUN,
-            DeviceKind::Tap => libc::IFF_TAP,
-        };
-    req.ifr_ifru.ifru_flags = flags as libc::c_short;
-    // SAFETY: a NUL-terminated path and plain flags.
-    let raw = unsafe {
-        libc::open(
-            c"/dev/net/tun".as_ptr(),
-            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
-    if raw < 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("/dev/net/tun: {e}")));
-    }
-    // SAFETY: `raw` is a fresh fd that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: TUNSETIFF reads and writes the `struct ifreq` it is given, which lives
-    // for the whole call.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("TUNSETIFF {name}: {e}")));
-    }
-    let actual: Vec<u8> = req
-        .ifr_name
-        .iter()
-        .map(|c| c.to_ne_bytes()[0])
-        .take_while(|&b| b != 0)
-        .collect();
-    Ok((fd, String::from_utf8_lossy(&actual).into_owned()))
-}
-
-/// Sets the Linux interface `name` administratively up (`SIOCSIFFLAGS` with `IFF_UP`).
-#[cfg(target_os = "linux")]
-pub fn set_link_up(name: &str) -> io::Result<()> {
-    use std::os::fd::FromRawFd;
-
-    let mut req = ifreq(name)?;
-    // SAFETY: plain integer arguments.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the flags member of the
-    // `struct ifreq` they are given, which lives for both calls; the kernel wrote the
-    // flags member before it is read.
-    unsafe {
-        if libc::ioctl(
-            sock.as_raw_fd(),
-            libc::SIOCGIFFLAGS as libc::Ioctl,
-            &mut req,
-        ) < 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        if libc::ioctl(
-            sock.as_raw_fd(),
-            libc::SIOCSIFFLAGS as libc::Ioctl,
-            &mut req,
-        ) < 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 /// Socket buffers for bursts at line rate: a TCP window's worth of frames arrives
 /// back to back. Beyond `net.core.[rw]mem_max` only with `CAP_NET_ADMIN` (…FORCE);
 /// failures leave the defaults.
@@ -407,7 +361,6 @@ pub(crate) fn set_tcp_liveness(fd: RawFd, user_timeout: Duration) -> io::Result<
 }
 
 /// `getsockopt(fd, level, option)` for an integer option.
-#[cfg(test)]
 pub(crate) fn get_option(fd: RawFd, level: libc::c_int, option: libc::c_int) -> io::Result<i32> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -452,172 +405,73 @@ fn set_option(
     }
 }
 
-/// The arrays a `recvmmsg`/`sendmmsg` call needs, kept between calls so a batch
-/// allocates nothing. They are refilled by every call (the headers point into the other
-/// arrays and the caller's buffers, so they cannot be kept) and cleared before it returns.
-#[derive(Default)]
-pub(crate) struct MmsgScratch {
-    addrs: Vec<libc::sockaddr_storage>,
-    iovs: Vec<libc::iovec>,
-    msgs: Vec<libc::mmsghdr>,
-}
+/// A connected pair of `AF_UNIX` `SOCK_DGRAM` sockets (close-on-exec, large buffers):
+/// one Ethernet frame per datagram, as a TAP fd has one per `read`/`write`. Give one end
+/// to an `fd://` link ([`crate::driver::LinkSpec::fd`]) and the other to a VPN engine
+/// written for a TAP device.
+pub fn frame_socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
 
-// SAFETY: the raw pointers in `iovs` and `msgs` are written and dereferenced only within
-// one call of `recv_batch_from`/`send_batch_to`, which clears them before returning;
-// outside a call the vectors are empty and hold nothing but their allocations.
-unsafe impl Send for MmsgScratch {}
-
-impl MmsgScratch {
-    fn clear(&mut self) {
-        self.addrs.clear();
-        self.iovs.clear();
-        self.msgs.clear();
-    }
-}
-
-/// Receives up to `bufs.len()` datagrams with one `recvmmsg`, datagram `i` into
-/// `bufs[i][..spans[i].1]`, its source into `from[i]`. Non-blocking.
-pub(crate) fn recv_batch_from(
-    fd: RawFd,
-    bufs: &mut [Vec<u8>],
-    spans: &mut [(usize, usize)],
-    from: &mut Vec<Option<SocketAddr>>,
-    scratch: &mut MmsgScratch,
-) -> io::Result<usize> {
-    let n = bufs.len().min(spans.len());
-    let MmsgScratch { addrs, iovs, msgs } = scratch;
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    addrs.resize(n, unsafe { std::mem::zeroed() });
-    iovs.extend(bufs[..n].iter_mut().map(|b| libc::iovec {
-        iov_base: b.as_mut_ptr().cast(),
-        iov_len: b.len(),
-    }));
-    // `addrs` and `iovs` are complete: the pointers taken into them stay valid while
-    // `msgs` grows.
-    msgs.extend(iovs.iter_mut().zip(addrs.iter_mut()).map(|(iov, addr)| {
-        // SAFETY: all-zero is a valid mmsghdr.
-        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-        m.msg_hdr.msg_iov = iov;
-        m.msg_hdr.msg_iovlen = 1;
-        m.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
-        m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
-        m
-    }));
-    // SAFETY: `msgs` holds `n` headers, each naming one writable `addrs` entry and one
-    // iovec over a writable buffer of `bufs`; all of them outlive the call and nothing
-    // else touches them during it.
-    let got = unsafe {
-        libc::recvmmsg(
-            fd,
-            msgs.as_mut_ptr(),
-            n as _,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
+    let mut fds = [0; 2];
+    // SAFETY: socketpair writes two fds into the array.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
         )
     };
-    let result = if got < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        let got = got.unsigned_abs() as usize;
-        from.clear();
-        for i in 0..got {
-            spans[i] = (0, msgs[i].msg_len as usize);
-            from.push(sockaddr_addr(&addrs[i]));
-        }
-        Ok(got)
-    };
-    scratch.clear();
-    result
-}
-
-/// Sends `bufs[i][start..end]` for each `(i, end)` with one `sendmmsg`, to `dest` or
-/// to the connected peer. Returns how many were sent.
-pub(crate) fn send_batch_to(
-    fd: RawFd,
-    bufs: &[Vec<u8>],
-    items: &[(usize, usize)],
-    start: usize,
-    dest: Option<SocketAddr>,
-    scratch: &mut MmsgScratch,
-) -> io::Result<usize> {
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let name_len = dest.map_or(0, |d| sockaddr_from(d, &mut name));
-    let name_ptr: *mut libc::sockaddr_storage = &mut name;
-    let MmsgScratch { iovs, msgs, .. } = scratch;
-    iovs.extend(items.iter().map(|&(i, end)| libc::iovec {
-        iov_base: bufs[i][start..end].as_ptr() as *mut libc::c_void,
-        iov_len: end - start,
-    }));
-    // `iovs` is complete: the pointers taken into it stay valid while `msgs` grows.
-    msgs.extend(iovs.iter_mut().map(|iov| {
-        // SAFETY: all-zero is a valid mmsghdr.
-        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-        m.msg_hdr.msg_iov = iov;
-        m.msg_hdr.msg_iovlen = 1;
-        if name_len > 0 {
-            m.msg_hdr.msg_name = name_ptr.cast();
-            m.msg_hdr.msg_namelen = name_len;
-        }
-        m
-    }));
-    // SAFETY: `msgs` holds valid headers, each naming one iovec over a readable buffer of
-    // `bufs` and, if any, the local `name`; all outlive the call and sendmmsg only reads
-    // them (the iovecs' `*mut` is the C type's, nothing is written through it).
-    let sent =
-        unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), msgs.len() as _, libc::MSG_DONTWAIT) };
-    scratch.clear();
-    if sent < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(sent.unsigned_abs() as usize)
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: fresh fds owned by nothing else.
+    let pair = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    grow_buffers(fds[0]);
+    grow_buffers(fds[1]);
+    Ok(pair)
 }
 
-fn sockaddr_from(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
-    match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
-            let sin =
-                unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in6.
-            let sin6 =
-                unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr.s6_addr = a.ip().octets();
-            sin6.sin6_flowinfo = a.flowinfo();
-            sin6.sin6_scope_id = a.scope_id();
-            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
-        }
+/// Takes ownership of descriptor `n`, handed over by number (`fd://N`): refused unless
+/// it is open.
+pub(crate) fn adopt_fd(n: RawFd) -> io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+
+    // SAFETY: F_GETFD reads the descriptor's flags and nothing else.
+    if n < 0 || unsafe { libc::fcntl(n, libc::F_GETFD) } < 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {n} is not an open descriptor"),
+        ));
     }
+    // SAFETY: `n` is open, and whoever wrote `fd://N` handed it over to the link (the
+    // documented contract of the URL): nothing else closes it.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
-/// The address in `addr`, an IPv4-mapped IPv6 address as the IPv4 address.
-fn sockaddr_addr(addr: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match libc::c_int::from(addr.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says this storage holds a sockaddr_in.
-            let a =
-                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            let ip = IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)));
-            Some(SocketAddr::new(ip, u16::from_be(a.sin_port)))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this storage holds a sockaddr_in6.
-            let a =
-                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
-            Some(SocketAddr::new(ip, u16::from_be(a.sin6_port)))
-        }
-        _ => None,
+/// Checks that `fd` keeps frame boundaries: a datagram or seqpacket socket, or a
+/// character device (a TAP fd).
+pub(crate) fn check_frame_fd(fd: &OwnedFd) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+
+    let raw = fd.as_raw_fd();
+    // fstat through a duplicate borrowed as a `File`, which closes only the duplicate.
+    let kind = std::fs::File::from(fd.try_clone()?).metadata()?.file_type();
+    if kind.is_char_device() {
+        return Ok(());
+    }
+    if !kind.is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {raw} is neither a datagram socket nor a TAP device"),
+        ));
+    }
+    match get_option(raw, libc::SOL_SOCKET, libc::SO_TYPE)? {
+        libc::SOCK_DGRAM | libc::SOCK_SEQPACKET => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {raw} is a stream socket: frames need a datagram or seqpacket socket"),
+        )),
     }
 }
 
@@ -636,18 +490,19 @@ pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn interface_names_the_kernel_refuses_are_refused_here() {
-        for bad in ["", "a/b", "a:b", "a b", "a\0b", "sixteen-bytes-xx"] {
-            let e = ifreq(bad).expect_err(bad);
-            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
-        }
-        let req = ifreq("tap0").expect("valid");
-        let name: Vec<u8> = req.ifr_name.iter().map(|c| c.to_ne_bytes()[0]).collect();
-        assert_eq!(&name[..5], b"tap0\0");
+    fn tcp_liveness_options_are_set() {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let fd = socket.as_raw_fd();
+        set_tcp_liveness(fd, Duration::from_millis(7500)).expect("options");
+        let get = |level, option| get_option(fd, level, option).expect("getsockopt");
+        assert_eq!(get(libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), KEEPALIVE_IDLE_S);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPCNT), KEEPALIVE_COUNT);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT), 7500);
     }
 }
