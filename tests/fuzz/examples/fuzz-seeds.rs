@@ -80,8 +80,14 @@ fn dhcp_payload(frame: &[u8]) -> Option<&[u8]> {
         return None;
     }
     let udp = ip.get(header_len..)?;
-    let ports = [u16::from_be_bytes([udp[0], udp[1]]), u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?])];
-    ports.iter().any(|p| *p == 67 || *p == 68).then(|| udp.get(8..))?
+    let ports = [
+        u16::from_be_bytes([udp[0], udp[1]]),
+        u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]),
+    ];
+    ports
+        .iter()
+        .any(|p| *p == 67 || *p == 68)
+        .then(|| udp.get(8..))?
 }
 
 /// The ICMPv6 message of an untagged IPv6 frame without extension headers.
@@ -137,10 +143,18 @@ fn main() {
             }
             mixed.push(Step::Drain);
             if let Some(input) = dhcp_payload(frame).and_then(dhcp_input) {
-                write(&seeds.join("dhcp_options"), &format!("{stem}-{i:02}"), &input);
+                write(
+                    &seeds.join("dhcp_options"),
+                    &format!("{stem}-{i:02}"),
+                    &input,
+                );
             }
             if let Some(input) = icmpv6_message(frame).and_then(ndp_input) {
-                write(&seeds.join("ndp_options"), &format!("{stem}-{i:02}"), &input);
+                write(
+                    &seeds.join("ndp_options"),
+                    &format!("{stem}-{i:02}"),
+                    &input,
+                );
             }
             let one = Script {
                 steps: vec![Step::Drain, link(frame), Step::Drain],
@@ -170,7 +184,11 @@ fn main() {
         );
     }
     for (i, seed) in CONFIG_SEEDS.iter().enumerate() {
-        write(&seeds.join("config_validate"), &format!("config-{i:02}"), seed);
+        write(
+            &seeds.join("config_validate"),
+            &format!("config-{i:02}"),
+            seed,
+        );
     }
     println!("seeds written to {}", seeds.display());
 }

@@ -1,8 +1,10 @@
 //! The configuration check: the Java API's entry (`RawConfig::parse`, which ends in
-//! `Config::validate`) on arbitrary fields, and `Config::validate` on a core
-//! configuration built field by field. A configuration that passes is one the host
-//! starts with: `Tap::new` and its first timers must not panic.
+//! `Config::validate` and reads a remembered lease's JSON) on arbitrary fields, and
+//! `Config::validate` on a core configuration built field by field. A configuration that
+//! passes is one the host starts with: `Tap::new` and its first timers must not panic.
 #![no_main]
+// `RawConfig` is filled in field by field on purpose (see below).
+#![allow(clippy::field_reassign_with_default)]
 
 use std::time::{Duration, Instant};
 
@@ -12,16 +14,19 @@ use tapemu_fuzz::parsers::ConfigInput;
 use tapemu_jni::config::RawConfig;
 
 fuzz_target!(|input: ConfigInput| {
-    let raw = RawConfig {
-        mac: input.mac.clone(),
-        address: input.address.clone(),
-        prefix_len: input.prefix_len,
-        gateway: input.gateway.clone(),
-        hostname: input.hostname.clone(),
-        mtu: input.mtu,
-        ipv6: input.ipv6,
-        link: input.link.clone(),
-    };
+    // Field by field, so that a field added to `RawConfig` later keeps its default here
+    // rather than breaking this crate's build (it is outside the workspace).
+    let mut raw = RawConfig::default();
+    raw.mac = input.mac.clone();
+    raw.address = input.address.clone();
+    raw.prefix_len = input.prefix_len;
+    raw.gateway = input.gateway.clone();
+    raw.hostname = input.hostname.clone();
+    raw.mtu = input.mtu;
+    raw.ipv6 = input.ipv6;
+    raw.link = input.link.clone();
+    raw.remembered_lease = input.remembered_lease.clone();
+    raw.socket_pair = input.socket_pair;
     let mut configs = Vec::new();
     if let Ok(parsed) = raw.parse() {
         assert_eq!(parsed.tap.validate(), Ok(()), "{raw:?}");

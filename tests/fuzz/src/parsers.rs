@@ -66,14 +66,24 @@ pub fn check_dhcp_options(data: &[u8]) {
     };
     let o = &reply.options;
     assert!(o.dns.len() <= MAX_DNS, "{} DNS servers kept", o.dns.len());
-    assert!(o.search.len() <= MAX_SEARCH_DOMAINS, "{} search domains", o.search.len());
-    assert!(o.prefix_len.is_none_or(|p| p <= 32), "prefix {:?}", o.prefix_len);
+    assert!(
+        o.search.len() <= MAX_SEARCH_DOMAINS,
+        "{} search domains",
+        o.search.len()
+    );
+    assert!(
+        o.prefix_len.is_none_or(|p| p <= 32),
+        "prefix {:?}",
+        o.prefix_len
+    );
     assert!(o.mtu.is_none_or(|m| m >= 68), "MTU {:?}", o.mtu);
     if let Some(routes) = &o.classless_routes {
         assert!(routes.len() <= MAX_ROUTES, "{} routes kept", routes.len());
         for r in routes {
             assert!(r.prefix_len <= 32, "{r:?}");
-            let mask = u32::MAX.checked_shl(32 - u32::from(r.prefix_len)).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(r.prefix_len))
+                .unwrap_or(0);
             assert_eq!(u32::from(r.destination) & !mask, 0, "host bits in {r:?}");
         }
     }
@@ -201,6 +211,10 @@ pub struct ConfigInput {
     pub ipv6: bool,
     /// `RawConfig::link`.
     pub link: Option<String>,
+    /// `RawConfig::remembered_lease` (JSON of a stored lease).
+    pub remembered_lease: Option<String>,
+    /// `RawConfig::socket_pair`.
+    pub socket_pair: bool,
     /// The core configuration, directly.
     pub core: CoreInput,
 }
