@@ -35,9 +35,9 @@ const T: Duration = Duration::from_secs(20);
 const FLOOD_FRAMES: u64 = 1_000_000;
 /// Most seconds per flood.
 const FLOOD_SECONDS: f64 = 20.0;
-/// Peak RSS tapemu may reach, in KiB. Measured (debug build, 2026-12-01): 13.7–14.1 MiB
-/// after every flood kind, at most 0.4 MiB over the same process before it (16.6 MiB after
-/// the RA flood that makes the default router come and go: its event backlog). Everything
+/// Peak RSS tapemu may reach, in KiB. Measured (debug build, 2026-12-01): 16.8–17.3 MiB
+/// after every flood kind on the tree with the TUN offloads (13.7–14.1 MiB before it), at most
+/// 0.4 MiB over the same process before the flood. Everything
 /// a flood can grow is capped: the neighbour tables at 1024 entries each (about 100 bytes
 /// an entry, plus at most 1 MiB of queued packets, and no packets queue in a flood from
 /// the LAN), the IPv6 routers, prefixes and addresses at 8/16/16 (`Ipv6Config`), the output

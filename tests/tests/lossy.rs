@@ -28,8 +28,7 @@ const T: Duration = Duration::from_secs(30);
 /// transmissions of the RFC 2131 §4.1 schedule (0, 4, 12, 28, 60, 124, 188, 252, 316,
 /// 380 s, ±1 s; DISCOVERs and REQUESTs alike), plus the 1 s RFC 5227 probe. A round trip
 /// succeeds about half the time, and every failure doubles the wait, up to 64 s: measured
-/// times to lease spread from 6 s to 261 s (BENCHMARKS.md); the driver's seeded test has
-/// one seed that needs six transmissions.
+/// times to lease spread from 1 s to 261 s, median under 10 s (BENCHMARKS.md).
 const LEASE_BOUND: Duration = Duration::from_secs(390);
 
 /// The seed of the 30 % drop: `TAPEMU_LOSSY_SEED` to repeat a run, else a new one each
