@@ -32,7 +32,8 @@ trap cleanup EXIT
 jni-bindings/check-symbols.sh "$so" jni-bindings/java
 
 mapfile -t api < <(find jni-bindings/java -name '*.java' | sort)
-mapfile -t tests < <(find jni-bindings/javatest -name '*.java' | sort)
+# The Android library module's own classes compile here against the SDK stand-ins in javatest.
+mapfile -t tests < <(find jni-bindings/javatest jni-bindings/android/src -name '*.java' | sort)
 javac -Xlint:all -Werror -d "$tmp/classes" "${api[@]}" "${tests[@]}"
 echo "javac: API (${#api[@]} files) and tests (${#tests[@]} files) compiled"
 
@@ -75,6 +76,7 @@ readme_example_matches() {
 }
 check readme readme_example_matches
 check android-module jni-bindings/android/check.sh
+check nullness jni-bindings/check-nullness.py jni-bindings/java jni-bindings/android/src
 check consumer-rules jni-bindings/shrink/check-rules.sh jni-bindings/consumer-rules.pro jni-bindings/src jni-bindings/java
 
 # run_java LABEL [PREFIX...] -- [JVM OPTIONS...] MAIN_CLASS ARGS...: runs a test runner;
@@ -136,7 +138,8 @@ run_suite() {
         source scripts/lab.sh
         lab_is_up=1
         lab_up vxlan
-        run_java "lab$1" ip netns exec "$LAB_PHONE" -- -Dtapemu.link="$LAB_LINK_URL" \
+        run_java "lab$1" ip netns exec "$LAB_PHONE" -- --add-opens java.base/java.io=ALL-UNNAMED \
+            -Dtapemu.link="$LAB_LINK_URL" \
             -Dtapemu.lanhost="$LAB_LAN_HOST" -Dtapemu.dnsmasqlog="$LAB_DNSMASQ_LOG" \
             io.tapemu.TestRunner lab
         lab_down

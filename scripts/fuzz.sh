@@ -7,8 +7,10 @@
 #   scripts/fuzz.sh --list             the targets
 #
 # Targets: link_frames (frames and clock steps into a static, a DHCP and an IPv6-only
-# host, invariants checked after each step), tun_and_link (TUN packets mixed in) and
-# link_url (link URL parsing, Display round trip).
+# host, invariants checked after each step), tun_and_link (TUN packets mixed in),
+# link_url (link URL parsing, Display round trip), dhcp_options (the DHCP option walker
+# and its limits), ndp_options (the NDP option parser and DNSSL names) and
+# config_validate (the Java API's configuration check, Config::validate).
 #
 # Needs rustup's nightly toolchain and cargo-fuzz; installs cargo-fuzz from crates.io when
 # it is missing. Each target's corpus grows in tests/fuzz/corpus/TARGET (not committed)
@@ -19,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../tests/fuzz"
 
-TARGETS=(link_frames tun_and_link link_url)
+TARGETS=(link_frames tun_and_link link_url dhcp_options ndp_options config_validate)
 
 usage() {
   sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -28,7 +30,8 @@ usage() {
 
 max_len() {
   case "$1" in
-    link_url) echo 512 ;;
+    link_url | config_validate) echo 512 ;;
+    dhcp_options | ndp_options) echo 4096 ;;
     *) echo 16384 ;;
   esac
 }

@@ -44,3 +44,6 @@ cargo build --workspace --bins
 cargo test --workspace
 # Java API on the host JVM: symbol check, javac, JNI tests (namespace lab as root).
 jni-bindings/run-java-tests.sh
+# Fuzz smoke: every cargo-fuzz target (tests/fuzz) for TAPEMU_FUZZ_SECONDS (60) each from
+# its seeds; fails on a crash. Installs cargo-fuzz (and nightly) only when missing.
+scripts/fuzz.sh --smoke "${TAPEMU_FUZZ_SECONDS:-60}"

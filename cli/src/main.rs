@@ -16,7 +16,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tapemu::driver::{Driver, DriverConfig, DriverEvent, DriverHandle, LinkSpec, TunOffload};
+use tapemu::driver::{
+    Driver, DriverConfig, DriverEvent, DriverHandle, LinkFaults, LinkSpec, TunOffload,
+};
 use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, Ipv6Info, Ipv6Mode, MacAddr};
 use tapemu::{DhcpEvent, Event, Ipv4Event, Ipv6Event};
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -75,6 +77,10 @@ struct Common {
     /// Write every frame crossing the link, both directions, to this pcap file.
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// Inject faults on the link, e.g. drop=0.3,dup=0.05,reorder=0.01,corrupt=0.001,
+    /// delay=20ms,seed=7[,dir=in|out] (rates from 0 to 1).
+    #[arg(long, value_name = "SPEC")]
+    link_faults: Option<LinkFaults>,
 }
 
 #[derive(Debug, Args)]
@@ -300,6 +306,7 @@ async fn start(
     let config = DriverConfig {
         tap,
         frame_hook,
+        link_faults: common.link_faults,
         tcp_user_timeout: Duration::from_millis(common.tcp_user_timeout),
         tun_vnet_hdr: tun.as_ref().is_some_and(|t| t.offload.vnet_hdr()),
         ..DriverConfig::default()

@@ -391,3 +391,57 @@ extern "C" {
     #[link_name = "getuid"]
     fn libc_getuid() -> u32;
 }
+
+#[test]
+fn a_bad_link_faults_spec_is_one_line_and_exit_2() {
+    for (spec, says) in [
+        ("drop=1.5", "drop: `1.5` is not a rate from 0 to 1"),
+        ("loss=0.1", "unknown fault `loss`"),
+        ("delay=soon", "delay: `soon`"),
+        ("", "empty fault spec"),
+    ] {
+        for command in ["run", "lease"] {
+            let args = [
+                command,
+                "--link",
+                "udp://127.0.0.1:9",
+                "--link-faults",
+                spec,
+            ];
+            let (code, out, err) = tapemu(&args);
+            assert_eq!(code, 2, "{args:?}: {err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+            assert!(
+                err.starts_with("tapemu: ") && err.contains(says),
+                "{args:?}: {err}"
+            );
+            assert!(out.is_empty(), "{args:?}: {out}");
+        }
+    }
+}
+
+/// `--link-faults dup=1,dir=out`: every frame the emulated host sends reaches the peer
+/// twice, back to back.
+#[test]
+fn link_faults_apply_to_the_link() {
+    let server = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP peer");
+    server
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    let port = server.local_addr().expect("server address").port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tapemu"))
+        .args(["lease", "--timeout", "20", "--link-faults", "dup=1,dir=out"])
+        .args(["--link", &format!("udp://127.0.0.1:{port}")])
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run tapemu");
+    let mut first = [0u8; 2048];
+    let mut second = [0u8; 2048];
+    let (n1, _) = server.recv_from(&mut first).expect("a frame within 20 s");
+    let (n2, _) = server.recv_from(&mut second).expect("its copy");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(first[..n1], second[..n2], "the copy follows the frame");
+}

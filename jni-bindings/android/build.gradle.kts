@@ -35,8 +35,10 @@ android {
 
     sourceSets {
         getByName("main") {
-            // The Java API is used as is, from its one copy.
+            // The Java API is used as is, from its one copy; src/main/java adds the classes
+            // that need the Android SDK (AndroidFds).
             java.srcDir("../java")
+            java.srcDir("src/main/java")
             // <ABI>/libtapemu_jni.so, written by the cargoNdk task below.
             jniLibs.srcDir(jniLibsDir)
         }

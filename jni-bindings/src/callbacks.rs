@@ -198,7 +198,7 @@ impl JavaCallbacks {
     /// as many upcalls as it takes to fit them in the batch buffer. Each frame is its
     /// length (4 bytes, big-endian) then its bytes; the upcall gives the bytes used and
     /// the number of frames.
-    pub fn frames(&self, frames: &[Vec<u8>]) {
+    pub fn frames<'a>(&self, frames: impl IntoIterator<Item = &'a [u8]>) {
         let mut used = 0;
         let mut count = 0;
         for frame in frames {

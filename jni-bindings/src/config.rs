@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use tapemu::config::MIN_MTU;
 use tapemu::driver::LinkSpec as DriverLink;
+use tapemu::present::StoredLease;
 use tapemu::{Config, DhcpConfig, Ipv4Interface, Ipv4Mode, Ipv6Mode, MacAddr};
 
 use crate::error::{Error, Result};
@@ -21,6 +22,9 @@ pub enum LinkSpec {
     Callback,
     /// A built-in link, given by a URL the driver understands.
     Url(LinkUrl),
+    /// An `fd://` link on one end of a socket pair the emulator creates; the app takes
+    /// the other end (`TapEmulator.peerFd()`) for its engine.
+    SocketPair,
 }
 
 /// A checked built-in link URL.
@@ -28,7 +32,7 @@ pub enum LinkSpec {
 pub struct LinkUrl {
     /// The URL as given.
     pub url: String,
-    /// `udp`, `tcp`, `vxlan` or `tap`.
+    /// `udp`, `tcp`, `vxlan`, `tap` or `fd`.
     pub scheme: String,
 }
 
@@ -36,10 +40,15 @@ pub struct LinkUrl {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmulatorConfig {
     /// The emulated host, checked by [`Config::validate`]; its seed is drawn afresh by
-    /// [`EmulatorConfig::core_config`].
+    /// [`EmulatorConfig::core_config`]. Its MAC is always set: the one given, else a
+    /// random locally administered one drawn once here, so `TapEmulator.mac()` can read
+    /// it back before the emulator starts.
     pub tap: Config,
     /// The link.
     pub link: LinkSpec,
+    /// A lease of an earlier run, in the stored form (`present::StoredLease`), asked
+    /// for again at start (INIT-REBOOT) while it has not expired.
+    pub remembered_lease: Option<StoredLease>,
 }
 
 /// The raw configuration fields, as they come from `TapConfig`.
@@ -61,6 +70,10 @@ pub struct RawConfig {
     pub ipv6: bool,
     /// Link URL or `None` for callback mode.
     pub link: Option<String>,
+    /// A remembered lease as JSON (`present::StoredLease`), or `None`.
+    pub remembered_lease: Option<String>,
+    /// A socket-pair link (then `link` must be `None`).
+    pub socket_pair: bool,
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -85,7 +98,10 @@ pub fn parse_link_url(url: &str) -> Result<LinkUrl> {
         DriverLink::Tcp { .. } => "tcp",
         DriverLink::Vxlan { .. } => "vxlan",
         DriverLink::Tap { .. } => "tap",
-        DriverLink::Channel(_) => return Err(bad(format!("bad link URL {url:?}"))),
+        DriverLink::Fd(_) => "fd",
+        DriverLink::Channel(_) | DriverLink::Batch(_) => {
+            return Err(bad(format!("bad link URL {url:?}")))
+        }
     };
     Ok(LinkUrl {
         url: url.to_string(),
@@ -98,7 +114,10 @@ impl RawConfig {
     /// link URL), then checks the emulated host with [`Config::validate`], the check
     /// the CLI makes too.
     pub fn parse(&self) -> Result<EmulatorConfig> {
-        let mac = self.mac.as_deref().map(parse_mac).transpose()?;
+        let mac = match self.mac.as_deref() {
+            Some(mac) => parse_mac(mac)?,
+            None => random_mac(),
+        };
         let mtu = u16::try_from(self.mtu)
             .map_err(|_| bad(format!("MTU {} out of range {MIN_MTU}-65535", self.mtu)))?;
         let ipv4 = match &self.address {
@@ -131,8 +150,16 @@ impl RawConfig {
                 })
             }
         };
+        let remembered_lease = self
+            .remembered_lease
+            .as_deref()
+            .map(parse_stored_lease)
+            .transpose()?;
+        if remembered_lease.is_some() && !matches!(ipv4, Ipv4Mode::Dhcp(_)) {
+            return Err(bad("a remembered lease needs DHCP, not a static address"));
+        }
         let tap = Config {
-            mac,
+            mac: Some(mac),
             ipv4,
             ipv6: if self.ipv6 {
                 Ipv6Mode::default()
@@ -143,21 +170,59 @@ impl RawConfig {
             ..Config::default()
         };
         tap.validate().map_err(|e| bad(e.to_string()))?;
-        let link = match &self.link {
-            None => LinkSpec::Callback,
-            Some(url) => LinkSpec::Url(parse_link_url(url)?),
+        let link = match (&self.link, self.socket_pair) {
+            (None, false) => LinkSpec::Callback,
+            (None, true) => LinkSpec::SocketPair,
+            (Some(url), false) => LinkSpec::Url(parse_link_url(url)?),
+            (Some(_), true) => return Err(bad("a socket pair and a link URL at once")),
         };
-        Ok(EmulatorConfig { tap, link })
+        Ok(EmulatorConfig {
+            tap,
+            link,
+            remembered_lease,
+        })
     }
 }
 
+/// Reads a lease stored by an earlier run (the JSON of `present::StoredLease`).
+pub fn parse_stored_lease(json: &str) -> Result<StoredLease> {
+    serde_json::from_str(json).map_err(|e| bad(format!("bad remembered lease: {e}")))
+}
+
+/// A random locally administered unicast MAC.
+pub fn random_mac() -> MacAddr {
+    let seed = random_seed().to_be_bytes();
+    let mut bytes = [0u8; 6];
+    bytes.copy_from_slice(&seed[..6]);
+    bytes[0] = (bytes[0] & 0xfc) | 0x02;
+    MacAddr(bytes)
+}
+
+/// Seconds since the UNIX epoch on the wall clock (0 before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
 impl EmulatorConfig {
-    /// The core configuration, with a fresh random seed (MAC, DHCP xids).
+    /// The core configuration, with a fresh random seed (DHCP xids) and the remembered
+    /// lease, if any, on the `Instant` timeline of a driver started now.
     pub fn core_config(&self) -> Config {
-        Config {
+        let mut tap = Config {
             rng_seed: random_seed(),
             ..self.tap.clone()
+        };
+        if let (Ipv4Mode::Dhcp(dhcp), Some(stored)) = (&mut tap.ipv4, &self.remembered_lease) {
+            dhcp.remembered_lease = Some(stored.to_lease(std::time::Instant::now(), unix_now()));
         }
+        tap
+    }
+
+    /// The MAC the emulated host uses.
+    pub fn mac(&self) -> MacAddr {
+        self.tap.mac.unwrap_or_default()
     }
 
     /// Whether the IPv4 address is static (reported as a lease when it is up).
@@ -195,7 +260,36 @@ mod tests {
         assert!(matches!(c.tap.ipv4, Ipv4Mode::Dhcp(_)));
         assert!(!c.is_static());
         assert_eq!(c.link, LinkSpec::Callback);
-        assert_eq!(c.tap.mac, None);
+        let mac = c.tap.mac.expect("a MAC is drawn");
+        assert!(mac.is_unicast() && mac.octets()[0] & 0x02 != 0, "{mac}");
+        assert_ne!(raw().parse().unwrap().mac(), mac, "drawn afresh");
+    }
+
+    #[test]
+    fn remembered_lease_round_trip() {
+        let json = r#"{"address":"192.0.2.123","prefix":24,"gateway":"192.0.2.1","lease_ms":3600000,"t1_ms":1800000,"t2_ms":3150000,"server":"192.0.2.1","acquired_unix":1700000000}"#;
+        let mut r = raw();
+        r.remembered_lease = Some(json.into());
+        let c = r.parse().unwrap();
+        assert_eq!(
+            c.remembered_lease.as_ref().map(|l| l.address),
+            Some("192.0.2.123".parse().unwrap())
+        );
+        let Ipv4Mode::Dhcp(dhcp) = c.core_config().ipv4 else {
+            panic!("dhcp")
+        };
+        assert_eq!(
+            dhcp.remembered_lease.map(|l| l.address),
+            Some("192.0.2.123".parse().unwrap())
+        );
+        for bad in ["", "{}", "[1]", r#"{"address":"x"}"#] {
+            r.remembered_lease = Some(bad.into());
+            assert!(matches!(r.parse(), Err(Error::IllegalArgument(_))), "{bad}");
+        }
+        r.remembered_lease = Some(json.into());
+        r.address = Some("192.0.2.50".into());
+        r.prefix_len = 24;
+        assert!(r.parse().is_err(), "static address and remembered lease");
     }
 
     #[test]
@@ -265,6 +359,7 @@ mod tests {
             "vxlan://198.51.100.1:4789?vni=42",
             "tap://tap0",
             "udp://[2001:db8::1]:9",
+            "fd://3",
         ] {
             assert!(parse_link_url(ok).is_ok(), "{ok}");
         }

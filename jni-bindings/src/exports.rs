@@ -36,6 +36,8 @@ fn raw_config(
     mtu: jint,
     ipv6: jboolean,
     link: &JString<'_>,
+    remembered_lease: &JString<'_>,
+    socket_pair: jboolean,
 ) -> Result<RawConfig> {
     Ok(RawConfig {
         mac: opt_string(env, mac)?,
@@ -46,6 +48,8 @@ fn raw_config(
         mtu,
         ipv6,
         link: opt_string(env, link)?,
+        remembered_lease: opt_string(env, remembered_lease)?,
+        socket_pair,
     })
 }
 
@@ -63,10 +67,22 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeValidate<'l>(
     mtu: jint,
     ipv6: jboolean,
     link: JString<'l>,
+    remembered_lease: JString<'l>,
+    socket_pair: jboolean,
 ) {
     env.with_env(|env| -> Result<()> {
         raw_config(
-            env, &mac, &address, prefix_len, &gateway, &hostname, mtu, ipv6, &link,
+            env,
+            &mac,
+            &address,
+            prefix_len,
+            &gateway,
+            &hostname,
+            mtu,
+            ipv6,
+            &link,
+            &remembered_lease,
+            socket_pair,
         )?
         .parse()?;
         Ok(())
@@ -89,6 +105,8 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
     mtu: jint,
     ipv6: jboolean,
     link: JString<'l>,
+    remembered_lease: JString<'l>,
+    socket_pair: jboolean,
     link_timeout_ms: jint,
     protect_sockets: jboolean,
     batch_frames: jboolean,
@@ -100,7 +118,17 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
             return Err(Error::IllegalArgument("emulator is null".into()));
         }
         let config = raw_config(
-            env, &mac, &address, prefix_len, &gateway, &hostname, mtu, ipv6, &link,
+            env,
+            &mac,
+            &address,
+            prefix_len,
+            &gateway,
+            &hostname,
+            mtu,
+            ipv6,
+            &link,
+            &remembered_lease,
+            socket_pair,
         )?
         .parse()?;
         let link_timeout_ms = u64::try_from(link_timeout_ms)
@@ -115,7 +143,15 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeCreate<'l>(
             batch_frames,
         };
         let callbacks = JavaCallbacks::new(env, &emulator, &frame_batch)?;
-        Ok(session::register(config, options, callbacks))
+        let pair =
+            if config.link == crate::config::LinkSpec::SocketPair {
+                Some(tapemu::driver::frame_socket_pair().map_err(|e| {
+                    Error::IllegalState(format!("cannot create the socket pair: {e}"))
+                })?)
+            } else {
+                None
+            };
+        Ok(session::register(config, options, callbacks, pair))
     })
     .resolve::<ThrowMapped>()
 }
@@ -235,7 +271,7 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeSendFrameDirect<'l>(
         let sender = session.frame_sender()?;
         // SAFETY: used within this call only.
         let frame = unsafe { direct_bytes(env, &buffer, offset, length) }?;
-        session.offer_frame(&sender, frame)
+        Ok(session.offer_frames(&sender, &[frame])? == 1)
     })
     .resolve::<ThrowMapped>()
 }
@@ -254,7 +290,7 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeSendFrameArray<'l>(
         let session = session::get(handle)?;
         let sender = session.frame_sender()?;
         let frame = array_bytes(env, &array, offset, length)?;
-        session.offer_frame(&sender, &frame)
+        Ok(session.offer_frames(&sender, &[&frame])? == 1)
     })
     .resolve::<ThrowMapped>()
 }
@@ -286,15 +322,12 @@ fn offer_batch(session: &session::Session, batch: &[u8]) -> Result<(usize, usize
         at = end;
     }
     let sender = session.frame_sender()?;
-    let mut taken_bytes = 0;
-    let mut taken = 0;
-    for (start, end) in frames {
-        if !session.offer_frame(&sender, &batch[start..end])? {
-            break;
-        }
-        taken_bytes = end;
-        taken += 1;
-    }
+    let slices: Vec<&[u8]> = frames
+        .iter()
+        .map(|&(start, end)| &batch[start..end])
+        .collect();
+    let taken = session.offer_frames(&sender, &slices)?;
+    let taken_bytes = taken.checked_sub(1).map_or(0, |last| frames[last].1);
     Ok((taken_bytes, taken))
 }
 
@@ -374,16 +407,18 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeStatNames<'l>(
     .resolve::<ThrowMapped>()
 }
 
-/// `TapEmulator.nativeClose`: stops and forgets a session (idempotent); returns its last
-/// counters, or null for an unknown handle.
+/// `TapEmulator.nativeClose`: stops and forgets a session (idempotent), releasing the
+/// lease first only if `release`; returns its last counters, or null for an unknown
+/// handle.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_tapemu_TapEmulator_nativeClose<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     handle: jlong,
+    release: jboolean,
 ) -> JLongArray<'l> {
     env.with_env(|env| -> Result<JLongArray<'l>> {
-        let Some(values) = session::close(handle) else {
+        let Some(values) = session::close(handle, release) else {
             return Ok(JLongArray::null());
         };
         let array = JLongArray::new(env, values.len())?;
@@ -391,6 +426,82 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeClose<'l>(
         Ok(array)
     })
     .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativeMac`: the emulated host's MAC, `aa:bb:cc:dd:ee:ff`.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativeMac<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jstring {
+    env.with_env(|env| -> Result<jstring> {
+        let mac = session::get(handle)?.mac();
+        Ok(env.new_string(mac)?.into_raw())
+    })
+    .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativePeerFd`: the app's end of the socket pair, handed out once.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativePeerFd<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jint {
+    env.with_env(|_env| -> Result<jint> { session::get(handle)?.take_peer_fd() })
+        .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativeStoredLease`: the lease in force as stored JSON, or null.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativeStoredLease<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> JString<'l> {
+    env.with_env(|env| -> Result<JString<'l>> {
+        match session::get(handle)?.stored_lease() {
+            Some(json) => Ok(env.new_string(json)?),
+            None => Ok(JString::null()),
+        }
+    })
+    .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativeNetworkChanged`: reopens the link's sockets, re-announces, confirms
+/// the lease.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativeNetworkChanged<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) {
+    env.with_env(|_env| -> Result<()> { session::get(handle)?.network_changed() })
+        .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativePoke`: runs the timers that are due.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativePoke<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) {
+    env.with_env(|_env| -> Result<()> { session::get(handle)?.poke() })
+        .resolve::<ThrowMapped>()
+}
+
+/// `TapEmulator.nativeNextTimer`: the next protocol deadline on `CLOCK_BOOTTIME`, in
+/// nanoseconds, or -1.
+#[unsafe(no_mangle)]
+pub extern "system" fn Java_io_tapemu_TapEmulator_nativeNextTimer<'l>(
+    mut env: EnvUnowned<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jlong {
+    env.with_env(|_env| -> Result<jlong> { session::get(handle)?.next_timer() })
+        .resolve::<ThrowMapped>()
 }
 
 /// `TapEmulator.nativeSetLogLevel`: the most verbose level logged, 0 (off) to 5

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -25,24 +25,31 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use tapemu::driver::{
-    channel, ChannelPeer, Driver, DriverConfig, DriverEvent, DriverHandle, DriverStats, LinkSpec,
+    batch_channel, BatchPeer, BatchSender, Driver, DriverConfig, DriverEvent, DriverHandle,
+    FrameBatch, LinkSpec,
 };
-use tapemu::Stats;
 use tokio::runtime::Handle as RuntimeHandle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::callbacks::JavaCallbacks;
 use crate::config::{EmulatorConfig, LinkSpec as ConfigLink};
 use crate::error::{Error, Result};
 use crate::events;
 
+mod commands;
+mod frames;
+pub use commands::stat_names;
+use commands::stat_values;
+pub use frames::take_fd;
+
 /// What the driver reports, as the session thread receives it.
 type Events = tapemu::driver::DriverEvents;
 
 /// Frames buffered each way between the app's link and the driver in callback mode.
 const CHANNEL_CAPACITY: usize = 1024;
-/// Most frames the session thread takes from the driver per wake-up (batched mode).
-const OUT_BATCH: usize = 256;
+/// Most batches from the driver the session thread hands Java per wake-up (batched mode:
+/// as few upcalls as fit the buffer).
+const OUT_BATCHES: usize = 16;
 /// Longest a Java thread waits for the driver to answer a command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -75,9 +82,16 @@ impl Default for SessionOptions {
     }
 }
 
-/// Registers a new session and returns its handle.
-pub fn register(config: EmulatorConfig, options: SessionOptions, callbacks: JavaCallbacks) -> i64 {
+/// Registers a new session and returns its handle. `pair` is the socket pair of a
+/// socket-pair link: the driver's end, then the app's.
+pub fn register(
+    config: EmulatorConfig,
+    options: SessionOptions,
+    callbacks: JavaCallbacks,
+    pair: Option<(OwnedFd, OwnedFd)>,
+) -> i64 {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let (ours, peer) = pair.map_or((None, None), |(o, p)| (Some(o), Some(p)));
     let session = Arc::new(Session {
         id,
         config,
@@ -88,6 +102,9 @@ pub fn register(config: EmulatorConfig, options: SessionOptions, callbacks: Java
         callback_frames_dropped: Arc::new(AtomicU64::new(0)),
         callback_frames_refused: AtomicU64::new(0),
         last_stats: Mutex::new(None),
+        stored_lease: Mutex::new(None),
+        pair_ours: Mutex::new(ours),
+        pair_peer: Mutex::new(peer),
     });
     lock(&SESSIONS)
         .get_or_insert_with(HashMap::new)
@@ -103,11 +120,12 @@ pub fn get(id: i64) -> Result<Arc<Session>> {
         .ok_or_else(|| Error::IllegalState("TapEmulator is closed".into()))
 }
 
-/// Removes a session from the registry, stops it and returns its last counters.
-/// Unknown handles are ignored (close is idempotent): `None`.
-pub fn close(id: i64) -> Option<Vec<i64>> {
+/// Removes a session from the registry, stops it (releasing the lease first only if
+/// `release`) and returns its last counters. Unknown handles are ignored (close is
+/// idempotent): `None`.
+pub fn close(id: i64, release: bool) -> Option<Vec<i64>> {
     let session = lock(&SESSIONS).as_mut().and_then(|m| m.remove(&id));
-    session.map(|session| session.stop())
+    session.map(|session| session.stop(release))
 }
 
 /// Sessions not yet closed.
@@ -182,7 +200,7 @@ struct Started {
     /// Tells the session thread to give up opening the link.
     cancel: Option<oneshot::Sender<()>>,
     /// Callback mode: frames from the app's link to the driver (usable at once).
-    to_driver: Option<mpsc::Sender<Vec<u8>>>,
+    to_driver: Option<BatchSender>,
     link: Link,
 }
 
@@ -204,6 +222,13 @@ pub struct Session {
     callback_frames_dropped: Arc<AtomicU64>,
     callback_frames_refused: AtomicU64,
     last_stats: Mutex<Option<Vec<i64>>>,
+    /// The lease in force in its stored form (JSON), kept by the session thread.
+    stored_lease: Mutex<Option<String>>,
+    /// Socket-pair link: the driver's end until `start` hands it to the link.
+    pair_ours: Mutex<Option<OwnedFd>>,
+    /// Socket-pair link: the app's end until `peerFd()` hands it out; closed with the
+    /// session if never taken.
+    pair_peer: Mutex<Option<OwnedFd>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -212,49 +237,6 @@ impl std::fmt::Debug for Session {
             .field("id", &self.id)
             .finish_non_exhaustive()
     }
-}
-
-/// Names of the values [`Session::stats`] returns, in order.
-pub fn stat_names() -> Vec<String> {
-    let mut names: Vec<String> = Stats::default()
-        .fields()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    names.extend(
-        [
-            "drops_total",
-            "tun_attached",
-            "link_dropped_out",
-            "link_dropped_in",
-            "tun_dropped_out",
-            "dropped_no_tun",
-            "link_reconnects",
-            "wakeups",
-            "callback_frames_refused",
-            "callback_frames_dropped",
-        ]
-        .map(String::from),
-    );
-    names
-}
-
-fn stat_values(s: &DriverStats, callback_refused: u64, callback_dropped: u64) -> Vec<i64> {
-    let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let mut values: Vec<i64> = s.tap.fields().into_iter().map(|(_, v)| as_i64(v)).collect();
-    values.extend_from_slice(&[
-        as_i64(s.tap.drops_total()),
-        i64::from(s.tun_attached),
-        as_i64(s.link_dropped_out),
-        as_i64(s.link_dropped_in),
-        as_i64(s.tun_dropped_out),
-        as_i64(s.dropped_no_tun),
-        as_i64(s.link_reconnects),
-        as_i64(s.wakeups),
-        as_i64(callback_refused),
-        as_i64(callback_dropped),
-    ]);
-    values
 }
 
 impl Session {
@@ -272,8 +254,14 @@ impl Session {
         }
         let (link, peer) = match &self.config.link {
             ConfigLink::Callback => {
-                let (spec, peer) = channel(CHANNEL_CAPACITY);
+                let (spec, peer) = batch_channel(CHANNEL_CAPACITY);
                 (spec, Some(peer))
+            }
+            ConfigLink::SocketPair => {
+                let ours = lock(&self.pair_ours)
+                    .take()
+                    .ok_or_else(|| Error::IllegalState("the socket pair's end is gone".into()))?;
+                (LinkSpec::fd(ours), None)
             }
             ConfigLink::Url(url) => (
                 url.url
@@ -423,42 +411,6 @@ impl Session {
         }
     }
 
-    /// Callback mode: the sender of frames to the driver, once started.
-    pub fn frame_sender(&self) -> Result<mpsc::Sender<Vec<u8>>> {
-        match &*lock(&self.state) {
-            State::Started(s) => s.to_driver.clone().ok_or_else(|| {
-                Error::IllegalState("sendFrame needs callback mode (no link URL)".into())
-            }),
-            State::Created => Err(Error::IllegalState("TapEmulator not started".into())),
-            State::Closed => Err(Error::IllegalState("TapEmulator is closed".into())),
-        }
-    }
-
-    /// Callback mode: offers one frame from the app's link to the driver. Returns
-    /// whether it was taken: false when the queue is full (the app should slow down;
-    /// counted as `callback_frames_refused`). An empty frame is taken and dropped
-    /// (counted as `callback_frames_dropped`).
-    pub fn offer_frame(&self, sender: &mpsc::Sender<Vec<u8>>, frame: &[u8]) -> Result<bool> {
-        if frame.is_empty() {
-            self.callback_frames_dropped.fetch_add(1, Ordering::Relaxed);
-            return Ok(true);
-        }
-        // Reserve first, so a full queue costs no copy.
-        match sender.try_reserve() {
-            Ok(permit) => {
-                permit.send(frame.to_vec());
-                Ok(true)
-            }
-            Err(mpsc::error::TrySendError::Full(())) => {
-                self.callback_frames_refused.fetch_add(1, Ordering::Relaxed);
-                Ok(false)
-            }
-            Err(mpsc::error::TrySendError::Closed(())) => {
-                Err(Error::IllegalState("TapEmulator has stopped".into()))
-            }
-        }
-    }
-
     /// The counters, in [`stat_names`] order. Before start they are all zero; on the
     /// session thread, or once stopped, they are the last ones taken.
     pub fn stats(&self) -> Vec<i64> {
@@ -486,21 +438,21 @@ impl Session {
         values
     }
 
-    /// Stops the driver (releasing the lease) and, unless called on the session thread,
-    /// waits for the thread to end. Returns the last counters.
-    fn stop(&self) -> Vec<i64> {
+    /// Stops the driver (releasing the lease only if `release`) and, unless called on
+    /// the session thread, waits for the thread to end. Returns the last counters.
+    fn stop(&self, release: bool) -> Vec<i64> {
         let stats = self.stats();
         let old = std::mem::replace(&mut *lock(&self.state), State::Closed);
         self.link_settled.notify_all();
         if let State::Started(started) = old {
-            Self::stop_started(self.id, started);
+            Self::stop_started(self.id, started, release);
         }
         stats
     }
 
     /// Stops the driver, or the opening of the link, and, unless this is the session
     /// thread, waits for that thread: it ends once it has delivered the last event.
-    fn stop_started(id: i64, mut s: Started) {
+    fn stop_started(id: i64, mut s: Started, release: bool) {
         let on_session_thread = std::thread::current().id() == s.thread_id;
         if let Some(cancel) = s.cancel.take() {
             let _ = cancel.send(());
@@ -509,7 +461,8 @@ impl Session {
             if !control.driver.is_stopped() {
                 // Waits for the stop (at most about the driver's stop deadline) unless
                 // on the session thread; the join below waits for the last event.
-                let _ = control.command(|driver| async move { driver.stop().await });
+                let _ =
+                    control.command(move |driver| async move { driver.shutdown(release).await });
             }
         }
         if let Some(thread) = s.thread.take() {
@@ -541,31 +494,6 @@ impl Session {
     }
 }
 
-/// Takes ownership of a caller's fd: duplicates it and closes the original, so the
-/// caller's number is closed on return whatever happens next. A negative or closed fd
-/// is an error and nothing is closed.
-pub fn take_fd(fd: RawFd) -> Result<OwnedFd> {
-    if fd < 0 {
-        return Err(Error::Io(format!("invalid TUN fd {fd}")));
-    }
-    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor; it reads nothing else.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    let dup_error = std::io::Error::last_os_error();
-    if dup < 0 && dup_error.raw_os_error() == Some(libc::EBADF) {
-        return Err(Error::Io(format!("TUN fd {fd} is not open: {dup_error}")));
-    }
-    // SAFETY: the caller handed this open fd over (as after detachFd()); it is closed
-    // exactly once, here.
-    drop(unsafe { OwnedFd::from_raw_fd(fd) });
-    if dup < 0 {
-        return Err(Error::Io(format!(
-            "TUN fd {fd}: cannot duplicate it ({dup_error}); it is closed"
-        )));
-    }
-    // SAFETY: `dup` is a new descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
-}
-
 /// What runs on the session thread.
 struct SessionThread {
     session: Arc<Session>,
@@ -578,7 +506,7 @@ impl SessionThread {
         self,
         config: DriverConfig,
         link: LinkSpec,
-        peer: Option<ChannelPeer>,
+        peer: Option<BatchPeer>,
         cancelled: oneshot::Receiver<()>,
     ) {
         let callbacks = self.session.callbacks.clone();
@@ -609,7 +537,7 @@ impl SessionThread {
         &self,
         config: DriverConfig,
         link: LinkSpec,
-        peer: Option<ChannelPeer>,
+        peer: Option<BatchPeer>,
         cancelled: oneshot::Receiver<()>,
     ) {
         let timeout = self.session.options.link_timeout;
@@ -652,20 +580,19 @@ impl SessionThread {
 
     /// Hands driver events and callback-mode frames to Java until the driver's last
     /// event.
-    async fn forward(&self, mut events: Events, peer: Option<ChannelPeer>) {
+    async fn forward(&self, mut events: Events, mut peer: Option<BatchPeer>) {
         let callbacks = &self.session.callbacks;
         let batched = self.session.options.batch_frames;
-        let (mut from_driver, _to_driver) = match peer {
-            Some(p) => (Some(p.from_driver), Some(p.to_driver)),
-            None => (None, None),
-        };
-        let mut frames = Vec::with_capacity(OUT_BATCH);
+        let mut batches: Vec<FrameBatch> = Vec::with_capacity(OUT_BATCHES);
         loop {
             tokio::select! {
                 biased;
                 event = events.recv() => {
                     let Some(event) = event else { return };
                     let last = matches!(event, DriverEvent::Stopped { .. });
+                    if let Some(stored) = events::stored_lease(&event) {
+                        *lock(&self.session.stored_lease) = stored;
+                    }
                     if let Some(json) = events::to_java(&event, self.is_static, self.link_mtu) {
                         callbacks.event(&json);
                     }
@@ -674,21 +601,25 @@ impl SessionThread {
                     }
                 }
                 n = async {
-                    match from_driver.as_mut() {
-                        Some(rx) => rx.recv_many(&mut frames, if batched { OUT_BATCH } else { 1 }).await,
+                    match peer.as_mut() {
+                        Some(p) => p.from_driver.recv_many(&mut batches, OUT_BATCHES).await,
                         None => std::future::pending().await,
                     }
                 } => {
+                    let Some(p) = peer.as_ref() else { continue };
                     if n == 0 {
-                        from_driver = None;
-                    } else if batched {
-                        callbacks.frames(&frames);
+                        peer = None;
+                        continue;
+                    }
+                    if batched {
+                        callbacks.frames(batches.iter().flat_map(FrameBatch::iter));
                     } else {
-                        for frame in &frames {
+                        for frame in batches.iter().flat_map(FrameBatch::iter) {
                             callbacks.frame(frame);
                         }
                     }
-                    frames.clear();
+                    p.taken(batches.iter().map(|b| b.frames).sum());
+                    batches.clear();
                 }
             }
         }

@@ -58,11 +58,13 @@ pub use self::clock::SimulatedClock;
 pub use self::clock::{DriverClock, SystemClock};
 pub use self::events::{DriverEvents, EVENT_CAPACITY};
 pub use self::link::{
-    channel, ChannelPeer, LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
+    batch_channel, channel, BatchClosed, BatchPeer, BatchSender, ChannelPeer, FdSpec, FrameBatch,
+    LengthPrefix, LinkSpec, LinkStatus, ParseLinkError, Remote,
 };
+pub use self::link::{FaultCounters, FaultDirection, FaultStats, LinkFaults, ParseFaultsError};
 use self::link::{Link, LinkOptions};
 use self::runner::Runner;
-pub use self::sys::PacketFd;
+pub use self::sys::{frame_socket_pair, PacketFd};
 #[cfg(target_os = "linux")]
 pub use self::sys::{open_tun_device, open_tun_offload, DeviceKind, TunOffload};
 use crate::{Config, Event, Lease, Stats};
@@ -118,6 +120,8 @@ pub struct DriverConfig {
     pub tcp_user_timeout: Duration,
     /// The clocks the driver reads: [`SystemClock`] but in tests.
     pub clock: Arc<dyn DriverClock>,
+    /// Faults to inject on the link, whatever its kind (testing lossy links).
+    pub link_faults: Option<LinkFaults>,
     /// The TUN given to [`Driver::start`] was opened with `IFF_VNET_HDR`
     /// ([`open_tun_offload`]): it reads TCP/UDP super-segments, which the driver splits,
     /// and takes coalesced TCP segments. `false` (the default) for a plain TUN, such as
@@ -141,6 +145,7 @@ impl Default for DriverConfig {
             connect_timeout: CONNECT_TIMEOUT,
             tcp_user_timeout: TCP_USER_TIMEOUT,
             clock: Arc::new(SystemClock),
+            link_faults: None,
             tun_vnet_hdr: false,
             #[cfg(test)]
             send_fault: None,
@@ -160,6 +165,7 @@ impl std::fmt::Debug for DriverConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("tcp_user_timeout", &self.tcp_user_timeout)
             .field("clock", &self.clock)
+            .field("link_faults", &self.link_faults)
             .field("tun_vnet_hdr", &self.tun_vnet_hdr)
             .finish()
     }
@@ -223,6 +229,8 @@ pub struct DriverStats {
     pub link: String,
     /// The DHCP lease in force, if any.
     pub lease: Option<Lease>,
+    /// What [`DriverConfig::link_faults`] did to the link's frames.
+    pub link_faults: FaultStats,
 }
 
 /// The driver's next protocol deadline ([`DriverHandle::next_timer`]).

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::clock::Clock;
 use super::events::EventSender;
+use super::link::faults::FaultyLink;
 use super::link::{Link, LINK_HEADROOM, MAX_FRAME};
 use super::sys::PacketFd;
 use super::{
@@ -60,7 +61,7 @@ pub(crate) struct Runner {
     clock: Clock,
     sleep: Sleep,
     tun: Option<PacketFd>,
-    link: Link,
+    link: FaultyLink,
     commands: mpsc::Receiver<Command>,
     events: EventSender,
     frame_hook: Option<FrameHook>,
@@ -121,7 +122,7 @@ impl Runner {
             sleep: Sleep::new(&clock),
             clock,
             tun,
-            link,
+            link: FaultyLink::new(link, config.link_faults),
             commands,
             events,
             frame_hook: config.frame_hook,
@@ -163,6 +164,7 @@ impl Runner {
             wakeups: self.wakeups,
             link: self.link.url().to_owned(),
             lease: self.tap.lease().cloned(),
+            link_faults: self.link.fault_stats(),
         }
     }
 

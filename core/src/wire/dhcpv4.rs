@@ -428,7 +428,8 @@ fn decode_classless_routes(mut v: &[u8]) -> Option<(Vec<ClasslessRoute>, bool)> 
 }
 
 /// Option 119 (RFC 3397): DNS names in wire format, with compression pointers into
-/// the option itself. `None` if malformed.
+/// the option itself. `None` if malformed, or a label holds anything but letters, digits,
+/// `-` and `_`.
 fn decode_domain_list(v: &[u8]) -> Option<Vec<String>> {
     let mut names = Vec::new();
     let mut pos = 0;
@@ -466,6 +467,14 @@ fn decode_name(v: &[u8], start: usize) -> Option<(String, usize)> {
                     return None;
                 }
                 let label = v.get(pos + 1..pos + 1 + usize::from(len))?;
+                // Host name characters only, as for DNSSL (RFC 8106): a NUL, a dot or a
+                // space inside a label would reach resolv.conf or a platform API as is.
+                if !label
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+                {
+                    return None;
+                }
                 labels.push(std::str::from_utf8(label).ok()?);
                 pos += 1 + usize::from(len);
             }

@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tapemu_fuzz::parsers::{dhcp_input, ndp_input};
 use tapemu_fuzz::{Script, Step, FIXUP_DHCP_XID, FIXUP_DST_MAC};
 
 const CAPTURES: [&str; 5] = [
@@ -71,11 +72,45 @@ fn ip_packet(frame: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// The UDP payload of an untagged IPv4 frame to or from a DHCP port (67, 68).
+fn dhcp_payload(frame: &[u8]) -> Option<&[u8]> {
+    let ip = ip_packet(frame).filter(|p| p.first().is_some_and(|b| b >> 4 == 4))?;
+    let header_len = usize::from(ip.first()? & 0x0f) * 4;
+    if *ip.get(9)? != 17 {
+        return None;
+    }
+    let udp = ip.get(header_len..)?;
+    let ports = [u16::from_be_bytes([udp[0], udp[1]]), u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?])];
+    ports.iter().any(|p| *p == 67 || *p == 68).then(|| udp.get(8..))?
+}
+
+/// The ICMPv6 message of an untagged IPv6 frame without extension headers.
+fn icmpv6_message(frame: &[u8]) -> Option<&[u8]> {
+    let ip = ip_packet(frame).filter(|p| p.first().is_some_and(|b| b >> 4 == 6))?;
+    (*ip.get(6)? == 58).then(|| ip.get(40..))?
+}
+
+/// Inputs of the `config_validate` target: `arbitrary` reads the fields from these bytes,
+/// so they are only starting points of different lengths and shapes.
+const CONFIG_SEEDS: [&[u8]; 4] = [
+    b"",
+    b"\x01\x1102:00:00:00:00:01\x01\x0b192.0.2.50\x18\x00\x00\x00",
+    b"\x00\x00\x01\x05phone\xdc\x05\x00\x00\x01",
+    b"\x01\x1401:00:5e:00:00:01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x14udp://192.0.2.1:7000",
+];
+
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let data = root.join("../data");
     let seeds = root.join("seeds");
-    for target in ["link_frames", "tun_and_link", "link_url"] {
+    for target in [
+        "link_frames",
+        "tun_and_link",
+        "link_url",
+        "dhcp_options",
+        "ndp_options",
+        "config_validate",
+    ] {
         let _ = fs::remove_dir_all(seeds.join(target));
     }
     for capture in CAPTURES {
@@ -101,6 +136,12 @@ fn main() {
                 mixed.push(Step::Tun(packet.to_vec()));
             }
             mixed.push(Step::Drain);
+            if let Some(input) = dhcp_payload(frame).and_then(dhcp_input) {
+                write(&seeds.join("dhcp_options"), &format!("{stem}-{i:02}"), &input);
+            }
+            if let Some(input) = icmpv6_message(frame).and_then(ndp_input) {
+                write(&seeds.join("ndp_options"), &format!("{stem}-{i:02}"), &input);
+            }
             let one = Script {
                 steps: vec![Step::Drain, link(frame), Step::Drain],
             };
@@ -127,6 +168,9 @@ fn main() {
             &format!("url-{i:02}"),
             url.as_bytes(),
         );
+    }
+    for (i, seed) in CONFIG_SEEDS.iter().enumerate() {
+        write(&seeds.join("config_validate"), &format!("config-{i:02}"), seed);
     }
     println!("seeds written to {}", seeds.display());
 }

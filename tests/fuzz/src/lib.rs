@@ -21,6 +21,8 @@
 //! timers make progress (after `handle_timeout(now)`, `poll_timeout()` is past `now` within
 //! a bounded number of calls).
 
+pub mod parsers;
+
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 

@@ -36,6 +36,8 @@ public final class DemoHostTest {
         final BlockingQueue<String> underlying = new LinkedBlockingQueue<>();
         /** networkChanged calls: the emulator each was for. */
         final BlockingQueue<TapEmulator> networkChanges = new LinkedBlockingQueue<>();
+        /** storeIdentity calls: "mac lease-json". */
+        final BlockingQueue<String> identities = new LinkedBlockingQueue<>();
         /** onTaskFailed calls: "task: error". */
         final BlockingQueue<String> taskFailures = new LinkedBlockingQueue<>();
         /** Listeners of the emulators made by {@link #controller}'s factory, in order. */
@@ -107,6 +109,11 @@ public final class DemoHostTest {
         @Override
         public void networkChanged(TapEmulator emulator) {
             networkChanges.add(emulator);
+        }
+
+        @Override
+        public void storeIdentity(String mac, String storedLease) {
+            identities.add(mac + " " + storedLease);
         }
 
         @Override
@@ -295,6 +302,46 @@ public final class DemoHostTest {
                 TestRunner.check(p.establishedCount() == 2 && second != null
                         && second.address.getHostAddress().equals("192.0.2.6") && tunAttached(c),
                         "a new lease: a new interface, attached in place of the old one");
+            });
+        });
+
+        TestRunner.test("demo: a failed TUN is rebuilt at once; link status shows in the state's detail", () -> {
+            withController(0, (p, c) -> {
+                c.start(quietConfig(false));
+                p.awaitState("WAITING_FOR_LEASE", 5000);
+                TapListener l = p.awaitListener();
+                l.onLeaseAcquired(lease("192.0.2.5"));
+                p.awaitState("CONNECTED", 5000);
+                l.onTunFailed("read: I/O error");
+                long end = System.currentTimeMillis() + 5000;
+                while (p.establishedCount() < 2 && System.currentTimeMillis() < end) {
+                    Thread.sleep(10);
+                }
+                TestRunner.check(p.establishedCount() == 2 && tunAttached(c), "a new interface after the TUN failed");
+                l.onLinkDown("link tcp://192.0.2.1:7001?len=2: connection reset", 250);
+                l.onLinkUp();
+                p.barrier(c);
+                TestRunner.check(c.statsText() != null, "still running through link loss");
+            });
+        });
+
+        TestRunner.test("demo: each lease event stores the identity (MAC, stored lease); configFor reuses it", () -> {
+            withController(0, (p, c) -> {
+                c.start(quietConfig(false));
+                p.awaitState("WAITING_FOR_LEASE", 5000);
+                TapListener l = p.awaitListener();
+                l.onLeaseAcquired(lease("192.0.2.5"));
+                String id = p.identities.poll(5, TimeUnit.SECONDS);
+                TestRunner.check(id != null && id.matches("[0-9a-f]{2}(:[0-9a-f]{2}){5} null"),
+                        "the MAC stored (no native lease in this fake): " + id);
+                String json = "{\"address\":\"192.0.2.5\",\"prefix\":24,\"lease_ms\":3600000,"
+                        + "\"t1_ms\":null,\"t2_ms\":null,\"server\":\"192.0.2.1\",\"acquired_unix\":1}";
+                TapConfig again = VpnController.configFor("vxlan://198.51.100.1:4789?vni=42", "h",
+                        id.split(" ")[0], json);
+                TestRunner.check(id.startsWith(again.mac()) && json.equals(again.rememberedLease()), "reused: " + again);
+                TestRunner.check(VpnController.configFor("vxlan://198.51.100.1:4789?vni=42", "h", null, json)
+                        .rememberedLease() == null, "no lease without its MAC");
+                TapEmulator.validate(again);
             });
         });
 

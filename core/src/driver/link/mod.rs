@@ -6,7 +6,9 @@
 //! | `tcp://HOST:PORT[?len=2\|4][&user_timeout_ms=N]` | big-endian length prefix (2 bytes by default) then the frame |
 //! | `vxlan://HOST[:PORT]?vni=N[&bind=ADDR:PORT]` | RFC 7348: 8-byte header in UDP, bound to PORT (4789) |
 //! | `tap://NAME` | a local kernel TAP device (Linux only) |
+//! | `fd://N` | one frame per datagram on a socket the embedder hands over ([`fd`](LinkSpec::fd)) |
 //! | [`channel`] | frames handed to and taken from the embedding application |
+//! | [`batch_channel`] | the same, many frames per message each way |
 //!
 //! One transport per file; `Link` dispatches to them and keeps what they share: the
 //! URL, the status changes to report and the counters. Host names are resolved again
@@ -15,7 +17,10 @@
 //! [`LinkStatus::Down`] once when it fails and [`LinkStatus::Up`] once when it carries
 //! frames again.
 
+mod batch;
 mod channel;
+pub(crate) mod faults;
+mod fd;
 mod tcp;
 mod udp;
 mod url;
@@ -29,7 +34,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::batch::{
+    batch_channel, BatchClosed, BatchLink, BatchPeer, BatchSender, FrameBatch, BATCH_PREFIX,
+};
 pub use self::channel::{channel, ChannelLink, ChannelPeer};
+pub use self::faults::{FaultCounters, FaultDirection, FaultStats, LinkFaults, ParseFaultsError};
+pub use self::fd::FdSpec;
 #[cfg(test)]
 pub(crate) use self::tcp::{TCP_OUT_LIMIT, TCP_OUT_PAUSE};
 pub use self::url::{ParseLinkError, Remote};
@@ -90,8 +100,14 @@ pub enum LinkSpec {
         /// Interface name, created if missing.
         name: String,
     },
+    /// `fd://N`: one frame per datagram on a socket the embedder hands over (or per
+    /// `read`/`write` on a TAP fd); the link owns it from when it opens. See
+    /// [`LinkSpec::fd`].
+    Fd(FdSpec),
     /// Frames exchanged with the application through channels (see [`channel`]).
     Channel(ChannelLink),
+    /// Batches of frames exchanged with the application (see [`batch_channel`]).
+    Batch(BatchLink),
 }
 
 /// Two URL links are equal when they name the same peer the same way; a channel link
@@ -135,6 +151,7 @@ impl PartialEq for LinkSpec {
                 },
             ) => r1 == r2 && v1 == v2 && b1 == b2,
             (Tap { name: n1 }, Tap { name: n2 }) => n1 == n2,
+            (Fd(f1), Fd(f2)) => f1.number() == f2.number(),
             _ => false,
         }
     }
@@ -283,7 +300,9 @@ enum Io {
     Tcp(tcp::TcpLink),
     #[cfg(target_os = "linux")]
     Tap(tap::TapLink),
+    Fd(fd::FdLink),
     Channel(ChannelLink),
+    Batch(BatchLink),
 }
 
 /// An open link.
@@ -339,7 +358,9 @@ impl Link {
                     "tap:// links exist on Linux only",
                 ))
             }
+            LinkSpec::Fd(spec) => Io::Fd(fd::FdLink::open(spec)?),
             LinkSpec::Channel(c) => Io::Channel(c),
+            LinkSpec::Batch(b) => Io::Batch(b),
         })
     }
 
@@ -390,7 +411,9 @@ impl Link {
             Io::Tcp(link) => Ok(link.recv_batch(bufs, spans, &mut self.state).await),
             #[cfg(target_os = "linux")]
             Io::Tap(link) => link.recv_batch(bufs, spans).await,
+            Io::Fd(link) => link.recv_batch(bufs, spans).await,
             Io::Channel(link) => link.recv_batch(bufs, spans).await,
+            Io::Batch(link) => link.recv_batch(bufs, spans).await,
         }
     }
 
@@ -409,7 +432,12 @@ impl Link {
             }
             #[cfg(target_os = "linux")]
             Io::Tap(link) => link.send(&buf[headroom..], dropped),
+            Io::Fd(link) => link.send(&buf[headroom..], dropped),
             Io::Channel(link) => {
+                link.send(&buf[headroom..], dropped);
+                Ok(())
+            }
+            Io::Batch(link) => {
                 link.send(&buf[headroom..], dropped);
                 Ok(())
             }
@@ -442,8 +470,10 @@ impl Link {
     /// Writes what [`Link::send`] queued (TCP) as far as the socket takes it now, without
     /// waiting; [`Link::recv_batch`] writes the rest as the socket drains.
     pub(crate) fn flush(&mut self) {
-        if let Io::Tcp(link) = &mut self.io {
-            link.flush(&mut self.state);
+        match &mut self.io {
+            Io::Tcp(link) => link.flush(&mut self.state),
+            Io::Batch(link) => link.flush(),
+            _ => {}
         }
     }
 
@@ -457,7 +487,7 @@ impl Link {
             Io::Tcp(link) => link.reconnect(),
             #[cfg(target_os = "linux")]
             Io::Tap(_) => {}
-            Io::Channel(_) => {}
+            Io::Fd(_) | Io::Channel(_) | Io::Batch(_) => {}
         }
     }
 
@@ -470,7 +500,7 @@ impl Link {
             Io::Tcp(link) => link.is_open(),
             #[cfg(target_os = "linux")]
             Io::Tap(_) => true,
-            Io::Channel(_) => true,
+            Io::Fd(_) | Io::Channel(_) | Io::Batch(_) => true,
         }
     }
 
@@ -520,7 +550,7 @@ fn transient(e: &io::Error) -> bool {
 }
 
 /// The result of sending one frame: `Ok` also when a transient error dropped it
-/// (counted in `dropped`).
+/// (counted in `dropped`). Only the TAP link (Linux) sends one frame at a time.
 #[cfg(target_os = "linux")]
 fn sent_or_dropped(result: io::Result<()>, dropped: &mut u64) -> io::Result<()> {
     match result {

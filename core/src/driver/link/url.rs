@@ -3,7 +3,7 @@
 //!
 //! `SCHEME://TARGET[?KEY=VALUE[&KEY=VALUE]…]`, where TARGET is `HOST:PORT` (`HOST` an IPv4
 //! address, a bracketed IPv6 address with an optional numeric zone, `[fe80::1%2]`, or a
-//! host name) or, for `tap://`, an interface name. A `vxlan://` port may be left out
+//! host name) or, for `tap://`, an interface name, or, for `fd://`, a descriptor number. A `vxlan://` port may be left out
 //! (4789); so may the brackets of an IPv6 address without a port.
 
 use std::fmt;
@@ -79,7 +79,8 @@ impl fmt::Display for LinkSpec {
                 Ok(())
             }
             LinkSpec::Tap { name } => write!(f, "tap://{name}"),
-            LinkSpec::Channel(_) => write!(f, "channel:"),
+            LinkSpec::Fd(fd) => write!(f, "fd://{}", fd.number()),
+            LinkSpec::Channel(_) | LinkSpec::Batch(_) => write!(f, "channel:"),
         }
     }
 }
@@ -104,7 +105,7 @@ impl FromStr for LinkSpec {
 fn parse(url: &str) -> Result<LinkSpec, String> {
     let (scheme, rest) = url
         .split_once("://")
-        .ok_or("expected SCHEME://…, SCHEME one of udp, tcp, vxlan, tap")?;
+        .ok_or("expected SCHEME://…, SCHEME one of udp, tcp, vxlan, tap, fd")?;
     let (target, query) = rest.split_once('?').unwrap_or((rest, ""));
     let mut params = Params::parse(query)?;
     let spec = match scheme {
@@ -142,9 +143,13 @@ fn parse(url: &str) -> Result<LinkSpec, String> {
         "tap" => LinkSpec::Tap {
             name: interface_name(target)?,
         },
+        "fd" => LinkSpec::Fd(super::FdSpec::from_number(
+            digits::<i32>(target)
+                .ok_or_else(|| format!("fd://{target}: expected a descriptor number"))?,
+        )),
         other => {
             return Err(format!(
-                "unknown scheme {other:?}: expected udp, tcp, vxlan or tap"
+                "unknown scheme {other:?}: expected udp, tcp, vxlan, tap or fd"
             ))
         }
     };

@@ -261,6 +261,8 @@ impl BootTimer {
 
     /// Arms the timer for the boot time `at` (disarms it for `None`); nothing to do when
     /// that deadline is already armed.
+    // `c_long` is 32 bits on 32-bit Android, where the conversion can fail.
+    #[allow(clippy::unnecessary_fallible_conversions)]
     pub(crate) fn arm(&mut self, at: Option<Duration>) -> io::Result<()> {
         if at == self.armed {
             return Ok(());
@@ -359,7 +361,6 @@ pub(crate) fn set_tcp_liveness(fd: RawFd, user_timeout: Duration) -> io::Result<
 }
 
 /// `getsockopt(fd, level, option)` for an integer option.
-#[cfg(test)]
 pub(crate) fn get_option(fd: RawFd, level: libc::c_int, option: libc::c_int) -> io::Result<i32> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -401,6 +402,76 @@ fn set_option(
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// A connected pair of `AF_UNIX` `SOCK_DGRAM` sockets (close-on-exec, large buffers):
+/// one Ethernet frame per datagram, as a TAP fd has one per `read`/`write`. Give one end
+/// to an `fd://` link ([`crate::driver::LinkSpec::fd`]) and the other to a VPN engine
+/// written for a TAP device.
+pub fn frame_socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+
+    let mut fds = [0; 2];
+    // SAFETY: socketpair writes two fds into the array.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fds owned by nothing else.
+    let pair = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    grow_buffers(fds[0]);
+    grow_buffers(fds[1]);
+    Ok(pair)
+}
+
+/// Takes ownership of descriptor `n`, handed over by number (`fd://N`): refused unless
+/// it is open.
+pub(crate) fn adopt_fd(n: RawFd) -> io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+
+    // SAFETY: F_GETFD reads the descriptor's flags and nothing else.
+    if n < 0 || unsafe { libc::fcntl(n, libc::F_GETFD) } < 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {n} is not an open descriptor"),
+        ));
+    }
+    // SAFETY: `n` is open, and whoever wrote `fd://N` handed it over to the link (the
+    // documented contract of the URL): nothing else closes it.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// Checks that `fd` keeps frame boundaries: a datagram or seqpacket socket, or a
+/// character device (a TAP fd).
+pub(crate) fn check_frame_fd(fd: &OwnedFd) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+
+    let raw = fd.as_raw_fd();
+    // fstat through a duplicate borrowed as a `File`, which closes only the duplicate.
+    let kind = std::fs::File::from(fd.try_clone()?).metadata()?.file_type();
+    if kind.is_char_device() {
+        return Ok(());
+    }
+    if !kind.is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {raw} is neither a datagram socket nor a TAP device"),
+        ));
+    }
+    match get_option(raw, libc::SOL_SOCKET, libc::SO_TYPE)? {
+        libc::SOCK_DGRAM | libc::SOCK_SEQPACKET => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {raw} is a stream socket: frames need a datagram or seqpacket socket"),
+        )),
     }
 }
 

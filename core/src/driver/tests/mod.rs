@@ -4,6 +4,8 @@
 //! tests on channel links alone run on tokio's paused time with a [`SimulatedClock`].
 
 mod events;
+mod faults;
+mod fd_link;
 mod handle;
 mod offload;
 mod roam;

@@ -157,3 +157,21 @@ fn search_list_compression_cannot_amplify() {
         vec!["lab.example".to_string(), "corp.example".to_string()]
     );
 }
+
+/// A search domain with a NUL, a dot, a space or a non-ASCII byte inside a label is
+/// malformed (the whole option is left out), as DNSSL's are.
+#[test]
+fn search_list_labels_are_host_name_characters() {
+    assert_eq!(
+        decode_domain_list(b"\x03lab\x07example\x00\x04a-_9\x00").unwrap(),
+        ["lab.example", "a-_9"]
+    );
+    for bad in [
+        &b"\x03lab\x07examr\x00\x00\x00"[..],
+        b"\x03l.b\x00",
+        b"\x03l b\x00",
+        b"\x02\xc3\xa9\x00",
+    ] {
+        assert_eq!(decode_domain_list(bad), None, "{bad:?}");
+    }
+}

@@ -21,7 +21,7 @@ public final class Ipv6Info {
         }
 
         /** @return the address */
-        public InetAddress address() {
+        public @NonNull InetAddress address() {
             return address;
         }
 
@@ -31,7 +31,7 @@ public final class Ipv6Info {
         }
 
         @Override
-        public boolean equals(Object o) {
+        public boolean equals(@Nullable Object o) {
             return o instanceof Address && ((Address) o).address.equals(address)
                     && ((Address) o).prefixLength == prefixLength;
         }
@@ -42,7 +42,7 @@ public final class Ipv6Info {
         }
 
         @Override
-        public String toString() {
+        public @NonNull String toString() {
             return address.getHostAddress() + "/" + prefixLength;
         }
     }
@@ -57,27 +57,27 @@ public final class Ipv6Info {
     private Ipv6Info() {}
 
     /** @return global addresses that passed DAD, for {@code VpnService.Builder.addAddress} */
-    public List<Address> addresses() {
+    public @NonNull List<Address> addresses() {
         return Collections.unmodifiableList(addresses);
     }
 
     /** @return our link-local address, or {@code null} before it passed DAD */
-    public InetAddress linkLocal() {
+    public @Nullable InetAddress linkLocal() {
         return linkLocal;
     }
 
     /** @return on-link prefixes and, while a router is valid, {@code ::/0} via it */
-    public List<Route> routes() {
+    public @NonNull List<Route> routes() {
         return Collections.unmodifiableList(routes);
     }
 
     /** @return recursive DNS servers */
-    public List<InetAddress> dns() {
+    public @NonNull List<InetAddress> dns() {
         return Collections.unmodifiableList(dns);
     }
 
     /** @return DNS search domains */
-    public List<String> searchDomains() {
+    public @NonNull List<String> searchDomains() {
         return Collections.unmodifiableList(search);
     }
 
@@ -87,7 +87,7 @@ public final class Ipv6Info {
     }
 
     @Override
-    public boolean equals(Object o) {
+    public boolean equals(@Nullable Object o) {
         if (!(o instanceof Ipv6Info)) {
             return false;
         }
@@ -102,7 +102,7 @@ public final class Ipv6Info {
     }
 
     @Override
-    public String toString() {
+    public @NonNull String toString() {
         return "addresses " + addresses + " link-local " + (linkLocal == null ? "-" : linkLocal.getHostAddress())
                 + " routes " + routes + " dns " + hosts(dns) + " search " + search + " mtu " + mtu;
     }

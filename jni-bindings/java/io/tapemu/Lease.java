@@ -36,7 +36,7 @@ public final class Lease {
     private Lease() {}
 
     /** @return our address */
-    public InetAddress address() {
+    public @NonNull InetAddress address() {
         return address;
     }
 
@@ -46,7 +46,7 @@ public final class Lease {
     }
 
     /** @return the default gateway (DHCP router option), or {@code null} */
-    public InetAddress gateway() {
+    public @Nullable InetAddress gateway() {
         return gateway;
     }
 
@@ -54,22 +54,22 @@ public final class Lease {
      * @return every route to install: the on-link subnet first, then the classless static routes
      *     (option 121) when the server sent them, else the default route via the gateway
      */
-    public List<Route> routes() {
+    public @NonNull List<Route> routes() {
         return Collections.unmodifiableList(routes);
     }
 
     /** @return DNS servers, in the server's order */
-    public List<InetAddress> dns() {
+    public @NonNull List<InetAddress> dns() {
         return Collections.unmodifiableList(dns);
     }
 
     /** @return the domain name (option 15), or {@code null} */
-    public String domain() {
+    public @Nullable String domain() {
         return domain;
     }
 
     /** @return the DNS search list (option 119, else the domain name), possibly empty */
-    public List<String> searchDomains() {
+    public @NonNull List<String> searchDomains() {
         return Collections.unmodifiableList(search);
     }
 
@@ -82,7 +82,7 @@ public final class Lease {
     }
 
     /** @return the broadcast address, or {@code null} */
-    public InetAddress broadcast() {
+    public @Nullable InetAddress broadcast() {
         return broadcast;
     }
 
@@ -102,12 +102,12 @@ public final class Lease {
     }
 
     /** @return the DHCP server's identifier, or {@code null} for a static address */
-    public InetAddress server() {
+    public @Nullable InetAddress server() {
         return server;
     }
 
     @Override
-    public String toString() {
+    public @NonNull String toString() {
         StringBuilder sb = new StringBuilder();
         sb.append(address == null ? "?" : address.getHostAddress()).append('/').append(prefixLength);
         if (gateway != null) {

@@ -23,7 +23,7 @@ public final class LinuxTun {
      * @throws IOException if the device cannot be opened or the name is refused
      * @throws IllegalArgumentException if the name is empty or too long
      */
-    public static int open(String name) throws IOException {
+    public static int open(@NonNull String name) throws IOException {
         return nativeOpen(name);
     }
 

@@ -13,14 +13,14 @@ public final class Route {
      * @param prefixLength prefix length, 0–32
      * @param gateway next hop, or {@code null} when on-link
      */
-    public Route(InetAddress destination, int prefixLength, InetAddress gateway) {
+    public Route(@NonNull InetAddress destination, int prefixLength, @Nullable InetAddress gateway) {
         this.destination = destination;
         this.prefixLength = prefixLength;
         this.gateway = gateway;
     }
 
     /** @return the network address, for {@code VpnService.Builder.addRoute} */
-    public InetAddress destination() {
+    public @NonNull InetAddress destination() {
         return destination;
     }
 
@@ -30,12 +30,12 @@ public final class Route {
     }
 
     /** @return the next hop, or {@code null} for an on-link route */
-    public InetAddress gateway() {
+    public @Nullable InetAddress gateway() {
         return gateway;
     }
 
     @Override
-    public boolean equals(Object o) {
+    public boolean equals(@Nullable Object o) {
         if (!(o instanceof Route)) {
             return false;
         }
@@ -50,7 +50,7 @@ public final class Route {
     }
 
     @Override
-    public String toString() {
+    public @NonNull String toString() {
         return destination.getHostAddress() + "/" + prefixLength
                 + (gateway == null ? "" : " via " + gateway.getHostAddress());
     }

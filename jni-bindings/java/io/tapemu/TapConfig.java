@@ -24,6 +24,8 @@ public final class TapConfig {
     final int linkTimeoutMillis;
     final boolean protectSockets;
     final boolean batchFrames;
+    final String rememberedLease;
+    final boolean socketPair;
 
     /** Default of {@link Builder#linkTimeoutMillis(int)}: 10 s. */
     public static final int DEFAULT_LINK_TIMEOUT_MILLIS = 10_000;
@@ -40,6 +42,8 @@ public final class TapConfig {
         this.linkTimeoutMillis = b.linkTimeoutMillis;
         this.protectSockets = b.protectSockets;
         this.batchFrames = b.batchFrames;
+        this.rememberedLease = b.rememberedLease;
+        this.socketPair = b.socketPair;
     }
 
     /** @return how long the link may take to open (name lookup and connect), in milliseconds. */
@@ -59,7 +63,15 @@ public final class TapConfig {
 
     /** @return whether the link opens sockets that must be protected from the VPN. */
     boolean needsProtect() {
-        return protectSockets && linkUrl != null && !linkUrl.startsWith("tap:");
+        return protectSockets && linkUrl != null && !linkUrl.startsWith("tap:") && !linkUrl.startsWith("fd:");
+    }
+
+    /**
+     * @return the lease of an earlier run to ask for again, as {@link TapEmulator#storedLease()}
+     *     gave it, or {@code null}
+     */
+    public @Nullable String rememberedLease() {
+        return rememberedLease;
     }
 
     /** @return a builder with DHCP, a random MAC, MTU 1500 and callback mode. */
@@ -67,7 +79,10 @@ public final class TapConfig {
         return new Builder();
     }
 
-    /** @return the MAC as given, or {@code null} for a random locally administered one. */
+    /**
+     * @return the MAC as given, or {@code null} for a random locally administered one (read
+     *     it back with {@link TapEmulator#mac()})
+     */
     public @Nullable String mac() {
         return mac;
     }
@@ -114,15 +129,21 @@ public final class TapConfig {
 
     /** @return true when frames travel through {@link TapListener#onFrame} and {@link TapEmulator#sendFrame}. */
     public boolean isCallbackMode() {
-        return linkUrl == null;
+        return linkUrl == null && !socketPair;
+    }
+
+    /** @return true when frames travel through a socket pair ({@link TapEmulator#peerFd()}). */
+    public boolean isSocketPair() {
+        return socketPair;
     }
 
     @Override
     public @NonNull String toString() {
         return "TapConfig{mac=" + mac + ", " + (isDhcp() ? "dhcp" : staticAddress + "/" + staticPrefixLength
                 + " gw " + staticGateway) + ", hostname=" + hostname + ", mtu=" + mtu + ", ipv6=" + ipv6
-                + ", link=" + (linkUrl == null ? "callback" : linkUrl) + ", linkTimeoutMillis=" + linkTimeoutMillis
-                + ", protectSockets=" + protectSockets + ", batchFrames=" + batchFrames + "}";
+                + ", link=" + (linkUrl != null ? linkUrl : socketPair ? "socketpair" : "callback") + ", linkTimeoutMillis=" + linkTimeoutMillis
+                + ", protectSockets=" + protectSockets + ", batchFrames=" + batchFrames
+                + ", rememberedLease=" + (rememberedLease != null) + "}";
     }
 
     /** Builder of {@link TapConfig}; every setter returns the builder. Not thread-safe. */
@@ -138,8 +159,36 @@ public final class TapConfig {
         private int linkTimeoutMillis = DEFAULT_LINK_TIMEOUT_MILLIS;
         private boolean protectSockets = true;
         private boolean batchFrames = true;
+        private String rememberedLease;
+        private boolean socketPair;
 
         private Builder() {}
+
+        /**
+         * Asks for the address of an earlier run again, so that an app restarted (or an
+         * emulator created again) keeps its address and its connections: the emulator starts
+         * in DHCP INIT-REBOOT (a DHCPREQUEST for that address, no DHCPDISCOVER) while the lease
+         * has not expired, and falls back to discovery if the server does not answer within
+         * 10 s; a NAK or an expired lease starts discovery at once. Nothing of it is used
+         * before a server acknowledges it. Give the same {@link #mac(String) MAC} as before:
+         * the server knows the lease by it. Needs DHCP.
+         *
+         * <p>Store {@link TapEmulator#storedLease()} (in {@link TapListener#onLeaseAcquired}
+         * and {@link TapListener#onLeaseRenewed}, say) and {@link TapEmulator#mac()}, stop with
+         * {@link TapEmulator#close(boolean) close(false)} so that the server keeps the lease,
+         * and pass both here next time. The JSON is the lease file of the CLI ({@code
+         * tapemu --lease-file}), with wall-clock times: {@code {"address":"192.0.2.123",
+         * "prefix":24,...,"acquired_unix":1700000000}}.
+         *
+         * @param storedLease the JSON, or {@code null} for none; a malformed one makes
+         *     {@link TapEmulator#TapEmulator(TapConfig, TapListener)} throw
+         *     {@link IllegalArgumentException}
+         * @return this builder
+         */
+        public @NonNull Builder rememberedLease(@Nullable String storedLease) {
+            this.rememberedLease = storedLease;
+            return this;
+        }
 
         /**
          * Sets how long a built-in link may take to open: the name lookup and the first TCP
@@ -259,14 +308,33 @@ public final class TapConfig {
 
         /**
          * Uses a built-in link: {@code udp://host:port}, {@code tcp://host:port[?len=2|4]},
-         * {@code vxlan://host:port?vni=N} or {@code tap://name} (Linux). Every socket it opens is
-         * passed to {@link TapListener#protect(int)} before it connects.
+         * {@code vxlan://host:port?vni=N}, {@code tap://name} (Linux) or {@code fd://N} (a
+         * datagram socket or TAP fd the emulator takes over when it starts; see
+         * {@link #socketPair()} for the usual way). Every socket it opens is passed to
+         * {@link TapListener#protect(int)} before it connects.
          *
          * @param url the link URL
          * @return this builder
          */
         public @NonNull Builder link(@NonNull String url) {
             this.linkUrl = Objects.requireNonNull(url, "url");
+            this.socketPair = false;
+            return this;
+        }
+
+        /**
+         * Frames travel through a socket pair: for a VPN engine that reads and writes a TAP
+         * device (OpenVPN {@code dev tap}, n2n, tinc in switch mode), with no JNI and no
+         * upcall per frame. The emulator creates an {@code AF_UNIX} {@code SOCK_DGRAM} pair and
+         * keeps one end; {@link TapEmulator#peerFd()} hands out the other, where each datagram
+         * is one Ethernet frame, as each {@code read}/{@code write} is on a TAP fd. Give it to
+         * the engine as its TAP fd. See {@code docs/socket-pair.md}.
+         *
+         * @return this builder
+         */
+        public @NonNull Builder socketPair() {
+            this.linkUrl = null;
+            this.socketPair = true;
             return this;
         }
 
@@ -279,6 +347,7 @@ public final class TapConfig {
          */
         public @NonNull Builder callbackLink() {
             this.linkUrl = null;
+            this.socketPair = false;
             return this;
         }
 

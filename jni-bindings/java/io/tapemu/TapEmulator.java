@@ -16,8 +16,15 @@ import java.util.logging.Logger;
  * <p>Life cycle: construct (validates the configuration), {@link #start()} (returns at once),
  * wait for {@link TapListener#onLeaseAcquired} (or {@link TapListener#onStopped} with the
  * reason the link could not be set up), {@link #attachTun(int)}, and finally {@link #close()}
- * (releases the lease and stops; idempotent). On a lease change, establish a new interface and
- * attach its fd: the old one is closed.
+ * (releases the lease and stops; idempotent) or {@link #close(boolean) close(false)} (keeps it
+ * for the next run). On a lease change, establish a new interface and attach its fd: the old
+ * one is closed.
+ *
+ * <p>A phone's life: call {@link #networkChanged()} when the underlying network changes (from a
+ * {@code ConnectivityManager.NetworkCallback}); store {@link #mac()} and {@link #storedLease()}
+ * and give them back through {@link TapConfig.Builder#mac(String)} and
+ * {@link TapConfig.Builder#rememberedLease(String)} to keep the address across restarts; see
+ * {@link #nextTimerElapsedRealtimeNanos()} for timers during sleep.
  *
  * <p>Callback mode moves frames in batches both ways: see {@link TapListener#onFrames} for the
  * layout, {@link #sendFrames(ByteBuffer)} for the way in and its backpressure.
@@ -69,7 +76,8 @@ public final class TapEmulator implements AutoCloseable {
         this.listenerTakesBatches = overrides(listener, "onFrames", ByteBuffer.class);
         this.handle.set(nativeCreate(this, config.mac, config.staticAddress, config.staticPrefixLength,
                 config.staticGateway, config.hostname, config.mtu, config.ipv6, config.linkUrl,
-                config.linkTimeoutMillis, config.protectSockets, config.batchFrames, frameBatch));
+                config.rememberedLease, config.socketPair, config.linkTimeoutMillis, config.protectSockets, config.batchFrames,
+                frameBatch));
     }
 
     /** The native log levels, least to most verbose; see {@link #setLogLevel}. */
@@ -107,7 +115,8 @@ public final class TapEmulator implements AutoCloseable {
     public static void validate(@NonNull TapConfig config) {
         Objects.requireNonNull(config, "config");
         nativeValidate(config.mac, config.staticAddress, config.staticPrefixLength, config.staticGateway,
-                config.hostname, config.mtu, config.ipv6, config.linkUrl);
+                config.hostname, config.mtu, config.ipv6, config.linkUrl, config.rememberedLease,
+                config.socketPair);
     }
 
     /** @return the configuration this emulator was built from */
@@ -279,24 +288,140 @@ public final class TapEmulator implements AutoCloseable {
         return last != null ? last : new TapStats(new String[0], new long[0], listenerErrors.get());
     }
 
+    /**
+     * The MAC the emulator uses on the link: the configured one, or the random locally
+     * administered one drawn when this emulator was created. Store it and give it back with
+     * {@link TapConfig.Builder#mac(String)} so the DHCP server recognises the host next time
+     * (the DHCP client identifier is derived from it).
+     *
+     * @return the MAC, lower-case hex octets separated by {@code :}
+     * @throws IllegalStateException if closed
+     */
+    public @NonNull String mac() {
+        return nativeMac(live());
+    }
+
+    /**
+     * {@link TapConfig.Builder#socketPair()}: the app's end of the socket pair, for a VPN engine
+     * that expects a TAP fd; each datagram on it is one Ethernet frame. It exists from
+     * construction, so the engine may open it before {@link #start()}.
+     *
+     * <p>Ownership, in one sentence: this call hands the fd over once, and from then on the
+     * caller owns it (the engine closes it, or the app does; the emulator never touches that
+     * number again), while an fd never handed out is closed with the emulator.
+     *
+     * @return the fd, close-on-exec
+     * @throws IllegalStateException if closed, if the configuration is not a socket pair, or if
+     *     the fd was handed out already
+     */
+    public int peerFd() {
+        return nativePeerFd(live());
+    }
+
+    /**
+     * The DHCP lease in force in the form {@link TapConfig.Builder#rememberedLease(String)}
+     * takes, with wall-clock times (the CLI's lease file). Updated before the listener hears of
+     * a lease, so {@link TapListener#onLeaseAcquired}, {@link TapListener#onLeaseRenewed} and
+     * {@link TapListener#onLeaseChanged} may read and store it.
+     *
+     * @return the JSON, or {@code null} without a lease (not yet, lost, or a static address)
+     * @throws IllegalStateException if closed
+     */
+    public @Nullable String storedLease() {
+        return nativeStoredLease(live());
+    }
+
+    /**
+     * The network under the link changed (Wi-Fi to cellular, a new address, a network lost and
+     * back): every link socket is opened again, each passed to {@link TapListener#protect(int)}
+     * again, host names resolved again, a TCP link reconnected at once. Then the emulator
+     * re-announces itself as a host does after a link flap (gratuitous ARP, unsolicited NAs,
+     * a router solicitation) and confirms its lease with a DHCPREQUEST (no DHCPDISCOVER): the
+     * address is kept unless the server says otherwise, which comes as
+     * {@link TapListener#onLeaseChanged} or {@link TapListener#onLeaseLost}. Call it from
+     * {@code ConnectivityManager.NetworkCallback.onAvailable} or {@code onLinkPropertiesChanged}.
+     * A no-op in callback mode apart from the re-announcement and the confirmation.
+     *
+     * <p>Returns once the emulator took the command; from a listener method, at once. Called
+     * while the link is still opening, it waits for it (at most 10 s).
+     *
+     * @throws IllegalStateException if closed, not started or stopped
+     */
+    public void networkChanged() {
+        nativeNetworkChanged(live());
+    }
+
+    /**
+     * When the emulator's next protocol timer is due (a DHCP renewal, a retransmission, a
+     * neighbour or router lifetime), on the clock of {@code SystemClock.elapsedRealtimeNanos()}
+     * ({@code CLOCK_BOOTTIME}, which counts time asleep).
+     *
+     * <p>The emulator's own sleep counts time asleep too, so a timer that fell due during sleep
+     * runs as soon as the device wakes for any reason. Nothing wakes the device for it, though:
+     * under Doze a renewal could wait for hours. An app that must keep its lease through sleep
+     * sets an alarm for this deadline and calls {@link #poke()} when it fires:
+     *
+     * <pre>{@code
+     * long at = tap.nextTimerElapsedRealtimeNanos();
+     * if (at >= 0) {
+     *     alarmManager.setExactAndAllowWhileIdle(AlarmManager.ELAPSED_REALTIME_WAKEUP,
+     *             at / 1_000_000, pendingIntent);   // its receiver calls tap.poke()
+     * }
+     * }</pre>
+     *
+     * (Ask again after each lease event and each {@code poke()}: renewals move the deadline. An
+     * alarm allowed while idle fires at most about once per 9 minutes under Doze.)
+     *
+     * @return nanoseconds on the elapsed-realtime clock, or -1 when no timer runs
+     * @throws IllegalStateException if closed, not started or stopped, or called from a listener
+     *     method (it waits for the emulator thread, which runs the listener)
+     */
+    public long nextTimerElapsedRealtimeNanos() {
+        return nativeNextTimer(live());
+    }
+
+    /**
+     * Runs the protocol timers that are due now, e.g. when the alarm set for
+     * {@link #nextTimerElapsedRealtimeNanos()} fires (the emulator would run them at its next
+     * wake-up anyway; this is that wake-up). Returns once the emulator took the command.
+     *
+     * @throws IllegalStateException if closed, not started or stopped
+     */
+    public void poke() {
+        nativePoke(live());
+    }
+
     /** @return true once {@link #close()} was called */
     public boolean isClosed() {
         return handle.get() == 0;
     }
 
     /**
-     * Releases the DHCP lease, stops the emulator, closes the TUN fd and the link. Idempotent.
-     * From a listener method it does not wait for the emulator thread; from elsewhere it returns
-     * once no listener method runs any more. It holds no Java lock while it waits, so a listener
-     * may call any method meanwhile.
+     * Releases the DHCP lease, stops the emulator, closes the TUN fd and the link: {@link
+     * #close(boolean) close(true)}. Idempotent.
      */
     @Override
     public void close() {
+        close(true);
+    }
+
+    /**
+     * Stops the emulator and closes the TUN fd and the link, releasing the DHCP lease first
+     * (DHCPRELEASE) only if {@code release}. Without it the server keeps the lease until it
+     * expires, so the next run, given {@link #mac()} and {@link #storedLease()}, gets the same
+     * address back at once. Idempotent: only the first call counts. From a listener method it
+     * does not wait for the emulator thread; from elsewhere it returns once no listener method
+     * runs any more. It holds no Java lock while it waits, so a listener may call any method
+     * meanwhile.
+     *
+     * @param release whether to give the lease back to the server
+     */
+    public void close(boolean release) {
         long h = handle.getAndSet(0);
         if (h == 0) {
             return;
         }
-        long[] last = nativeClose(h);
+        long[] last = nativeClose(h, release);
         if (last != null) {
             lastStats.set(new TapStats(names(), last, listenerErrors.get()));
         }
@@ -344,6 +469,9 @@ public final class TapEmulator implements AutoCloseable {
                     break;
                 case "ipv6_conflict": listener.onAddressConflict(e.string("address"), null); break;
                 case "ipv6": listener.onIpv6Changed(Ipv6Info.from(e)); break;
+                case "link_down": listener.onLinkDown(e.string("error"), e.optInteger("retry_ms", -1)); break;
+                case "link_up": listener.onLinkUp(); break;
+                case "tun_failed": listener.onTunFailed(e.string("error")); break;
                 case "stopped": listener.onStopped(e.optString("error")); break;
                 default: break;
             }
@@ -409,11 +537,23 @@ public final class TapEmulator implements AutoCloseable {
     // ---- native entry points (jni-bindings/src/exports.rs) ----------------------------------
 
     private static native void nativeValidate(String mac, String address, int prefixLength, String gateway,
-            String hostname, int mtu, boolean ipv6, String linkUrl);
+            String hostname, int mtu, boolean ipv6, String linkUrl, String rememberedLease, boolean socketPair);
 
     private static native long nativeCreate(TapEmulator self, String mac, String address, int prefixLength, String gateway,
-            String hostname, int mtu, boolean ipv6, String linkUrl, int linkTimeoutMillis,
+            String hostname, int mtu, boolean ipv6, String linkUrl, String rememberedLease, boolean socketPair, int linkTimeoutMillis,
             boolean protectSockets, boolean batchFrames, ByteBuffer frameBatch);
+
+    private static native String nativeMac(long handle);
+
+    private static native int nativePeerFd(long handle);
+
+    private static native String nativeStoredLease(long handle);
+
+    private static native void nativeNetworkChanged(long handle);
+
+    private static native long nativeNextTimer(long handle);
+
+    private static native void nativePoke(long handle);
 
     private static native void nativeSetLogLevel(int level);
 
@@ -439,7 +579,7 @@ public final class TapEmulator implements AutoCloseable {
     private static native String nativeStatNames();
 
     /** @return the last counters, or null for an unknown handle */
-    private static native long[] nativeClose(long handle);
+    private static native long[] nativeClose(long handle, boolean release);
 
     /** @return native sessions not yet closed, across all emulators (for leak tests) */
     static native long nativeLiveSessions();

@@ -118,6 +118,33 @@ public interface TapListener {
     }
 
     /**
+     * The link failed: a TCP connection dropped or timed out, or a datagram link lost its
+     * route. The emulator keeps its lease and opens the link again after {@code retryInMillis};
+     * frames meanwhile are dropped and counted. This is the {@code link_down} line of
+     * {@code tapemu run --json}: {@code {"error":...,"event":"link_down","retry_ms":250}}.
+     *
+     * @param error why, naming the link URL
+     * @param retryInMillis when the next attempt is made, or -1 when none is planned
+     */
+    default void onLinkDown(@NonNull String error, long retryInMillis) {}
+
+    /**
+     * The link carries frames again after {@link #onLinkDown}: a TCP link reconnected, or a
+     * datagram link sent or received on a reopened socket ({@code link_up} in
+     * {@code tapemu run --json}).
+     */
+    default void onLinkUp() {}
+
+    /**
+     * The TUN failed (a read or write error, or end of file) and was detached and closed:
+     * establish a new interface and {@link TapEmulator#attachTun(int) attach} it
+     * ({@code tun_failed} in {@code tapemu run --json}).
+     *
+     * @param error why
+     */
+    default void onTunFailed(@NonNull String error) {}
+
+    /**
      * The emulator stopped on its own (link failure) or after {@link TapEmulator#close()}.
      *
      * @param error why it stopped on its own, or {@code null} after close()

@@ -26,13 +26,13 @@ public final class TapStats {
      * @param name a counter name
      * @return its value, or 0 for an unknown name
      */
-    public long get(String name) {
+    public long get(@NonNull String name) {
         Long v = counters.get(name);
         return v == null ? 0 : v;
     }
 
     /** @return every counter by name, in a fixed order */
-    public Map<String, Long> asMap() {
+    public @NonNull Map<String, Long> asMap() {
         return counters;
     }
 
@@ -47,7 +47,7 @@ public final class TapStats {
     }
 
     @Override
-    public String toString() {
+    public @NonNull String toString() {
         StringBuilder sb = new StringBuilder("TapStats{");
         boolean first = true;
         for (Map.Entry<String, Long> e : counters.entrySet()) {

@@ -30,6 +30,39 @@ final class Fds {
         }
     }
 
+    /**
+     * @return a {@link FileDescriptor} owning the raw {@code fd} (closing a stream on it closes
+     *     the fd), for reading and writing an fd native code handed out
+     */
+    static FileDescriptor attach(int fd) throws IOException {
+        try {
+            FileDescriptor d = new FileDescriptor();
+            Field f = FileDescriptor.class.getDeclaredField("fd");
+            f.setAccessible(true);
+            f.setInt(d, fd);
+            return d;
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            throw new IOException("cannot set the fd (run with --add-opens java.base/java.io=ALL-UNNAMED)", e);
+        }
+    }
+
+    /** @return how many of this process's fds are sockets */
+    static int countSockets() throws IOException {
+        int n = 0;
+        try (DirectoryStream<Path> fds = Files.newDirectoryStream(Paths.get("/proc/self/fd"))) {
+            for (Path fd : fds) {
+                try {
+                    if (Files.readSymbolicLink(fd).toString().startsWith("socket:")) {
+                        n++;
+                    }
+                } catch (IOException closedMeanwhile) {
+                    // the directory's own fd, or one closed while listing
+                }
+            }
+        }
+        return n;
+    }
+
     /** @return a detached fd on /dev/null: neither a TUN nor a socket (epoll refuses it) */
     static int openDevNull() throws IOException {
         try (FileInputStream in = new FileInputStream("/dev/null")) {

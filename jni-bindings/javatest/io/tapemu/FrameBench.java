@@ -6,10 +6,13 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Callback-mode throughput, closed loop: ARP requests for our address in, replies out, at most
- * {@code IN_FLIGHT} requests unanswered. Per-frame ({@code sendFrame} + {@code onFrame}, one
- * upcall per frame) against batched ({@code sendFrames} + {@code onFrames}). Arguments: seconds
- * per mode (default 5). Prints frames/s each way.
+ * Frame throughput, closed loop: ARP requests for our address in, replies out, at most
+ * {@code IN_FLIGHT} requests unanswered. Callback mode per-frame ({@code sendFrame} +
+ * {@code onFrame}, one upcall per frame) against batched ({@code sendFrames} +
+ * {@code onFrames}), and the socket-pair link (an engine in Java writing and reading
+ * {@link TapEmulator#peerFd()}, one datagram per frame). Arguments: seconds per mode (default
+ * 5). Prints round trips/s (frames/s each way). Needs
+ * {@code --add-opens java.base/java.io=ALL-UNNAMED} for the socket pair.
  */
 public final class FrameBench {
     static final int IN_FLIGHT = 64;
@@ -20,9 +23,67 @@ public final class FrameBench {
         int seconds = args.length > 0 ? Integer.parseInt(args[0]) : 5;
         double perFrame = run(false, seconds);
         double batched = run(true, seconds);
-        System.out.printf("per-frame: %.0f round trips/s%nbatched:   %.0f round trips/s (%.1fx)%n",
-                perFrame, batched, batched / perFrame);
+        double pair = runSocketPair(seconds);
+        System.out.printf("per-frame:   %.0f round trips/s%nbatched:     %.0f round trips/s (%.1fx)%n"
+                + "socket pair: %.0f round trips/s%n", perFrame, batched, batched / perFrame, pair);
         System.exit(0);
+    }
+
+    static TapConfig.Builder staticConfig() {
+        return TapConfig.builder().mac("02:00:5e:10:00:01").staticAddress("192.0.2.50", 24, null).ipv6(false);
+    }
+
+    static byte[] request() {
+        return Frames.arpRequest(Frames.mac("02:00:5e:10:00:99"), Frames.ip("192.0.2.1"), Frames.ip("192.0.2.50"));
+    }
+
+    /** The socket-pair link: Java writes requests to and reads replies from the peer fd. */
+    static double runSocketPair(int seconds) throws Exception {
+        Semaphore credits = new Semaphore(IN_FLIGHT);
+        AtomicLong replies = new AtomicLong();
+        byte[] req = request();
+        try (TapEmulator tap = new TapEmulator(staticConfig().socketPair().build(), new TapListener() {})) {
+            java.io.FileDescriptor fd = Fds.attach(tap.peerFd());
+            java.io.FileInputStream in = new java.io.FileInputStream(fd);
+            java.io.FileOutputStream out = new java.io.FileOutputStream(fd);
+            Thread reader = new Thread(() -> {
+                byte[] buf = new byte[2048];
+                try {
+                    while (true) {
+                        int n = in.read(buf);
+                        if (n < 0) {
+                            return;
+                        }
+                        if (n >= 22 && buf[21] == 2) {
+                            replies.incrementAndGet();
+                            credits.release();
+                        }
+                    }
+                } catch (java.io.IOException e) {
+                    // closed
+                }
+            }, "bench-reader");
+            reader.setDaemon(true);
+            reader.start();
+            tap.start();
+            long warm = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+            long start = 0;
+            long startReplies = 0;
+            long end = Long.MAX_VALUE;
+            while (System.nanoTime() < end) {
+                if (start == 0 && System.nanoTime() >= warm) {
+                    start = System.nanoTime();
+                    startReplies = replies.get();
+                    end = start + TimeUnit.SECONDS.toNanos(seconds);
+                }
+                if (credits.tryAcquire(100, TimeUnit.MILLISECONDS)) {
+                    out.write(req);
+                }
+            }
+            double rate = (replies.get() - startReplies) * 1e9 / (System.nanoTime() - start);
+            System.out.printf("socket pair: %s%n", tap.stats());
+            return rate;
+        }
     }
 
     static double run(boolean batched, int seconds) throws Exception {
@@ -51,9 +112,8 @@ public final class FrameBench {
                 }
             }
         };
-        TapConfig cfg = TapConfig.builder().mac("02:00:5e:10:00:01").staticAddress("192.0.2.50", 24, null)
-                .ipv6(false).batchFrames(batched).build();
-        byte[] req = Frames.arpRequest(Frames.mac("02:00:5e:10:00:99"), Frames.ip("192.0.2.1"), Frames.ip("192.0.2.50"));
+        TapConfig cfg = staticConfig().batchFrames(batched).build();
+        byte[] req = request();
         ByteBuffer batch = ByteBuffer.allocateDirect(IN_FLIGHT * (4 + req.length));
         ByteBuffer one = ByteBuffer.allocateDirect(req.length);
         one.put(req).flip();

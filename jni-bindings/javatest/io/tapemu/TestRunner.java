@@ -410,7 +410,9 @@ public final class TestRunner {
             expect(IllegalStateException.class, () -> invokeNative("nativeStart", 0L));
             expect(IllegalStateException.class, () -> invokeNative("nativeStart", 123456789L));
             expect(IllegalStateException.class, () -> invokeNative("nativeDetachTun", -5L));
-            invokeNative("nativeClose", 987654321L); // unknown: ignored
+            java.lang.reflect.Method close = TapEmulator.class.getDeclaredMethod("nativeClose", long.class, boolean.class);
+            close.setAccessible(true);
+            check(close.invoke(null, 987654321L, true) == null, "unknown: ignored");
         });
 
         test("misuse: sendFrame with a built-in link -> IllegalStateException", () -> {
@@ -927,6 +929,8 @@ public final class TestRunner {
         List<String> groups = Arrays.asList(args.length == 0 ? new String[] {"unit"} : args);
         if (groups.contains("unit")) {
             unitTests();
+            PhoneLifeTests.unitTests();
+            SocketPairTests.unitTests();
         }
         if (groups.contains("longrun")) {
             longRunTests(Integer.getInteger("tapemu.frames", 200_000));
@@ -934,6 +938,10 @@ public final class TestRunner {
         if (groups.contains("lab")) {
             labTests(System.getProperty("tapemu.link", "vxlan://198.51.100.1:4789?vni=42"),
                     System.getProperty("tapemu.lanhost", "192.0.2.10"));
+            SocketPairTests.labTests(System.getProperty("tapemu.link", "vxlan://198.51.100.1:4789?vni=42"),
+                    System.getProperty("tapemu.lanhost", "192.0.2.10"));
+            PhoneLifeTests.labTests(System.getProperty("tapemu.link", "vxlan://198.51.100.1:4789?vni=42"),
+                    System.getProperty("tapemu.dnsmasqlog"));
         }
         test("every emulator closed: no native session or JNI global reference left", () -> {
             // An emulator closed from its own listener finishes its thread asynchronously.

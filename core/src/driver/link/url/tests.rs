@@ -10,6 +10,24 @@ fn parse_ok(url: &str) -> LinkSpec {
 }
 
 #[test]
+fn fd_urls() {
+    let s = parse_ok("fd://3");
+    assert!(matches!(&s, LinkSpec::Fd(fd) if fd.number() == 3));
+    assert_eq!(s.to_string(), "fd://3");
+    assert_eq!(s, parse_ok("fd://03"));
+    for bad in [
+        "fd://",
+        "fd://-1",
+        "fd://x",
+        "fd://3:1",
+        "fd://3?len=2",
+        "fd://99999999999",
+    ] {
+        assert!(bad.parse::<LinkSpec>().is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn parses_urls() {
     let s = parse_ok("udp://192.0.2.1:5000");
     assert!(
@@ -123,6 +141,7 @@ fn scheme() -> impl Strategy<Value = String> {
         Just("tcp".to_owned()),
         Just("vxlan".to_owned()),
         Just("tap".to_owned()),
+        Just("fd".to_owned()),
         "[a-z]{0,5}",
     ]
 }
@@ -137,6 +156,7 @@ fn host() -> impl Strategy<Value = String> {
         "[a-z][a-z0-9_-]{0,10}(\\.[a-z0-9]{1,5}){0,2}",
         "[a-z]{1,6}[0-9]{0,3}",
         Just("[::1".to_owned()),
+        (0u32..100).prop_map(|n| n.to_string()),
         "[\\[\\]:%0-9a-f.]{0,12}",
         ".{0,6}",
     ]
@@ -227,5 +247,5 @@ fn the_generator_produces_accepted_urls_of_every_scheme() {
             seen.insert(spec.to_string().split("://").next().map(str::to_owned));
         }
     }
-    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert_eq!(seen.len(), 5, "{seen:?}");
 }

@@ -32,6 +32,10 @@ public final class TapVpnService extends VpnService {
     static final String DEFAULT_URL = "vxlan://198.51.100.1:4789?vni=42";
     private static final String TAG = "tapemu-demo";
     static final String PREFS = "vpn";
+    /** Preferences: the MAC, the stored lease, and the URL they were obtained over. */
+    private static final String PREF_MAC = "mac";
+    private static final String PREF_LEASE = "lease";
+    private static final String PREF_LEASE_URL = "lease_url";
 
     /** Receives state changes (on the controller's worker thread). */
     interface Observer {
@@ -93,7 +97,11 @@ public final class TapVpnService extends VpnService {
         } else {
             url = prefs.getString(EXTRA_URL, DEFAULT_URL);
         }
-        controller.onStartCommand(action, VpnController.configFor(url, "tapemu-demo"));
+        // The same MAC and, on the same server, the lease of the last run: a restarted service
+        // gets its address back by INIT-REBOOT instead of a new one.
+        String mac = prefs.getString(PREF_MAC, null);
+        String lease = url.equals(prefs.getString(PREF_LEASE_URL, null)) ? prefs.getString(PREF_LEASE, null) : null;
+        controller.onStartCommand(action, VpnController.configFor(url, "tapemu-demo", mac, lease));
         return START_STICKY;
     }
 
@@ -162,6 +170,13 @@ public final class TapVpnService extends VpnService {
             if (state == VpnController.State.STOPPED || state == VpnController.State.FAILED) {
                 stopSelf();
             }
+        }
+
+        @Override
+        public void storeIdentity(String mac, String storedLease) {
+            SharedPreferences prefs = getSharedPreferences(PREFS, MODE_PRIVATE);
+            prefs.edit().putString(PREF_MAC, mac).putString(PREF_LEASE, storedLease)
+                    .putString(PREF_LEASE_URL, prefs.getString(EXTRA_URL, DEFAULT_URL)).apply();
         }
 
         @Override

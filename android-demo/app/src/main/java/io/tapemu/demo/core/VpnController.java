@@ -102,6 +102,17 @@ public final class VpnController {
         void onStateChanged(State state, InterfacePlan plan, String detail);
 
         /**
+         * The emulator's identity to keep for the next start, so that a restarted app (or
+         * service) gets its address back at once: the MAC and the lease in force, in the
+         * form {@link TapConfig.Builder#rememberedLease(String)} takes. Called on the worker
+         * after each lease event; the default keeps nothing.
+         *
+         * @param mac the emulator's MAC
+         * @param storedLease the lease as JSON, or null when there is none
+         */
+        default void storeIdentity(String mac, String storedLease) {}
+
+        /**
          * A task on the worker threw: a bug, caught so that the worker goes on.
          *
          * @param task what the task was doing
@@ -171,7 +182,22 @@ public final class VpnController {
      * @return the configuration
      */
     public static TapConfig configFor(String serverUrl, String hostname) {
-        return TapConfig.builder().hostname(hostname).link(serverUrl).build();
+        return configFor(serverUrl, hostname, null, null);
+    }
+
+    /**
+     * {@link #configFor(String, String)} with the identity {@link Platform#storeIdentity} kept
+     * from an earlier run: the same MAC, and the lease asked for again (INIT-REBOOT).
+     *
+     * @param serverUrl a link URL
+     * @param hostname hostname for DHCP
+     * @param mac the MAC of an earlier run, or null for a new one
+     * @param storedLease the lease of an earlier run, or null
+     * @return the configuration
+     */
+    public static TapConfig configFor(String serverUrl, String hostname, String mac, String storedLease) {
+        return TapConfig.builder().hostname(hostname).link(serverUrl).mac(mac)
+                .rememberedLease(mac == null ? null : storedLease).build();
     }
 
     /**
@@ -277,9 +303,21 @@ public final class VpnController {
         }
     }
 
-    /** TapConfig has no equals; its toString names every field. */
+    /**
+     * TapConfig has no equals; its toString names every field. The remembered lease only
+     * matters when an emulator starts: a newer one is no reason to restart a running one.
+     */
     private static boolean sameConfig(TapConfig a, TapConfig b) {
-        return a != null && b != null && a.toString().equals(b.toString());
+        return a != null && b != null && withoutLease(a).equals(withoutLease(b));
+    }
+
+    private static String withoutLease(TapConfig c) {
+        return c.toString().replaceAll(", rememberedLease=(true|false)", "");
+    }
+
+    /** Hands the platform the emulator's identity after a lease event. */
+    private void storeIdentity(TapEmulator from) {
+        platform.storeIdentity(from.mac(), from.storedLease());
     }
 
     private void startNow(TapConfig c) {
@@ -405,6 +443,7 @@ public final class VpnController {
         public void onLeaseAcquired(Lease l) {
             post("lease acquired", from -> {
                 lease = l;
+                storeIdentity(from);
                 update(from);
             });
         }
@@ -413,6 +452,7 @@ public final class VpnController {
         public void onLeaseChanged(Lease oldLease, Lease newLease) {
             post("lease changed", from -> {
                 lease = newLease;
+                storeIdentity(from);
                 update(from);
             });
         }
@@ -421,6 +461,7 @@ public final class VpnController {
         public void onLeaseRenewed(Lease l) {
             post("lease renewed", from -> { // rebuilds only if routes/DNS/MTU changed
                 lease = l;
+                storeIdentity(from);
                 update(from);
             });
         }
@@ -440,6 +481,26 @@ public final class VpnController {
                 lease = null;
                 setState(State.LEASE_LOST, address + ": " + reason);
             });
+        }
+
+        @Override
+        public void onTunFailed(String error) {
+            post("TUN failed", from -> {
+                // The emulator closed the broken TUN: establish a new interface at once.
+                plan = null;
+                setState(state, "TUN failed, rebuilding: " + error);
+                update(from);
+            });
+        }
+
+        @Override
+        public void onLinkDown(String error, long retryInMillis) {
+            post("link down", from -> setState(state, "link down (retry in " + retryInMillis + " ms): " + error));
+        }
+
+        @Override
+        public void onLinkUp() {
+            post("link up", from -> setState(state, "link up"));
         }
 
         @Override
