@@ -430,6 +430,15 @@ async fn run(args: RunArgs, tap: Config) -> Result<(), String> {
     if let Some(watch) = watch {
         watch.abort();
     }
+    if let Ok(s) = handle.stats().await {
+        tracing::info!(
+            "TUN {dev}: super-segments split {}, coalesced {}; dropped: read {}, write {}",
+            s.tun_super_segments_in,
+            s.tun_super_segments_out,
+            s.tun_dropped_in,
+            s.tun_dropped_out
+        );
+    }
     let tun = handle.detach_tun().await.ok().flatten();
     handle.shutdown(!args.no_release).await;
     while let Ok(event) = events.try_recv() {

@@ -59,6 +59,22 @@ fn stop(tapemu: &Proc) {
     assert!(status.success(), "{status}: {}", tapemu.stderr());
 }
 
+/// The counters tapemu logs on its way out: super-segments split (from the TUN) and
+/// coalesced (to the TUN).
+fn super_segments(tapemu: &Proc) -> (u64, u64) {
+    let stderr = tapemu.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("super-segments split"))
+        .unwrap_or_else(|| panic!("no counters logged: {stderr}"));
+    let number = |after: &str| -> u64 {
+        let rest = &line[line.find(after).expect(after) + after.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().expect("a count")
+    };
+    (number("split "), number("coalesced "))
+}
+
 #[test]
 fn e2e_offload_tcp_100mb_each_way() {
     let Some(bin) = prerequisites("e2e_offload_tcp_100mb_each_way") else {
@@ -86,6 +102,12 @@ fn e2e_offload_tcp_100mb_each_way() {
         assert_eq!(sent, received, "{} → {}: checksum", from.role(), to.role());
     }
     stop(&tapemu);
+    // The data went through the offload path both ways.
+    let (split, coalesced) = super_segments(&tapemu);
+    assert!(
+        split > 0 && coalesced > 0,
+        "split {split}, coalesced {coalesced}"
+    );
 }
 
 /// Bytes and a hash of them, in the order they went or came.
@@ -237,6 +259,9 @@ fn udp_sizes(extra: &[&str], offload: bool) {
     phone.send_to(b"stop", dest).expect("stop the echo");
     echo_thread.join().expect("echo thread");
     stop(&tapemu);
+    // With USO the GSO send above was read as one super-datagram.
+    let (split, _) = super_segments(&tapemu);
+    assert_eq!(split > 0, offload, "super-segments split: {split}");
 }
 
 /// Sets `UDP_SEGMENT` on `socket`: each send is cut into datagrams of `size` bytes (0:

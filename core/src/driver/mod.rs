@@ -40,6 +40,7 @@ mod clock;
 mod events;
 pub mod link;
 mod runner;
+mod stats;
 mod sys;
 
 use std::future::Future;
@@ -64,10 +65,11 @@ pub use self::link::{
 pub use self::link::{FaultCounters, FaultDirection, FaultStats, LinkFaults, ParseFaultsError};
 use self::link::{Link, LinkOptions};
 use self::runner::Runner;
+pub use self::stats::DriverStats;
 pub use self::sys::{frame_socket_pair, PacketFd};
 #[cfg(target_os = "linux")]
 pub use self::sys::{open_tun_device, open_tun_offload, DeviceKind, TunOffload};
-use crate::{Config, Event, Lease, Stats};
+use crate::{Config, Event};
 
 /// Called with the raw fd of every socket a link opens, before it connects: on
 /// Android, `VpnService.protect(fd)`, so the link's own traffic bypasses the VPN.
@@ -189,48 +191,6 @@ pub enum DriverEvent {
         /// Why it stopped, if it was not asked to.
         error: Option<DriverError>,
     },
-}
-
-/// Counters of the driver and its [`Tap`](crate::Tap).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DriverStats {
-    /// The emulated host's counters.
-    pub tap: Stats,
-    /// Whether a TUN is attached.
-    pub tun_attached: bool,
-    /// Frames the link could not take (down, buffer full, a TCP peer not reading) and
-    /// dropped.
-    pub link_dropped_out: u64,
-    /// Frames from the link dropped before the emulated host: empty, too large, or
-    /// (VXLAN) from another source or VNI.
-    pub link_dropped_in: u64,
-    /// Bytes queued for a TCP link, not yet written; from 64 KiB the driver stops
-    /// reading the TUN until the peer catches up.
-    pub link_queued: u64,
-    /// Packets the TUN could not take and dropped.
-    pub tun_dropped_out: u64,
-    /// Packets read from a TUN with virtio-net headers that could not be used (a
-    /// super-segment or checksum request that does not match its packet) and dropped.
-    pub tun_dropped_in: u64,
-    /// Super-segments read from a TUN with virtio-net headers and split into packets.
-    pub tun_super_segments_in: u64,
-    /// Coalesced TCP super-segments written to a TUN with virtio-net headers.
-    pub tun_super_segments_out: u64,
-    /// Link frames or TUN packets that arrived while no TUN was attached.
-    pub dropped_no_tun: u64,
-    /// Times a connection-oriented link reconnected.
-    pub link_reconnects: u64,
-    /// Events dropped because the consumer of [`DriverEvents`] was behind.
-    pub events_dropped: u64,
-    /// Times the loop woke up.
-    pub wakeups: u64,
-    /// The link's URL.
-    pub link: String,
-    /// The DHCP lease in force, if any.
-    pub lease: Option<Lease>,
-    /// What [`DriverConfig::link_faults`] did to the link's frames.
-    pub link_faults: FaultStats,
 }
 
 /// The driver's next protocol deadline ([`DriverHandle::next_timer`]).

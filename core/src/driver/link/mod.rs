@@ -550,8 +550,7 @@ fn transient(e: &io::Error) -> bool {
 }
 
 /// The result of sending one frame: `Ok` also when a transient error dropped it
-/// (counted in `dropped`). Only the TAP link (Linux) sends one frame at a time.
-#[cfg(target_os = "linux")]
+/// (counted in `dropped`): the links that send one frame at a time (TAP, fd).
 fn sent_or_dropped(result: io::Result<()>, dropped: &mut u64) -> io::Result<()> {
     match result {
         Err(e) if transient(&e) => {

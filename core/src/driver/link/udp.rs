@@ -411,3 +411,50 @@ fn udp_socket(bind: SocketAddr, options: &LinkOptions) -> io::Result<UdpSocket> 
     sys::grow_buffers(socket.as_raw_fd());
     UdpSocket::from_std(socket)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link_state() -> LinkState {
+        LinkState {
+            url: "udp://test".into(),
+            status: Vec::new(),
+            dropped_out: 0,
+            reconnects: 0,
+            is_down: false,
+        }
+    }
+
+    /// Equal-size frames go as one GSO send; a socket whose sends the kernel refuses to
+    /// segment (`SO_NO_CHECK` makes every GSO send `EINVAL`) falls back to one datagram
+    /// each and loses nothing.
+    #[tokio::test]
+    async fn a_refused_gso_send_falls_back_to_datagrams() {
+        for refuse in [false, true] {
+            let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            rx.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let tx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+            if refuse {
+                sys::set_int_option(tx.as_raw_fd(), libc::SO_NO_CHECK, 1).expect("SO_NO_CHECK");
+            }
+            let bufs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 4 + 600]).collect();
+            let items: Vec<(usize, usize)> = (0..5).map(|i| (i, 604)).collect();
+            let mut batch = Batch::default();
+            let mut link = link_state();
+            let dest = rx.local_addr().ok();
+            batch
+                .send(&tx, &bufs, &items, 4, dest, &mut link)
+                .await
+                .expect("sent");
+            assert_eq!(batch.no_gso, refuse);
+            assert_eq!(link.dropped_out, 0);
+            let mut buf = [0; 2000];
+            for i in 0..5u8 {
+                let n = rx.recv(&mut buf).expect("datagram");
+                assert_eq!(&buf[..n], &[i; 600][..], "datagram {i}");
+            }
+        }
+    }
+}

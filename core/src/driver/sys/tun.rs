@@ -70,7 +70,7 @@ pub enum TunOffload {
 
 #[cfg(target_os = "linux")]
 impl TunOffload {
-    /// Whether packets on the fd carry a virtio-net header ([`PacketFd::with_vnet_hdr`]).
+    /// Whether packets on the fd carry a virtio-net header ([`PacketFd::with_vnet_hdr`](super::PacketFd::with_vnet_hdr)).
     pub fn vnet_hdr(self) -> bool {
         self != TunOffload::None
     }
