@@ -393,22 +393,9 @@ impl Session {
         {
             return Ok(());
         }
-        let answer = self.control()?.command(|driver| async move {
-            let result = driver.detach_tun().await.map(drop);
-            if let Err(e) = &result {
-                tracing::warn!("detachTun: {e}");
-            }
-            result.is_ok()
-        });
-        match answer {
-            Answer::Done(true) | Answer::Queued => Ok(()),
-            Answer::Done(false) | Answer::Gone => {
-                Err(Error::IllegalState("TapEmulator has stopped".into()))
-            }
-            Answer::Late => Err(Error::IllegalState(format!(
-                "TapEmulator did not answer within {COMMAND_TIMEOUT:?}"
-            ))),
-        }
+        self.unit_command("detachTun", |driver| async move {
+            driver.detach_tun().await.map(drop)
+        })
     }
 
     /// The counters, in [`stat_names`] order. Before start they are all zero; on the

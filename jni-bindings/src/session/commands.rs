@@ -37,7 +37,7 @@ impl Session {
 
     /// Runs a command that answers `()` and maps what came of it: queued from the
     /// session thread (a listener) counts as done.
-    fn unit_command<F>(
+    pub(super) fn unit_command<F>(
         &self,
         what: &str,
         command: impl FnOnce(tapemu::driver::DriverHandle) -> F,

@@ -15,8 +15,9 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use super::frames::FramePort;
 use super::{sent_or_dropped, LinkSpec};
-use crate::driver::sys::{self, PacketFd};
+use crate::driver::sys;
 
 /// The descriptor of an `fd://` link: a number from a URL, or an owned fd from
 /// [`LinkSpec::fd`].
@@ -54,9 +55,7 @@ impl LinkSpec {
 
 /// An open `fd://` link.
 pub(super) struct FdLink {
-    dev: PacketFd,
-    /// Lengths of a batch read.
-    lens: Vec<usize>,
+    port: FramePort,
 }
 
 impl FdLink {
@@ -69,8 +68,7 @@ impl FdLink {
         sys::check_frame_fd(&fd)?;
         sys::grow_buffers(fd.as_raw_fd());
         Ok(FdLink {
-            dev: PacketFd::new(fd)?,
-            lens: Vec::new(),
+            port: FramePort::new(fd)?,
         })
     }
 
@@ -79,16 +77,11 @@ impl FdLink {
         bufs: &mut [Vec<u8>],
         spans: &mut [(usize, usize)],
     ) -> io::Result<usize> {
-        self.lens.resize(bufs.len(), 0);
-        let n = self.dev.read_batch(bufs, 0, &mut self.lens).await?;
-        for (span, len) in spans.iter_mut().zip(&self.lens).take(n) {
-            *span = (0, *len);
-        }
-        Ok(n)
+        self.port.recv_batch(bufs, spans).await
     }
 
     pub(super) fn send(&mut self, frame: &[u8], dropped: &mut u64) -> io::Result<()> {
-        match self.dev.write(frame) {
+        match self.port.write(frame) {
             // A full peer queue on a socket: drop, as a full TAP queue does.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 *dropped += 1;
@@ -102,6 +95,7 @@ impl FdLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::driver::sys::PacketFd;
 
     #[test]
     fn a_closed_number_is_refused_and_nothing_is_closed() {

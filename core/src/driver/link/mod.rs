@@ -21,6 +21,7 @@ mod batch;
 mod channel;
 pub(crate) mod faults;
 mod fd;
+mod frames;
 mod tcp;
 mod udp;
 mod url;

@@ -3,14 +3,13 @@
 
 use std::io;
 
+use super::frames::FramePort;
 use super::sent_or_dropped;
-use crate::driver::sys::{self, DeviceKind, PacketFd};
+use crate::driver::sys::{self, DeviceKind};
 
 /// An open `tap://` link.
 pub(super) struct TapLink {
-    dev: PacketFd,
-    /// Lengths of a batch read.
-    lens: Vec<usize>,
+    port: FramePort,
 }
 
 impl TapLink {
@@ -18,8 +17,7 @@ impl TapLink {
         let (fd, actual) = sys::open_tun_device(name, DeviceKind::Tap)?;
         sys::set_link_up(&actual)?;
         Ok(TapLink {
-            dev: PacketFd::new(fd)?,
-            lens: Vec::new(),
+            port: FramePort::new(fd)?,
         })
     }
 
@@ -28,15 +26,10 @@ impl TapLink {
         bufs: &mut [Vec<u8>],
         spans: &mut [(usize, usize)],
     ) -> io::Result<usize> {
-        self.lens.resize(bufs.len(), 0);
-        let n = self.dev.read_batch(bufs, 0, &mut self.lens).await?;
-        for (span, len) in spans.iter_mut().zip(&self.lens).take(n) {
-            *span = (0, *len);
-        }
-        Ok(n)
+        self.port.recv_batch(bufs, spans).await
     }
 
     pub(super) fn send(&mut self, frame: &[u8], dropped: &mut u64) -> io::Result<()> {
-        sent_or_dropped(self.dev.write(frame), dropped)
+        sent_or_dropped(self.port.write(frame), dropped)
     }
 }
