@@ -36,14 +36,24 @@ max_len() {
   esac
 }
 
+# retry CMD...: runs CMD up to three times (the registries are sometimes slow).
+retry() {
+  for attempt in 1 2 3; do
+    "$@" && return 0
+    echo "fuzz.sh: '$*' failed (attempt $attempt), retrying" >&2
+    sleep $((attempt * 10))
+  done
+  return 1
+}
+
 ensure_tools() {
   if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     echo "fuzz.sh: installing the nightly toolchain (cargo fuzz needs it)" >&2
-    rustup toolchain install nightly --profile minimal
+    retry rustup toolchain install nightly --profile minimal
   fi
   if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz.sh: installing cargo-fuzz" >&2
-    cargo install cargo-fuzz --locked
+    retry cargo install cargo-fuzz --locked
   fi
 }
 
