@@ -39,11 +39,7 @@ async fn an_engine_on_a_socket_pair_exchanges_frames_with_the_tun() {
     assert_eq!(reply[6..12], OUR_MAC.0);
 
     // TUN → engine.
-    let mut packet = Vec::new();
-    etherparse::PacketBuilder::ipv4([192, 0, 2, 123], [255, 255, 255, 255], 64)
-        .udp(5000, 5000)
-        .write(&mut packet, b"to the engine")
-        .expect("build");
+    let packet = broadcast_udp_from_us(b"to the engine");
     write_packet(&tun_kernel, &packet).expect("write");
     let frame = next_datagram(&engine, |f| f[..6] == [0xff; 6] && f[12..14] == [8, 0]).await;
     assert_eq!(&frame[14..], &packet[..]);

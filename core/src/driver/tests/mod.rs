@@ -103,6 +103,17 @@ async fn wait_for_stats(
     .expect("counters in time")
 }
 
+/// A broadcast UDP packet (port 5000 to 5000) from our address, as the kernel writes it
+/// to the TUN.
+fn broadcast_udp_from_us(payload: &[u8]) -> Vec<u8> {
+    let mut packet = Vec::new();
+    etherparse::PacketBuilder::ipv4([192, 0, 2, 123], [255, 255, 255, 255], 64)
+        .udp(5000, 5000)
+        .write(&mut packet, payload)
+        .expect("build");
+    packet
+}
+
 fn arp_request_for_us() -> Vec<u8> {
     ArpPacket::request(PEER_MAC, [192, 0, 2, 1].into(), [192, 0, 2, 123].into())
         .to_frame(MacAddr::BROADCAST)
@@ -146,11 +157,7 @@ async fn answers_arp_and_forwards_both_ways() {
     assert_eq!(reply[6..12], OUR_MAC.0);
 
     // TUN → link: a broadcast UDP packet comes out as a frame.
-    let mut packet = Vec::new();
-    etherparse::PacketBuilder::ipv4([192, 0, 2, 123], [255, 255, 255, 255], 64)
-        .udp(5000, 5000)
-        .write(&mut packet, b"hello")
-        .expect("build");
+    let packet = broadcast_udp_from_us(b"hello");
     write_packet(&tun_kernel, &packet).expect("write");
     let frame = next_frame(&mut peer, |f| f[..6] == [0xff; 6] && f[12..14] == [8, 0]).await;
     assert_eq!(&frame[14..], &packet[..]);
@@ -482,11 +489,7 @@ async fn tcp_peer_that_never_reads_does_not_stall_the_driver() {
         std::thread::spawn(move || {
             let fd = tun_kernel;
             sys::set_nonblocking(&fd).expect("non-blocking");
-            let mut packet = Vec::new();
-            etherparse::PacketBuilder::ipv4([192, 0, 2, 123], [255, 255, 255, 255], 64)
-                .udp(5000, 5000)
-                .write(&mut packet, &[0u8; 1400])
-                .expect("build");
+            let packet = broadcast_udp_from_us(&[0u8; 1400]);
             let mut written = 0u64;
             while !stop_flood.load(Ordering::Relaxed) {
                 if write_packet(&fd, &packet).is_ok() {

@@ -204,11 +204,7 @@ async fn a_lost_route_reopens_the_datagram_socket() {
     fault.store(0, Ordering::Relaxed);
     until("a new socket", || seen.lock().expect("lock").len() == 2).await;
     // The link is up once the new socket carries a frame: a broadcast from the TUN.
-    let mut packet = Vec::new();
-    etherparse::PacketBuilder::ipv4([192, 0, 2, 123], [255, 255, 255, 255], 64)
-        .udp(5000, 5000)
-        .write(&mut packet, b"after the roam")
-        .expect("build");
+    let packet = broadcast_udp_from_us(b"after the roam");
     write_packet(&tun_kernel, &packet).expect("write");
     next_event(&mut events, |e| {
         matches!(e, DriverEvent::Link(LinkStatus::Up)).then_some(())
