@@ -288,6 +288,9 @@ impl Session {
         let driver_config = DriverConfig {
             tap: self.config.core_config(),
             socket_hook,
+            // A whole window of an app that keeps 64 frames in flight per driver pass:
+            // measured 7 % more batched round trips than 32 (BENCHMARKS.md, FrameBench).
+            batch: 64,
             ..DriverConfig::default()
         };
         let (cancel, cancelled) = oneshot::channel();
@@ -606,7 +609,9 @@ impl SessionThread {
                         }
                     }
                     p.taken(batches.iter().map(|b| b.frames).sum());
-                    batches.clear();
+                    for batch in batches.drain(..) {
+                        p.recycle(batch);
+                    }
                 }
             }
         }

@@ -164,9 +164,13 @@ pub fn write_header(frame: &mut [u8], dst: MacAddr, src: MacAddr, ether_type: u1
 
 /// Builds a whole frame: header followed by `payload`.
 pub fn build_frame(dst: MacAddr, src: MacAddr, ether_type: u16, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0u8; HEADER_LEN + payload.len()];
-    write_header(&mut frame, dst, src, ether_type);
-    frame[HEADER_LEN..].copy_from_slice(payload);
+    // Built by appending, not by zeroing then overwriting: this runs once per frame the
+    // host sends (every ARP reply), and a zeroed allocation costs more than the frame.
+    let mut frame = Vec::with_capacity(HEADER_LEN + payload.len());
+    frame.extend_from_slice(&dst.0);
+    frame.extend_from_slice(&src.0);
+    frame.extend_from_slice(&ether_type.to_be_bytes());
+    frame.extend_from_slice(payload);
     frame
 }
 

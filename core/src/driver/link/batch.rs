@@ -10,7 +10,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
@@ -18,6 +18,40 @@ use super::LinkSpec;
 
 /// Bytes of the length in front of each frame of a batch (big-endian).
 pub const BATCH_PREFIX: usize = 4;
+
+/// Most spent batch buffers kept for reuse, across both directions.
+const SPARE_BUFFERS: usize = 8;
+/// A spent buffer larger than this is freed rather than kept (memory stays bounded).
+const SPARE_MAX_BYTES: usize = 256 * 1024;
+
+/// Spent batch buffers, kept so that a batch each way costs no allocation once the
+/// traffic is steady. Shared by the application's side and the driver's; bounded in
+/// count and size.
+#[derive(Debug, Default)]
+struct SpareBuffers(Mutex<Vec<Vec<u8>>>);
+
+impl SpareBuffers {
+    /// An empty buffer with room for at least `bytes`: a spent one when there is one.
+    fn take(&self, bytes: usize) -> Vec<u8> {
+        let spare = self.0.lock().ok().and_then(|mut s| s.pop());
+        let mut buf = spare.unwrap_or_default();
+        buf.reserve(bytes);
+        buf
+    }
+
+    /// Keeps `buf` for [`SpareBuffers::take`], unless enough are kept already.
+    fn put(&self, mut buf: Vec<u8>) {
+        if buf.capacity() == 0 || buf.capacity() > SPARE_MAX_BYTES {
+            return;
+        }
+        buf.clear();
+        if let Ok(mut spares) = self.0.lock() {
+            if spares.len() < SPARE_BUFFERS {
+                spares.push(buf);
+            }
+        }
+    }
+}
 
 /// Frames laid out back to back, each as its length ([`BATCH_PREFIX`] bytes, big-endian)
 /// then its bytes.
@@ -71,6 +105,7 @@ pub struct BatchPeer {
     /// Where frames from the network go.
     pub to_driver: BatchSender,
     out_queued: Arc<AtomicUsize>,
+    spares: Arc<SpareBuffers>,
 }
 
 impl BatchPeer {
@@ -83,6 +118,12 @@ impl BatchPeer {
                 Some(q.saturating_sub(frames))
             });
     }
+
+    /// Gives a batch taken off [`BatchPeer::from_driver`] back once its frames are
+    /// carried: its buffer is reused (optional; a dropped batch is simply freed).
+    pub fn recycle(&self, batch: FrameBatch) {
+        self.spares.put(batch.bytes);
+    }
 }
 
 /// Sends frames from the network to the driver; cheap to clone.
@@ -91,6 +132,7 @@ pub struct BatchSender {
     tx: mpsc::UnboundedSender<FrameBatch>,
     queued: Arc<AtomicUsize>,
     capacity: usize,
+    spares: Arc<SpareBuffers>,
 }
 
 /// The driver has stopped: nothing was taken.
@@ -117,7 +159,11 @@ impl BatchSender {
         if reserved.is_err() {
             return Ok(0);
         }
-        let mut batch = FrameBatch::default();
+        let bytes: usize = frames[..room].iter().map(|f| BATCH_PREFIX + f.len()).sum();
+        let mut batch = FrameBatch {
+            bytes: self.spares.take(bytes),
+            frames: 0,
+        };
         for frame in &frames[..room] {
             batch.push(frame);
         }
@@ -141,6 +187,7 @@ pub struct BatchLink {
     /// Frames sent since the last flush.
     pending: FrameBatch,
     capacity: usize,
+    spares: Arc<SpareBuffers>,
 }
 
 /// A link whose frames go to and come from the application in batches: at most
@@ -151,6 +198,7 @@ pub fn batch_channel(capacity: usize) -> (LinkSpec, BatchPeer) {
     let (to_driver, from_app) = mpsc::unbounded_channel();
     let in_queued = Arc::new(AtomicUsize::new(0));
     let out_queued = Arc::new(AtomicUsize::new(0));
+    let spares = Arc::new(SpareBuffers::default());
     (
         LinkSpec::Batch(BatchLink {
             rx: from_app,
@@ -160,6 +208,7 @@ pub fn batch_channel(capacity: usize) -> (LinkSpec, BatchPeer) {
             out_queued: out_queued.clone(),
             pending: FrameBatch::default(),
             capacity,
+            spares: spares.clone(),
         }),
         BatchPeer {
             from_driver,
@@ -167,8 +216,10 @@ pub fn batch_channel(capacity: usize) -> (LinkSpec, BatchPeer) {
                 tx: to_driver,
                 queued: in_queued,
                 capacity,
+                spares: spares.clone(),
             },
             out_queued,
+            spares,
         },
     )
 }
@@ -203,7 +254,9 @@ impl BatchLink {
                 }
             };
             let Some((frame, after)) = batch.frame_at(*next) else {
-                self.current = None;
+                if let Some((spent, _)) = self.current.take() {
+                    self.spares.put(spent.bytes);
+                }
                 continue;
             };
             spans[n] = match bufs[n].get_mut(..frame.len()) {
@@ -239,7 +292,7 @@ impl BatchLink {
         let batch = std::mem::replace(
             &mut self.pending,
             FrameBatch {
-                bytes: Vec::with_capacity(size),
+                bytes: self.spares.take(size),
                 frames: 0,
             },
         );
@@ -292,6 +345,68 @@ mod tests {
         assert_eq!(peer.from_driver.recv().await.unwrap().frames, 1);
         drop(link);
         assert_eq!(peer.to_driver.offer(&frames), Err(BatchClosed));
+    }
+
+    #[tokio::test]
+    async fn spent_batches_are_reused_both_ways() {
+        // A reused buffer is told from a new one by its capacity: the first batch each
+        // way is large, the next one small.
+        let big = [7u8; 1000];
+        let (spec, mut peer) = batch_channel(8);
+        let LinkSpec::Batch(mut link) = spec else {
+            panic!("batch link")
+        };
+        let mut bufs = vec![vec![0u8; 1500]; 4];
+        let mut spans = [(0, 0); 4];
+        // Application to driver: the buffer of a batch read to its end is the next
+        // offer's.
+        assert_eq!(peer.to_driver.offer(&[&big[..], b"two"]), Ok(2));
+        assert_eq!(link.recv_batch(&mut bufs, &mut spans).await.unwrap(), 2);
+        assert_eq!(peer.to_driver.offer(&[b"three"]), Ok(1));
+        let second = link.rx.try_recv().unwrap();
+        assert!(
+            second.bytes.capacity() >= big.len(),
+            "the spent buffer was not reused"
+        );
+        link.current = Some((second, 0));
+        assert_eq!(link.recv_batch(&mut bufs, &mut spans).await.unwrap(), 1);
+        assert_eq!(&bufs[0][..spans[0].1], b"three");
+        // Driver to application: a recycled batch becomes a later one sent.
+        let mut dropped = 0;
+        link.send(&big, &mut dropped);
+        link.flush();
+        let out = peer.from_driver.recv().await.unwrap();
+        peer.taken(out.frames);
+        peer.recycle(out);
+        for frame in [&b"again"[..], b"third"] {
+            link.send(frame, &mut dropped);
+            link.flush();
+        }
+        let again = peer.from_driver.recv().await.unwrap();
+        let third = peer.from_driver.recv().await.unwrap();
+        assert!(
+            again.bytes.capacity().max(third.bytes.capacity()) >= big.len(),
+            "the recycled buffer was not reused"
+        );
+        assert_eq!(third.iter().collect::<Vec<_>>(), vec![&b"third"[..]]);
+        assert_eq!(dropped, 0);
+    }
+
+    #[test]
+    fn spare_buffers_stay_bounded_in_count_and_size() {
+        let spares = SpareBuffers::default();
+        for _ in 0..3 * SPARE_BUFFERS {
+            spares.put(Vec::with_capacity(64));
+        }
+        spares.put(Vec::with_capacity(SPARE_MAX_BYTES + 1));
+        let kept = spares.0.lock().unwrap();
+        assert_eq!(kept.len(), SPARE_BUFFERS);
+        assert!(kept
+            .iter()
+            .all(|b| b.capacity() <= SPARE_MAX_BYTES && b.is_empty()));
+        drop(kept);
+        let taken = spares.take(1000);
+        assert!(taken.is_empty() && taken.capacity() >= 1000);
     }
 
     #[tokio::test]

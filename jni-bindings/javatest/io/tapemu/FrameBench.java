@@ -11,7 +11,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@code onFrame}, one upcall per frame) against batched ({@code sendFrames} +
  * {@code onFrames}), and the socket-pair link (an engine in Java writing and reading
  * {@link TapEmulator#peerFd()}, one datagram per frame). Arguments: seconds per mode (default
- * 5). Prints round trips/s (frames/s each way). Needs
+ * 5), then optionally one mode alone ({@code per-frame}, {@code batched} or {@code pair}). Prints
+ * round trips/s (frames/s each way). Needs
  * {@code --add-opens java.base/java.io=ALL-UNNAMED} for the socket pair.
  */
 public final class FrameBench {
@@ -21,6 +22,18 @@ public final class FrameBench {
 
     public static void main(String[] args) throws Exception {
         int seconds = args.length > 0 ? Integer.parseInt(args[0]) : 5;
+        String only = args.length > 1 ? args[1] : null;
+        if (only != null) {
+            // One mode in this JVM (scripts/bench-frames.sh runs each in its own).
+            double rate = switch (only) {
+                case "per-frame" -> run(false, seconds);
+                case "batched" -> run(true, seconds);
+                case "pair" -> runSocketPair(seconds);
+                default -> throw new IllegalArgumentException("mode: per-frame, batched or pair");
+            };
+            System.out.printf("%s: %.0f round trips/s%n", only, rate);
+            System.exit(0);
+        }
         double perFrame = run(false, seconds);
         double batched = run(true, seconds);
         double pair = runSocketPair(seconds);
