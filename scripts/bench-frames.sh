@@ -10,6 +10,8 @@
 # at most 64 unanswered, 1 s warm-up), written against that API here.
 #
 # Usage: scripts/bench-frames.sh [ROUNDS] [SECONDS]   (default 3 rounds of 4 s per mode)
+# IN_FLIGHT=N (default 64) changes the window of the current code's runs (the baseline's
+# stays at 64).
 # The baseline is built once into target/bench-base (a git worktree in a temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -101,6 +103,7 @@ for round in $(seq "$ROUNDS"); do
         io.tapemu.BaselineFrameBench "$SECS" | rate "baseline per-frame")
     now() {
         java --add-opens java.base/java.io=ALL-UNNAMED -Djava.library.path=target/release \
+            -Dtapemu.inFlight="${IN_FLIGHT:-64}" \
             -cp "$work/now" io.tapemu.FrameBench "$SECS" "$1" | rate "$1"
     }
     per=$(now per-frame) batched=$(now batched) pair=$(now pair)

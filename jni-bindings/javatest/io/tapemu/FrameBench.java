@@ -16,7 +16,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@code --add-opens java.base/java.io=ALL-UNNAMED} for the socket pair.
  */
 public final class FrameBench {
-    static final int IN_FLIGHT = 64;
+    /** Requests unanswered at most: 64, or the system property {@code tapemu.inFlight}. */
+    static final int IN_FLIGHT = Integer.getInteger("tapemu.inFlight", 64);
 
     private FrameBench() {}
 
@@ -25,12 +26,16 @@ public final class FrameBench {
         String only = args.length > 1 ? args[1] : null;
         if (only != null) {
             // One mode in this JVM (scripts/bench-frames.sh runs each in its own).
-            double rate = switch (only) {
-                case "per-frame" -> run(false, seconds);
-                case "batched" -> run(true, seconds);
-                case "pair" -> runSocketPair(seconds);
-                default -> throw new IllegalArgumentException("mode: per-frame, batched or pair");
-            };
+            double rate;
+            if (only.equals("per-frame")) {
+                rate = run(false, seconds);
+            } else if (only.equals("batched")) {
+                rate = run(true, seconds);
+            } else if (only.equals("pair")) {
+                rate = runSocketPair(seconds);
+            } else {
+                throw new IllegalArgumentException("mode: per-frame, batched or pair");
+            }
             System.out.printf("%s: %.0f round trips/s%n", only, rate);
             System.exit(0);
         }
