@@ -515,7 +515,7 @@ fn checksums_valid(ip: &IpLayout, packet: &[u8]) -> bool {
     ip_ok
         && ip
             .pseudo_header_sum(packet, packet.len() - l4)
-            .add_slice(&packet[l4..])
+            .add_2bytes(super::sum::payload_sum(&packet[l4..]))
             .ones_complement()
             == 0
 }

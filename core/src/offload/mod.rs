@@ -40,6 +40,7 @@ use etherparse::{IpNumber, Ipv4HeaderSlice, Ipv6ExtensionSlice, Ipv6ExtensionsSl
 
 mod gro;
 mod segment;
+mod sum;
 mod virtio;
 
 pub use gro::{Gro, GroConfig, GroStats, Push};

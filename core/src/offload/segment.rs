@@ -3,8 +3,10 @@
 //! kernel's own GSO would (`tcp_gso_segment`, `__udp_gso_segment`); and completion of the
 //! partial checksum of a packet that was not segmented.
 
+use etherparse::checksum::Sum16BitWords;
+
 use super::{
-    is_tcp, transport_checksum, GsoType, IpLayout, OffloadError, VirtioNetHdr, PROTO_UDP,
+    is_tcp, sum, transport_checksum, GsoType, IpLayout, OffloadError, VirtioNetHdr, PROTO_UDP,
     TCP_CSUM_OFFSET, TCP_MIN_HEADER_LEN, UDP_CSUM_OFFSET, UDP_HEADER_LEN,
 };
 
@@ -145,7 +147,10 @@ impl<'a> SuperSegment<'a> {
         })?;
         let headers = &self.packet[..self.headers_len];
         out[..self.headers_len].copy_from_slice(headers);
-        out[self.headers_len..].copy_from_slice(&self.packet[payload.clone()]);
+        // The payload's share of the checksum is taken as it is copied; the headers'
+        // is added once they are final, below.
+        let payload_sum =
+            sum::copy_and_sum(&mut out[self.headers_len..], &self.packet[payload.clone()]);
 
         let ip = &self.ip;
         if !ip.v6 {
@@ -172,7 +177,10 @@ impl<'a> SuperSegment<'a> {
             l4 + usize::from(UDP_CSUM_OFFSET)
         };
         out[csum_at..csum_at + 2].fill(0);
-        let sum = ip.pseudo_header_sum(out, len - l4).add_slice(&out[l4..]);
+        let sum = ip
+            .pseudo_header_sum(out, len - l4)
+            .add_slice(&out[l4..self.headers_len])
+            .add_2bytes(payload_sum);
         let csum = transport_checksum(&sum, ip.proto);
         out[csum_at..csum_at + 2].copy_from_slice(&csum.to_be_bytes());
         Ok(len)
@@ -232,7 +240,7 @@ pub fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) -> Result<(), Of
     if packet.len() < at + 2 {
         return Err(OffloadError::Malformed);
     }
-    let sum = etherparse::checksum::Sum16BitWords::new().add_slice(&packet[ip.l4_offset..]);
+    let sum = Sum16BitWords::new().add_2bytes(sum::payload_sum(&packet[ip.l4_offset..]));
     let csum = transport_checksum(&sum, ip.proto);
     packet[at..at + 2].copy_from_slice(&csum.to_be_bytes());
     Ok(())

@@ -51,7 +51,8 @@ pub struct LinkFaults {
     pub drop: f64,
     /// Frames sent twice (the copy right after the original).
     pub duplicate: f64,
-    /// Frames held back until a later frame has overtaken them (see [`REORDER_HOLD`]).
+    /// Frames held back until a later frame has overtaken them (for at most `REORDER_HOLD`,
+    /// 50 ms).
     pub reorder: f64,
     /// Frames with one random bit of one random byte flipped.
     pub corrupt: f64,
