@@ -176,7 +176,12 @@ final class ApiTests {
             TestRunner.Recorder r = new TestRunner.Recorder() {
                 @Override
                 public void onFrame(ByteBuffer frame) {
-                    if (inListener.getCount() == 0) {
+                    // Only the reply to the request below: the emulator's own announcements
+                    // may come first, and closing then would race the test's sendFrame.
+                    int at = frame.position();
+                    boolean arpReply = frame.remaining() >= 22 && frame.get(at + 12) == 0x08
+                            && frame.get(at + 13) == 0x06 && frame.get(at + 21) == 2;
+                    if (!arpReply || inListener.getCount() == 0) {
                         return;
                     }
                     inListener.countDown();
