@@ -124,7 +124,7 @@ if [ "${TAPEMU_LAB:-}" = skip ]; then
 elif [ "$(id -u)" != 0 ]; then
     lab_reason="not root"
 else
-    for bin in ip dnsmasq ethtool ping; do
+    for bin in ip dnsmasq ethtool ping socat; do
         command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || lab_reason="$bin missing"
     done
 fi
@@ -141,6 +141,7 @@ run_suite() {
         run_java "lab$1" ip netns exec "$LAB_PHONE" -- --add-opens java.base/java.io=ALL-UNNAMED \
             -Dtapemu.link="$LAB_LINK_URL" \
             -Dtapemu.lanhost="$LAB_LAN_HOST" -Dtapemu.dnsmasqlog="$LAB_DNSMASQ_LOG" \
+            -Dtapemu.hostns="$LAB_HOST" \
             io.tapemu.TestRunner lab
         lab_down
         lab_is_up=0

@@ -548,12 +548,14 @@ pub extern "system" fn Java_io_tapemu_TapEmulator_nativeLiveGlobalRefs<'l>(
     .resolve::<ThrowMapped>()
 }
 
-/// `LinuxTun.nativeOpen`: opens a Linux TUN device (desktop JVMs and tests).
+/// `LinuxTun.nativeOpen`: opens a Linux TUN device (desktop JVMs and tests), with
+/// virtio-net headers and segmentation offloads when `offloads` and the kernel allow.
 #[unsafe(no_mangle)]
 pub extern "system" fn Java_io_tapemu_LinuxTun_nativeOpen<'l>(
     mut env: EnvUnowned<'l>,
     _class: JClass<'l>,
     name: JString<'l>,
+    offloads: jboolean,
 ) -> jint {
     env.with_env(|env| -> Result<jint> {
         let name = opt_string(env, &name)?
@@ -561,7 +563,7 @@ pub extern "system" fn Java_io_tapemu_LinuxTun_nativeOpen<'l>(
         if name.is_empty() || name.len() > 15 {
             return Err(Error::IllegalArgument(format!("bad TUN name {name:?}")));
         }
-        crate::tun::open(&name)
+        crate::tun::open(&name, offloads)
     })
     .resolve::<ThrowMapped>()
 }

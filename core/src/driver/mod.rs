@@ -341,7 +341,11 @@ impl Driver {
     }
 }
 
+/// `fd` as the driver reads it: with virtio-net headers if `vnet_hdr` says so or, on
+/// Linux, if it is a TUN opened with `IFF_VNET_HDR`, whoever opened it.
 fn tun_fd(fd: OwnedFd, vnet_hdr: bool) -> Result<PacketFd, DriverError> {
+    #[cfg(target_os = "linux")]
+    let vnet_hdr = vnet_hdr || sys::has_vnet_hdr(std::os::fd::AsFd::as_fd(&fd));
     let tun = if vnet_hdr {
         PacketFd::with_vnet_hdr(fd)
     } else {
@@ -435,7 +439,8 @@ impl DriverHandle {
     }
 
     /// Attaches a TUN fd (made non-blocking here); returns the one it replaces. The fd
-    /// is closed if the driver has stopped.
+    /// is closed if the driver has stopped. On Linux a TUN opened with `IFF_VNET_HDR`
+    /// ([`open_tun_offload`]) is recognised (`TUNGETIFF`) and read with its headers.
     pub async fn attach_tun(&self, tun: OwnedFd) -> Result<Option<OwnedFd>, DriverError> {
         self.request(|reply| attach(tun, false, reply)).await
     }

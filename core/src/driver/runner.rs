@@ -328,14 +328,8 @@ impl Runner {
                 vnet_hdr,
                 reply,
             } => {
-                let tun = if vnet_hdr {
-                    PacketFd::with_vnet_hdr(fd)
-                } else {
-                    PacketFd::new(fd)
-                };
-                let result = tun
-                    .map(|tun| self.tun.replace(tun).map(PacketFd::into_inner))
-                    .map_err(|e| DriverError::Tun(Arc::new(e)));
+                let result = super::tun_fd(fd, vnet_hdr)
+                    .map(|tun| self.tun.replace(tun).map(PacketFd::into_inner));
                 self.prepare_tun_bufs();
                 let _ = reply.send(result);
             }

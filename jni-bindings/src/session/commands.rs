@@ -131,6 +131,9 @@ pub fn stat_names() -> Vec<String> {
             "wakeups",
             "callback_frames_refused",
             "callback_frames_dropped",
+            "tun_dropped_in",
+            "tun_super_segments_in",
+            "tun_super_segments_out",
         ]
         .map(String::from),
     );
@@ -155,6 +158,9 @@ pub(super) fn stat_values(
         as_i64(s.wakeups),
         as_i64(callback_refused),
         as_i64(callback_dropped),
+        as_i64(s.tun_dropped_in),
+        as_i64(s.tun_super_segments_in),
+        as_i64(s.tun_super_segments_out),
     ]);
     values
 }

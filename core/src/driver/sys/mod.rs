@@ -17,7 +17,9 @@ mod tun;
 
 pub(crate) use self::mmsg::{recv_batch_from, send_batch_to, MmsgScratch};
 #[cfg(target_os = "linux")]
-pub use self::tun::{open_tun_device, open_tun_offload, set_link_up, DeviceKind, TunOffload};
+pub use self::tun::{
+    has_vnet_hdr, open_tun_device, open_tun_offload, set_link_up, DeviceKind, TunOffload,
+};
 
 /// One packet per `read`/`write` on an owned fd, under tokio's reactor. The same code
 /// serves an Android `VpnService` fd and a Linux `/dev/net/tun` fd.

@@ -149,6 +149,20 @@ fn open_dev_net_tun(name: &str, flags: libc::c_int) -> io::Result<(OwnedFd, Stri
     Ok((fd, String::from_utf8_lossy(&actual).into_owned()))
 }
 
+/// Whether `fd` is a Linux TUN/TAP fd opened with `IFF_VNET_HDR` (`TUNGETIFF`): its
+/// packets then carry a virtio-net header. False for any other fd (the ioctl fails).
+#[cfg(target_os = "linux")]
+pub fn has_vnet_hdr(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    // SAFETY: all-zero is a valid `ifreq`.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    // SAFETY: TUNGETIFF writes the name and flags of the `struct ifreq` it is given,
+    // which lives for the whole call; on any other fd it fails without writing.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNGETIFF, &mut req) };
+    // SAFETY: the flags member is the one TUNGETIFF wrote (or the zero it started as).
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    rc == 0 && libc::c_int::from(flags) & libc::IFF_VNET_HDR != 0
+}
+
 /// Sets the Linux interface `name` administratively up (`SIOCSIFFLAGS` with `IFF_UP`).
 #[cfg(target_os = "linux")]
 pub fn set_link_up(name: &str) -> io::Result<()> {
@@ -200,5 +214,22 @@ mod tests {
         let req = ifreq("tap0").expect("valid");
         let name: Vec<u8> = req.ifr_name.iter().map(|c| c.to_ne_bytes()[0]).collect();
         assert_eq!(&name[..5], b"tap0\0");
+    }
+
+    /// A TUN opened with the header is told from one without, and from any other fd.
+    /// Needs `/dev/net/tun` and CAP_NET_ADMIN (the test suite runs as root).
+    #[test]
+    fn a_tun_with_virtio_net_headers_is_recognised() {
+        use std::os::fd::AsFd;
+        let pid = std::process::id() % 100_000;
+        let (offload, _, got) =
+            open_tun_offload(&format!("tpvh{pid}")).expect("/dev/net/tun as root");
+        // A kernel that refuses the offloads hands back a plain TUN: told as plain.
+        assert_eq!(has_vnet_hdr(offload.as_fd()), got.vnet_hdr(), "{got:?}");
+        let (plain, _) =
+            open_tun_device(&format!("tpvp{pid}"), DeviceKind::Tun).expect("/dev/net/tun");
+        assert!(!has_vnet_hdr(plain.as_fd()));
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        assert!(!has_vnet_hdr(socket.as_fd()));
     }
 }

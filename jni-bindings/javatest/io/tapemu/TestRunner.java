@@ -584,6 +584,8 @@ public final class TestRunner {
             expect(IllegalArgumentException.class, () -> LinuxTun.open(""));
             expect(IllegalArgumentException.class, () -> LinuxTun.open("a-very-long-interface-name"));
             expect(IllegalArgumentException.class, () -> LinuxTun.open(null));
+            expect(IllegalArgumentException.class, () -> LinuxTun.openWithOffloads(""));
+            expect(IllegalArgumentException.class, () -> LinuxTun.openWithOffloads(null));
         });
     }
 
@@ -820,6 +822,18 @@ public final class TestRunner {
 
     // ---------------------------------------------------------------------------------------
 
+    static String sha256(byte[] data) throws java.security.NoSuchAlgorithmException {
+        return hex(java.security.MessageDigest.getInstance("SHA-256").digest(data));
+    }
+
+    static String hex(byte[] bytes) {
+        StringBuilder sb = new StringBuilder();
+        for (byte b : bytes) {
+            sb.append(String.format("%02x", b & 0xff));
+        }
+        return sb.toString();
+    }
+
     static String sh(String... cmd) throws IOException, InterruptedException {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes());
@@ -871,6 +885,80 @@ public final class TestRunner {
                     Thread.sleep(50);
                 }
                 check(released, "dnsmasq logged " + want.trim());
+            }
+        });
+
+        test("lab: LinuxTun.openWithOffloads: 20 MB each way over TCP with " + lanHost
+                + ", bytes intact, through 64 KiB super-segments split and coalesced", () -> {
+            String hostNs = System.getProperty("tapemu.hostns");
+            check(hostNs != null, "-Dtapemu.hostns names the LAN host's namespace");
+            Recorder r = new Recorder();
+            TapConfig cfg = TapConfig.builder().hostname("jvm-offload").link(linkUrl).build();
+            try (TapEmulator tap = new TapEmulator(cfg, r)) {
+                tap.start();
+                Lease lease = r.leases.poll(30, TimeUnit.SECONDS);
+                check(lease != null, "lease from dnsmasq");
+                int fd = LinuxTun.openWithOffloads("tpjoff0");
+                sh("ip", "addr", "add", lease.address().getHostAddress() + "/" + lease.prefixLength(),
+                        "dev", "tpjoff0");
+                sh("ip", "link", "set", "tpjoff0", "mtu", String.valueOf(lease.mtu()), "up");
+                tap.attachTun(fd);
+                // 20 MB of pseudo-random bytes each way over TCP, compared by SHA-256: the
+                // LAN host's end is socat in its namespace, ours plain sockets in this one.
+                byte[] data = new byte[20_000_000];
+                new java.util.Random(42).nextBytes(data);
+                String want = sha256(data);
+                java.nio.file.Path dir = Files.createTempDirectory("tpjoff");
+                java.nio.file.Path sum = dir.resolve("sum");
+                java.nio.file.Path file = dir.resolve("data");
+                Files.write(file, data);
+                try {
+                    Process server = new ProcessBuilder("ip", "netns", "exec", hostNs, "sh", "-c",
+                            "socat -u TCP-LISTEN:5311,reuseaddr - | sha256sum > " + sum)
+                            .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                            .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+                    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+                    while (!sh("ip", "netns", "exec", hostNs, "ss", "-ltn").contains(":5311 ")) {
+                        check(System.nanoTime() < end, "socat listening");
+                        Thread.sleep(20);
+                    }
+                    try (java.net.Socket out = new java.net.Socket()) {
+                        out.connect(new InetSocketAddress(lanHost, 5311), 5000);
+                        out.getOutputStream().write(data);
+                    }
+                    check(server.waitFor(30, TimeUnit.SECONDS), "the host received to the end");
+                    String got = new String(Files.readAllBytes(sum)).split(" ")[0];
+                    check(want.equals(got), "phone -> host: sha256 " + got + ", sent " + want);
+
+                    try (java.net.ServerSocket listen = new java.net.ServerSocket(5312, 1, lease.address())) {
+                        listen.setSoTimeout(10_000);
+                        Process client = new ProcessBuilder("ip", "netns", "exec", hostNs, "socat", "-u",
+                                "FILE:" + file, "TCP:" + lease.address().getHostAddress() + ":5312")
+                                .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                                .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+                        java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+                        long n = 0;
+                        try (java.net.Socket in = listen.accept()) {
+                            in.setSoTimeout(10_000);
+                            byte[] buf = new byte[1 << 16];
+                            for (int k; (k = in.getInputStream().read(buf)) > 0; n += k) {
+                                md.update(buf, 0, k);
+                            }
+                        }
+                        check(client.waitFor(30, TimeUnit.SECONDS), "the host sent to the end");
+                        got = hex(md.digest());
+                        check(n == data.length && want.equals(got),
+                                "host -> phone: " + n + " bytes, sha256 " + got + ", sent " + want);
+                    }
+                } finally {
+                    Files.deleteIfExists(sum);
+                    Files.deleteIfExists(file);
+                    Files.deleteIfExists(dir);
+                }
+                TapStats s = tap.stats();
+                check(s.get("tun_super_segments_in") > 0, "super-segments read from the TUN: " + s);
+                check(s.get("tun_super_segments_out") > 0, "super-segments written to the TUN: " + s);
+                check(s.get("tun_dropped_in") == 0, "nothing from the TUN dropped: " + s);
             }
         });
 
