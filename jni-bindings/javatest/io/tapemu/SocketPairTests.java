@@ -227,10 +227,7 @@ final class SocketPairTests {
                 Lease lease = r.leases.poll(30, TimeUnit.SECONDS);
                 check(lease != null, "lease from dnsmasq through the engine");
                 System.out.println("     lease: " + lease);
-                String addr = lease.address().getHostAddress();
-                int fd = LinuxTun.open("tpjpair0");
-                TestRunner.sh("ip", "addr", "add", addr + "/" + lease.prefixLength(), "dev", "tpjpair0");
-                TestRunner.sh("ip", "link", "set", "tpjpair0", "mtu", String.valueOf(lease.mtu()), "up");
+                int fd = TestRunner.labTun("tpjpair0", lease, false);
                 tap.attachTun(fd);
                 String out = TestRunner.sh("ping", "-c", "3", "-i", "0.2", "-W", "3", lanHost);
                 System.out.println("     " + out.trim().replace("\n", "\n     "));

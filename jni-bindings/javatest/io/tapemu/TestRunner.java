@@ -822,6 +822,26 @@ public final class TestRunner {
 
     // ---------------------------------------------------------------------------------------
 
+    /**
+     * Opens the TUN {@code name} (with offloads or plain) in this namespace, gives it the
+     * lease's address and MTU and sets it up; returns its fd for {@code attachTun}.
+     */
+    static int labTun(String name, Lease lease, boolean offloads) throws IOException, InterruptedException {
+        int fd = offloads ? LinuxTun.openWithOffloads(name) : LinuxTun.open(name);
+        sh("ip", "addr", "add", lease.address().getHostAddress() + "/" + lease.prefixLength(), "dev", name);
+        sh("ip", "link", "set", name, "mtu", String.valueOf(lease.mtu()), "up");
+        return fd;
+    }
+
+    /** Waits up to 5 s for a TCP listener on {@code port} in the namespace {@code ns}. */
+    static void awaitListening(String ns, String port) throws IOException, InterruptedException {
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (!sh("ip", "netns", "exec", ns, "ss", "-ltn").contains(":" + port + " ")) {
+            check(System.nanoTime() < end, "a listener on port " + port + " in " + ns);
+            Thread.sleep(20);
+        }
+    }
+
     static String sha256(byte[] data) throws java.security.NoSuchAlgorithmException {
         return hex(java.security.MessageDigest.getInstance("SHA-256").digest(data));
     }
@@ -863,9 +883,7 @@ public final class TestRunner {
                 check(addr.startsWith("192.0.2."), "address in the lab range: " + addr);
                 check(lease.gateway() != null && lease.gateway().getHostAddress().equals("192.0.2.1"), "gateway");
                 check(!lease.dns().isEmpty(), "dns");
-                int fd = LinuxTun.open("tpjni0");
-                sh("ip", "addr", "add", addr + "/" + lease.prefixLength(), "dev", "tpjni0");
-                sh("ip", "link", "set", "tpjni0", "mtu", String.valueOf(lease.mtu()), "up");
+                int fd = labTun("tpjni0", lease, false);
                 tap.attachTun(fd);
                 String out = sh("ping", "-c", "3", "-i", "0.2", "-W", "3", lanHost);
                 System.out.println("     " + out.trim().replace("\n", "\n     "));
@@ -898,10 +916,7 @@ public final class TestRunner {
                 tap.start();
                 Lease lease = r.leases.poll(30, TimeUnit.SECONDS);
                 check(lease != null, "lease from dnsmasq");
-                int fd = LinuxTun.openWithOffloads("tpjoff0");
-                sh("ip", "addr", "add", lease.address().getHostAddress() + "/" + lease.prefixLength(),
-                        "dev", "tpjoff0");
-                sh("ip", "link", "set", "tpjoff0", "mtu", String.valueOf(lease.mtu()), "up");
+                int fd = labTun("tpjoff0", lease, true);
                 tap.attachTun(fd);
                 // 20 MB of pseudo-random bytes each way over TCP, compared by SHA-256: the
                 // LAN host's end is socat in its namespace, ours plain sockets in this one.
@@ -917,11 +932,7 @@ public final class TestRunner {
                             "socat -u TCP-LISTEN:5311,reuseaddr - | sha256sum > " + sum)
                             .redirectOutput(ProcessBuilder.Redirect.DISCARD)
                             .redirectError(ProcessBuilder.Redirect.INHERIT).start();
-                    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-                    while (!sh("ip", "netns", "exec", hostNs, "ss", "-ltn").contains(":5311 ")) {
-                        check(System.nanoTime() < end, "socat listening");
-                        Thread.sleep(20);
-                    }
+                    awaitListening(hostNs, "5311");
                     try (java.net.Socket out = new java.net.Socket()) {
                         out.connect(new InetSocketAddress(lanHost, 5311), 5000);
                         out.getOutputStream().write(data);

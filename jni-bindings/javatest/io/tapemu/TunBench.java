@@ -30,22 +30,12 @@ public final class TunBench {
                     throw new IllegalStateException("no lease");
                 }
                 String name = offloads ? "tpjbench1" : "tpjbench0";
-                int fd = offloads ? LinuxTun.openWithOffloads(name) : LinuxTun.open(name);
-                TestRunner.sh("ip", "addr", "add",
-                        lease.address().getHostAddress() + "/" + lease.prefixLength(), "dev", name);
-                TestRunner.sh("ip", "link", "set", name, "mtu", String.valueOf(lease.mtu()), "up");
-                tap.attachTun(fd);
+                tap.attachTun(TestRunner.labTun(name, lease, offloads));
                 double[] gbps = new double[2];
                 for (int reverse = 0; reverse < 2; reverse++) {
                     String p = String.valueOf(port++);
                     TestRunner.sh("ip", "netns", "exec", hostNs, "iperf3", "-s", "-1", "-D", "-p", p);
-                    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-                    while (!TestRunner.sh("ip", "netns", "exec", hostNs, "ss", "-ltn").contains(":" + p + " ")) {
-                        if (System.nanoTime() > end) {
-                            throw new IllegalStateException("iperf3 server not listening");
-                        }
-                        Thread.sleep(20);
-                    }
+                    TestRunner.awaitListening(hostNs, p);
                     String json = reverse == 1
                             ? TestRunner.sh("iperf3", "-c", lanHost, "-p", p, "-t", String.valueOf(seconds), "-J", "-R")
                             : TestRunner.sh("iperf3", "-c", lanHost, "-p", p, "-t", String.valueOf(seconds), "-J");
