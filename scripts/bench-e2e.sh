@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of tapemu over VXLAN in the namespace lab (scripts/lab.sh), in one
-# run, printing a Markdown report (BENCHMARKS.md holds the last one):
+# run, printing a Markdown report (BENCHMARKS.md records its runs):
 #
 #   TCP throughput (iperf3, 10 s, phone → host and host → phone) from the phone namespace
 #   to the LAN host through
@@ -11,7 +11,9 @@
 #     (d) tapemu on a plain TUN (--no-offload): the path of an Android VpnService fd;
 #   tapemu / (a) per direction; tapemu's CPU seconds per GB moved; UDP (iperf3 -u,
 #   1400-byte datagrams) through (a) and (c) at the highest rate found with < 1 % loss
-#   (bisection, 3 s per try: noisy on a busy machine); time to
+#   (bisection, 3 s per try: noisy on a busy machine), with iperf3's default socket
+#   buffers and again with 4 MiB ones (-w 4M: the receiver's buffer, not the path, limits
+#   the first when datagrams arrive in bursts); time to
 #   lease; tapemu's RSS; wake-ups (context switches of all its threads) over an idle
 #   minute.
 #
@@ -107,6 +109,8 @@ K_UP=$(gbps 192.0.2.60)
 K_DOWN=$(gbps 192.0.2.60 -R)
 KU_UP=$(udp_rate 192.0.2.60)
 KU_DOWN=$(udp_rate 192.0.2.60 -R)
+KW_UP=$(udp_rate 192.0.2.60 -w 4M)
+KW_DOWN=$(udp_rate 192.0.2.60 -R -w 4M)
 "${P[@]}" ip link del kvx0
 
 # (b) kernel TAP + tap-vxlan-relay in phone
@@ -172,6 +176,8 @@ C2=$(cpu_seconds $TAPEMU)
 T_DOWN_GB=$(per_gb "$C1" "$C2")
 U_UP=$(udp_rate "$ADDR")
 U_DOWN=$(udp_rate "$ADDR" -R)
+UW_UP=$(udp_rate "$ADDR" -w 4M)
+UW_DOWN=$(udp_rate "$ADDR" -R -w 4M)
 RSS_PEAK=$(awk '/VmHWM/ {print $2}' /proc/$TAPEMU/status)
 S0=$(ctx_switches $TAPEMU)
 sleep "$IDLE"
@@ -203,6 +209,8 @@ REPORT=$(cat <<MD
 | (c) / (b) | $(ratio "$T_UP" "$R_UP") | $(ratio "$T_DOWN" "$R_DOWN") | |
 | UDP, iperf3 -u -l 1400, highest rate with < 1 % loss: (a) kernel vxlan | ${KU_UP} Mbit/s | ${KU_DOWN} Mbit/s | |
 | UDP, iperf3 -u -l 1400, highest rate with < 1 % loss: (c) tapemu | ${U_UP} Mbit/s | ${U_DOWN} Mbit/s | |
+| the same with 4 MiB socket buffers (-w 4M): (a) kernel vxlan | ${KW_UP} Mbit/s | ${KW_DOWN} Mbit/s | |
+| the same with 4 MiB socket buffers (-w 4M): (c) tapemu | ${UW_UP} Mbit/s | ${UW_DOWN} Mbit/s | |
 
 | tapemu (c) | value |
 |---|---|

@@ -95,9 +95,12 @@ EOF
 mapfile -t base_src < <(find "$work/base/jni-bindings/java" "$work/base/jni-bindings/javatest" -name '*.java')
 javac -d "$work/base-classes" "${base_src[@]}" "$work/base-bench/io/tapemu/BaselineFrameBench.java"
 
-rate() { sed -n "s/^$1: *\([0-9]*\) round trips.*/\1/p"; }
-echo "| round | baseline per-frame | per-frame | batched | socket pair | batched / baseline | batched / per-frame |"
-echo "|---|---|---|---|---|---|---|"
+rate() { sed -n "s/^$1: *\([0-9]*\) \(round trips\|hand-offs\).*/\1/p"; }
+# The last column: the window times the hand-offs per second of FrameBench's `wake` mode
+# (two threads passing a token through a Semaphore, no emulator): what a closed loop
+# whose two threads both wait once per window could reach with no work at all.
+echo "| round | baseline per-frame | per-frame | batched | socket pair | batched / baseline | batched / per-frame | window × hand-offs/s |"
+echo "|---|---|---|---|---|---|---|---|"
 for round in $(seq "$ROUNDS"); do
     base=$(java -Djava.library.path=target/bench-base/release -cp "$work/base-classes" \
         io.tapemu.BaselineFrameBench "$SECS" | rate "baseline per-frame")
@@ -106,8 +109,9 @@ for round in $(seq "$ROUNDS"); do
             -Dtapemu.inFlight="${IN_FLIGHT:-64}" \
             -cp "$work/now" io.tapemu.FrameBench "$SECS" "$1" | rate "$1"
     }
-    per=$(now per-frame) batched=$(now batched) pair=$(now pair)
-    awk -v r="$round" -v b="$base" -v p="$per" -v t="$batched" -v s="$pair" 'BEGIN {
-        printf "| %d | %.0f k | %.0f k | %.2f M | %.0f k | %.1f× | %.1f× |\n",
-            r, b / 1e3, p / 1e3, t / 1e6, s / 1e3, t / b, t / p }'
+    per=$(now per-frame) batched=$(now batched) pair=$(now pair) wake=$(now wake)
+    awk -v r="$round" -v b="$base" -v p="$per" -v t="$batched" -v s="$pair" -v w="$wake" \
+        -v win="${IN_FLIGHT:-64}" 'BEGIN {
+        printf "| %d | %.0f k | %.0f k | %.2f M | %.0f k | %.1f× | %.1f× | %.2f M |\n",
+            r, b / 1e3, p / 1e3, t / 1e6, s / 1e3, t / b, t / p, win * w / 1e6 }'
 done

@@ -14,6 +14,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * 5), then optionally one mode alone ({@code per-frame}, {@code batched} or {@code pair}). Prints
  * round trips/s (frames/s each way). Needs
  * {@code --add-opens java.base/java.io=ALL-UNNAMED} for the socket pair.
+ *
+ * <p>Mode {@code wake} involves no emulator: two threads hand a token back and forth
+ * through the same {@link Semaphore} the loops use for credits, and it prints the hand-offs
+ * per second. Each one is a wake-up each way: the cost a closed loop pays whenever
+ * both of its threads run out of work. This is its floor on this machine.
  */
 public final class FrameBench {
     /** Requests unanswered at most: 64, or the system property {@code tapemu.inFlight}. */
@@ -33,10 +38,12 @@ public final class FrameBench {
                 rate = run(true, seconds);
             } else if (only.equals("pair")) {
                 rate = runSocketPair(seconds);
+            } else if (only.equals("wake")) {
+                rate = runWake(seconds);
             } else {
-                throw new IllegalArgumentException("mode: per-frame, batched or pair");
+                throw new IllegalArgumentException("mode: per-frame, batched, pair or wake");
             }
-            System.out.printf("%s: %.0f round trips/s%n", only, rate);
+            System.out.printf("%s: %.0f %s/s%n", only, rate, only.equals("wake") ? "hand-offs" : "round trips");
             System.exit(0);
         }
         double perFrame = run(false, seconds);
@@ -53,6 +60,39 @@ public final class FrameBench {
 
     static byte[] request() {
         return Frames.arpRequest(Frames.mac("02:00:5e:10:00:99"), Frames.ip("192.0.2.1"), Frames.ip("192.0.2.50"));
+    }
+
+    /** Two threads handing a token back and forth: hand-offs (two wake-ups each) per second. */
+    static double runWake(int seconds) throws Exception {
+        Semaphore there = new Semaphore(0);
+        Semaphore back = new Semaphore(0);
+        Thread other = new Thread(() -> {
+            try {
+                while (true) {
+                    there.acquire();
+                    back.release();
+                }
+            } catch (InterruptedException e) {
+                // done
+            }
+        }, "bench-wake");
+        other.setDaemon(true);
+        other.start();
+        long warm = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
+        while (System.nanoTime() < warm) {
+            there.release();
+            back.acquire();
+        }
+        long n = 0;
+        long start = System.nanoTime();
+        long end = start + TimeUnit.SECONDS.toNanos(seconds);
+        while (System.nanoTime() < end) {
+            there.release();
+            back.acquire();
+            n++;
+        }
+        other.interrupt();
+        return n * 1e9 / (System.nanoTime() - start);
     }
 
     /** The socket-pair link: Java writes requests to and reads replies from the peer fd. */
