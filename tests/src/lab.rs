@@ -261,6 +261,26 @@ pub fn require_bin(test_name: &str, name: &str) -> Option<PathBuf> {
     None
 }
 
+/// Finds the system program `name` (in `PATH`, `/usr/sbin` or `/sbin`). If it is
+/// missing, prints `SKIP <test_name>: ...` and returns `None`, or panics under `CI=true`,
+/// like [`require_root`].
+pub fn require_program(test_name: &str, name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_some() {
+        return found;
+    }
+    let reason = format!("program {name:?} is not installed");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test_name}: {reason}");
+    }
+    let _ = writeln!(io::stderr(), "SKIP {test_name}: {reason}");
+    None
+}
+
 fn probe_lab_support() -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
@@ -1495,7 +1515,8 @@ impl LabBuilder {
     }
 }
 
-fn add_bridge_port(ns: &Netns, dev: &str, bridge: &str) -> Result<(), LabError> {
+/// Makes `dev` in `ns` a port of `bridge` and brings it up.
+pub fn add_bridge_port(ns: &Netns, dev: &str, bridge: &str) -> Result<(), LabError> {
     // A bridge port is not an interface of its own: no link-local address, no RS/DAD noise.
     ns.sysctl(&format!("net/ipv6/conf/{dev}/disable_ipv6"), "1")?;
     ns.ip(&["link", "set", dev, "master", bridge, "up"])?;
