@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tapemu_tests::lab::*;
 use tapemu_tests::recorded::read_pcap;
+use tapemu_tests::sut::*;
 
 const T: Duration = Duration::from_secs(20);
 const L2PEER: &str = env!("CARGO_BIN_EXE_l2peer");
@@ -46,21 +47,6 @@ fn json_event(proc: &Proc, event: &str, skip: usize, timeout: Duration) -> Value
         },
     );
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"))
-}
-
-/// Waits for the first JSON event line on `proc`'s stdout that satisfies `pred`.
-fn json_event_where(
-    proc: &Proc,
-    what: &str,
-    timeout: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    wait_for(timeout, what, || {
-        proc.stdout()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| pred(v))
-    })
 }
 
 fn check_lease(lab: &Lab, lease: &Value, mac: &str) -> Ipv4Addr {
@@ -141,61 +127,19 @@ fn end_to_end(link: LabLink, mac: &str) {
         })
     });
 
-    // The host has never seen us: it must ARP for our address through the emulator.
-    lab.host()
-        .ip(&["neigh", "flush", "dev", HOST_DEV])
-        .expect("flush");
-    lab.host()
-        .wait_ping(address.into(), T)
-        .expect("host → phone");
-    let neigh = lab
-        .host()
-        .ip(&["neigh", "show", &address.to_string()])
-        .expect("neigh");
-    assert!(neigh.to_ascii_lowercase().contains(mac), "{neigh}");
-    lab.ping_from_phone(LAN_HOST).expect("phone → host");
+    host_finds_phone(&lab, address, mac, T);
     lab.ping_from_phone(OFFLINK_SERVER)
         .expect("phone → off-link via the gateway");
 
     // IPv6 from the router's RA (SLAAC), configured on the TUN from the ipv6 event.
-    let v6 = json_event_where(&tapemu, "a global IPv6 address", T, |v| {
-        v["event"] == "ipv6" && v["addresses"].as_array().is_some_and(|a| !a.is_empty())
-    });
-    let our6: std::net::Ipv6Addr = v6["addresses"][0]
-        .as_str()
-        .and_then(|a| a.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("bad ipv6 event {v6}"));
-    wait_until(T, "the IPv6 address on the TUN", || {
-        phone
-            .addrs_of("tapemu0")
-            .is_ok_and(|a| a.iter().any(|a| a.addr == IpAddr::V6(our6)))
-    });
+    let our6 = global_ipv6(&lab, &tapemu, T);
     lab.host()
         .wait_ping(our6.into(), T)
         .expect("host → phone over IPv6");
     lab.ping_from_phone(OFFLINK_SERVER6)
         .expect("phone → off-link over IPv6 via the router");
 
-    let mb = 4 * 1024 * 1024;
-    tcp_transfer(
-        phone,
-        lab.host(),
-        SocketAddr::from((LAN_HOST, 5201)),
-        mb,
-        Flow::ClientToServer,
-        T,
-    )
-    .expect("TCP phone → host");
-    tcp_transfer(
-        lab.host(),
-        phone,
-        SocketAddr::from((address, 5202)),
-        mb,
-        Flow::ClientToServer,
-        T,
-    )
-    .expect("TCP host → phone");
+    tcp_each_way(&lab, address, 4 * 1024 * 1024, T);
 
     tapemu.signal(libc::SIGINT);
     let status = tapemu.wait_exit(T).expect("tapemu exits");

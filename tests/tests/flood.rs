@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tapemu_tests::lab::*;
+use tapemu_tests::sut::*;
 
 const FRAMEGEN: &str = env!("CARGO_BIN_EXE_framegen");
 const T: Duration = Duration::from_secs(20);
@@ -81,16 +82,7 @@ fn prerequisites(test: &str) -> Option<PathBuf> {
     require_bin(test, "tapemu")
 }
 
-/// The first JSON line on `proc`'s stdout that satisfies `pred`.
-fn json_event_where(proc: &Proc, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    wait_for(T, what, || {
-        proc.stdout()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| pred(v))
-    })
-}
-
+/// The address of a JSON string `"address/prefix-length"`.
 fn ip_of(v: &Value) -> Option<IpAddr> {
     v.as_str()?.split('/').next()?.parse().ok()
 }
@@ -107,11 +99,11 @@ impl Target {
                 &[&bin, "run", "--link", &url, "--json", "--mac", mac],
             )
             .expect("spawn tapemu");
-        let lease = json_event_where(&tapemu, "a lease", |v| v["event"] == "lease");
+        let lease = json_event_where(&tapemu, "a lease", T, |v| v["event"] == "lease");
         let Some(IpAddr::V4(address)) = ip_of(&lease["address"]) else {
             panic!("no address in {lease}");
         };
-        let v6 = json_event_where(&tapemu, "a global IPv6 address", |v| {
+        let v6 = json_event_where(&tapemu, "a global IPv6 address", T, |v| {
             v["event"] == "ipv6" && v["addresses"].as_array().is_some_and(|a| !a.is_empty())
         });
         let (Some(IpAddr::V6(link_local)), Some(IpAddr::V6(global6))) =

@@ -20,13 +20,13 @@
 //! Needs root, `ip netns`, `openvpn` and `openssl`; without them the test prints SKIP and
 //! passes, except under `CI=true`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
 use tapemu_tests::lab::*;
+use tapemu_tests::sut::*;
 
 const T: Duration = Duration::from_secs(20);
 const MAC: &str = "02:00:00:00:0e:01";
@@ -114,16 +114,6 @@ fn counter(ns: &Netns, dev: &str, name: &str) -> u64 {
         .expect("a number")
 }
 
-/// The first JSON event line on `proc`'s stdout that satisfies `pred`.
-fn json_event(proc: &Proc, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    wait_for(T, what, || {
-        proc.stdout()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| pred(v))
-    })
-}
-
 #[test]
 fn openvpn_server_bridge() {
     let test = "openvpn_server_bridge";
@@ -209,7 +199,7 @@ fn openvpn_server_bridge() {
     phone.wait_link("tap0", T).expect("tapemu's TAP");
     add_bridge_port(phone, "tap0", PHONE_VPN_BRIDGE).expect("tap0 into the phone bridge");
 
-    let lease = json_event(&tapemu, "a lease", |v| v["event"] == "lease");
+    let lease = json_event_where(&tapemu, "a lease", T, |v| v["event"] == "lease");
     let address: Ipv4Addr = lease["address"]
         .as_str()
         .and_then(|a| a.parse().ok())
@@ -225,42 +215,14 @@ fn openvpn_server_bridge() {
     });
 
     // The host has never seen us: it ARPs through OpenVPN and the emulator answers.
-    lab.host()
-        .ip(&["neigh", "flush", "dev", HOST_DEV])
-        .expect("flush");
-    lab.host()
-        .wait_ping(address.into(), T)
-        .expect("host → phone");
-    let neigh = lab
-        .host()
-        .ip(&["neigh", "show", &address.to_string()])
-        .expect("neigh");
-    assert!(neigh.to_ascii_lowercase().contains(MAC), "{neigh}");
-    lab.ping_from_phone(LAN_HOST).expect("phone → host");
+    host_finds_phone(&lab, address, MAC, T);
 
     let (rx0, tx0) = (
         counter(phone, CLIENT_TAP, "rx_bytes"),
         counter(phone, CLIENT_TAP, "tx_bytes"),
     );
     let mb = 4 * 1024 * 1024;
-    tcp_transfer(
-        phone,
-        lab.host(),
-        SocketAddr::from((LAN_HOST, 5201)),
-        mb,
-        Flow::ClientToServer,
-        T,
-    )
-    .expect("TCP phone → host");
-    tcp_transfer(
-        lab.host(),
-        phone,
-        SocketAddr::from((address, 5202)),
-        mb,
-        Flow::ClientToServer,
-        T,
-    )
-    .expect("TCP host → phone");
+    tcp_each_way(&lab, address, mb, T);
     // The OpenVPN client's TAP is where the phone bridge hands frames to OpenVPN (its rx)
     // and takes them back (its tx): both transfers went through the tunnel.
     let (rx1, tx1) = (
@@ -275,19 +237,7 @@ fn openvpn_server_bridge() {
     );
 
     // IPv6: the router's RA crosses the VPN like any multicast frame.
-    let v6 = json_event(&tapemu, "a global IPv6 address", |v| {
-        v["event"] == "ipv6" && v["addresses"].as_array().is_some_and(|a| !a.is_empty())
-    });
-    let our6: Ipv6Addr = v6["addresses"][0]
-        .as_str()
-        .and_then(|a| a.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("bad ipv6 event {v6}"));
-    wait_until(T, "the IPv6 address on the TUN", || {
-        phone
-            .addrs_of("tapemu0")
-            .is_ok_and(|a| a.iter().any(|a| a.addr == IpAddr::V6(our6)))
-    });
+    let our6 = global_ipv6(&lab, &tapemu, T);
     lab.host()
         .wait_ping(our6.into(), T)
         .expect("host → phone over IPv6");
