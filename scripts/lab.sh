@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The tapemu namespace lab for shell use: the same topology as tests/src/lab.rs, with
+# The tapemu namespace lab for shell use: the same topology as tests/src/lab/standard.rs, with
 # fixed namespace names (LAB_NAME-lan, -host, -phone; LAB_NAME=tpdemo by default), for the README demo and
 # the throughput benchmark. Needs root, iproute2, ethtool and dnsmasq.
 #
