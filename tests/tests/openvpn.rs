@@ -159,22 +159,7 @@ fn openvpn_server_bridge() {
         .wait_stdout_line("Initialization Sequence Completed", T)
         .expect("OpenVPN server up");
 
-    // The phone's bridge is a switch, not an interface of the phone: no IPv6, no ARP (with
-    // the weak host model it would answer for tapemu's address with its own MAC).
-    #[rustfmt::skip]
-    phone
-        .ip(&["link", "add", PHONE_VPN_BRIDGE, "type", "bridge", "forward_delay", "0",
-              "mcast_snooping", "0"])
-        .expect("phone bridge");
-    phone
-        .sysctl(
-            &format!("net/ipv6/conf/{PHONE_VPN_BRIDGE}/disable_ipv6"),
-            "1",
-        )
-        .expect("no IPv6 on the phone bridge");
-    phone
-        .ip(&["link", "set", PHONE_VPN_BRIDGE, "arp", "off", "up"])
-        .expect("phone bridge up");
+    add_switch(phone, PHONE_VPN_BRIDGE).expect("phone bridge");
     vpn_tap(phone, &openvpn, CLIENT_TAP, PHONE_VPN_BRIDGE);
     #[rustfmt::skip]
     let client = phone

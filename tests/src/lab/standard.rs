@@ -115,19 +115,7 @@ impl LabBuilder {
         // DAD is off in lan only, so the router is ready at once; hosts keep it.
         lan.sysctl("net/ipv6/conf/all/accept_dad", "0")?;
         lan.sysctl("net/ipv6/conf/default/accept_dad", "0")?;
-        // Multicast snooping off: a bridge that learned a group from one MLD report stops
-        // flooding it, which makes IPv6 tests depend on MLD timing.
-        lan.ip(&[
-            "link",
-            "add",
-            LAN_BRIDGE,
-            "type",
-            "bridge",
-            "forward_delay",
-            "0",
-            "mcast_snooping",
-            "0",
-        ])?;
+        add_bridge(&lan, LAN_BRIDGE)?;
         lan.ip(&[
             "addr",
             "add",
@@ -247,23 +235,7 @@ impl LabBuilder {
                 add_bridge_port(&lan, "vxlan0", LAN_BRIDGE)?;
             }
             LabLink::Tap => {
-                phone.ip(&[
-                    "link",
-                    "add",
-                    PHONE_BRIDGE,
-                    "type",
-                    "bridge",
-                    "forward_delay",
-                    "0",
-                    "mcast_snooping",
-                    "0",
-                ])?;
-                // The phone's bridge is a switch, not an interface of the phone.
-                phone.sysctl(&format!("net/ipv6/conf/{PHONE_BRIDGE}/disable_ipv6"), "1")?;
-                // Nor does it answer ARP: with the phone's weak host model it would claim
-                // the system under test's address with the bridge's own MAC.
-                phone.ip(&["link", "set", PHONE_BRIDGE, "arp", "off"])?;
-                phone.ip(&["link", "set", PHONE_BRIDGE, "up"])?;
+                add_switch(&phone, PHONE_BRIDGE)?;
                 lan.ip(&[
                     "link",
                     "add",
@@ -356,6 +328,25 @@ impl LabBuilder {
     fn start_dnsmasq(&self, lan: &Netns) -> Result<Proc, LabError> {
         spawn_dnsmasq(lan, &self.dnsmasq_options(lan))
     }
+}
+
+/// Adds the bridge `name` in `ns`, forwarding at once (no forward delay) and flooding
+/// multicast (no snooping: a bridge that learned a group from one MLD report stops
+/// flooding it, which would make IPv6 tests depend on MLD timing). Left down.
+pub fn add_bridge(ns: &Netns, name: &str) -> Result<(), LabError> {
+    #[rustfmt::skip]
+    ns.ip(&["link", "add", name, "type", "bridge", "forward_delay", "0", "mcast_snooping", "0"])?;
+    Ok(())
+}
+
+/// Adds the bridge `name` in `ns` as a switch, not an interface of the namespace: no
+/// IPv6 on it, and no ARP (with the weak host model it would answer for an address of the
+/// system under test with the bridge's own MAC). Brought up.
+pub fn add_switch(ns: &Netns, name: &str) -> Result<(), LabError> {
+    add_bridge(ns, name)?;
+    ns.sysctl(&format!("net/ipv6/conf/{name}/disable_ipv6"), "1")?;
+    ns.ip(&["link", "set", name, "arp", "off", "up"])?;
+    Ok(())
 }
 
 /// Makes `dev` in `ns` a port of `bridge` and brings it up.
