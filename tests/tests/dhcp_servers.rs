@@ -9,6 +9,12 @@
 //! INIT-REBOOT request is refused (DHCPNAK) and the client discovers an address in the new
 //! pool.
 //!
+//! Kea also serves from another subnet through a relay (dnsmasq in relay mode on the LAN's
+//! router, giaddr 192.0.2.1), as DHCP is run in most managed networks: the server
+//! identifier is then off-link, so renewals go unicast through the router and not through
+//! the relay; with that path cut, the client rebinds at T2 by broadcast, which the relay
+//! carries.
+//!
 //! Needs root, `ip netns`, `kea-dhcp4` and `dhcpd`; without them a test prints SKIP and
 //! passes, except under `CI=true`. IPv6 is off: dnsmasq, the lab's router advertiser, is
 //! stopped.
@@ -39,15 +45,29 @@ impl Server {
     }
 }
 
-/// `kea-dhcp4` on `br0`, pool `first`–`last`, its files in `dir` (named by `stem`).
-fn spawn_kea(lab: &Lab, kea: &Path, dir: &Path, stem: &str, first: u8, last: u8) -> Server {
+/// Where and how Kea listens.
+struct KeaSite<'a> {
+    /// The namespace it runs in (its files go to its directory).
+    ns: &'a Netns,
+    /// The interface it serves.
+    interface: &'a str,
+    /// `raw` for clients on the link, `udp` for a server reached through a relay.
+    socket: &'a str,
+    /// T2, seconds.
+    rebind_seconds: u64,
+}
+
+/// `kea-dhcp4` at `site`, pool `first`–`last` of 192.0.2.0/24, its files named by `stem`.
+fn spawn_kea(site: &KeaSite, kea: &Path, stem: &str, first: u8, last: u8) -> Server {
+    let dir = site.ns.dir();
+    let (interface, socket, rebind) = (site.interface, site.socket, site.rebind_seconds);
     let log = dir.join(format!("{stem}.log"));
     let config = format!(
         r#"{{ "Dhcp4": {{
-  "interfaces-config": {{ "interfaces": [ "{LAN_BRIDGE}" ], "dhcp-socket-type": "raw" }},
+  "interfaces-config": {{ "interfaces": [ "{interface}" ], "dhcp-socket-type": "{socket}" }},
   "lease-database": {{ "type": "memfile", "persist": true, "lfc-interval": 0,
                       "name": "{leases}" }},
-  "valid-lifetime": 120, "renew-timer": {RENEW_SECONDS}, "rebind-timer": 90,
+  "valid-lifetime": 120, "renew-timer": {RENEW_SECONDS}, "rebind-timer": {rebind},
   "authoritative": true,
   "subnet4": [ {{ "id": 1, "subnet": "192.0.2.0/24",
     "pools": [ {{ "pool": "192.0.2.{first} - 192.0.2.{last}" }} ],
@@ -68,8 +88,8 @@ fn spawn_kea(lab: &Lab, kea: &Path, dir: &Path, stem: &str, first: u8, last: u8)
     let lock_dir = format!("KEA_LOCKFILE_DIR={}", dir.display());
     let kea = kea.to_string_lossy();
     let config_arg = config_path.to_string_lossy();
-    let proc = lab
-        .lan()
+    let proc = site
+        .ns
         .spawn(stem, &["env", &pid_dir, &lock_dir, &kea, "-c", &config_arg])
         .expect("spawn kea-dhcp4");
     let server = Server { proc, log };
@@ -178,16 +198,35 @@ fn kill(tapemu: &Proc) {
     let _ = tapemu.wait_exit(T);
 }
 
+/// Kea on the LAN itself.
+fn kea_on_lan(lab: &Lab) -> KeaSite<'_> {
+    KeaSite {
+        ns: lab.lan(),
+        interface: LAN_BRIDGE,
+        socket: "raw",
+        rebind_seconds: 90,
+    }
+}
+
+/// How many `event` lines `tapemu` has printed so far.
+fn count_events(tapemu: &Proc, event: &str) -> usize {
+    let needle = format!("\"event\":\"{event}\"");
+    tapemu
+        .stdout()
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .count()
+}
+
 #[test]
 fn kea() {
     let Some((lab, bin, kea)) = setup("dhcp_servers_kea", "kea-dhcp4") else {
         return;
     };
-    let dir = lab.lan().dir().to_path_buf();
     let mac = "02:00:00:00:4e:a1";
     let lease_file = lab.phone().dir().join("tapemu.lease");
 
-    let server = spawn_kea(&lab, &kea, &dir, "kea", 100, 200);
+    let server = spawn_kea(&kea_on_lan(&lab), &kea, "kea", 100, 200);
     let tapemu = spawn_tapemu(&lab, &bin, mac, &lease_file);
     let address = leased_address(&tapemu);
     server.wait_log(&format!("lease {address} has been allocated"));
@@ -205,7 +244,7 @@ fn kea() {
     // client discovers one in the new pool.
     kill(&tapemu);
     server.proc.stop();
-    let server = spawn_kea(&lab, &kea, &dir, "kea-new-pool", 150, 160);
+    let server = spawn_kea(&kea_on_lan(&lab), &kea, "kea-new-pool", 150, 160);
     let tapemu = spawn_tapemu(&lab, &bin, mac, &lease_file);
     let moved = leased_address(&tapemu);
     assert!(
@@ -250,4 +289,115 @@ fn isc_dhcpd() {
         .filter(|l| l.contains(&format!("DHCPACK on {address} to {mac}")))
         .count();
     assert!(acks >= 3, "{acks} DHCPACKs:\n{log}");
+}
+
+/// The server's address, on a subnet of its own behind the LAN's router.
+const SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 130);
+/// The router's address on the server's subnet.
+const ROUTER_TO_SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 129);
+
+#[test]
+fn kea_behind_a_relay() {
+    let test = "dhcp_servers_kea_behind_a_relay";
+    let Some((lab, bin, kea)) = setup(test, "kea-dhcp4") else {
+        return;
+    };
+    let Some(dnsmasq) = require_program(test, "dnsmasq") else {
+        return;
+    };
+    let lan = lab.lan();
+    // The server's subnet: a namespace behind `lan`, which routes for this test.
+    let srv = Netns::new("dhcpsrv").expect("server namespace");
+    #[rustfmt::skip]
+    lan.ip(&["link", "add", "vsrv", "type", "veth", "peer", "name", "eth0", "netns", srv.name()])
+        .expect("veth to the server");
+    lan.ip(&[
+        "addr",
+        "add",
+        &format!("{ROUTER_TO_SERVER}/25"),
+        "dev",
+        "vsrv",
+    ])
+    .expect("router address");
+    lan.ip(&["link", "set", "vsrv", "up"]).expect("vsrv up");
+    srv.ip(&["addr", "add", &format!("{SERVER}/25"), "dev", "eth0"])
+        .expect("server address");
+    srv.ip(&["link", "set", "eth0", "up"]).expect("eth0 up");
+    let via = ROUTER_TO_SERVER.to_string();
+    srv.ip(&["route", "add", "default", "via", &via])
+        .expect("server's route");
+    lan.sysctl("net/ipv4/ip_forward", "1").expect("forwarding");
+
+    let site = KeaSite {
+        ns: &srv,
+        interface: "eth0",
+        socket: "udp",
+        rebind_seconds: 10,
+    };
+    let server = spawn_kea(&site, &kea, "kea", 100, 200);
+    let relay_log = lan.dir().join("relay.log");
+    let (dnsmasq, relay_arg, log_arg) = (
+        dnsmasq.to_string_lossy(),
+        format!("--dhcp-relay={LAN_ROUTER},{SERVER}"),
+        format!("--log-facility={}", relay_log.display()),
+    );
+    #[rustfmt::skip]
+    let relay = lan
+        .spawn("relay", &[
+            &dnsmasq, "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--port=0",
+            "--interface", LAN_BRIDGE, &relay_arg, "--log-dhcp", &log_arg,
+        ])
+        .expect("spawn the relay");
+    relay
+        .wait_file_line(&relay_log, "DHCP relay from", T)
+        .expect("relay up");
+    let relayed = || {
+        std::fs::read_to_string(&relay_log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("DHCP relay at"))
+            .count()
+    };
+
+    let mac = "02:00:00:00:4e:a3";
+    let tapemu = spawn_tapemu(&lab, &bin, mac, &lab.phone().dir().join("tapemu.lease"));
+    let lease = json_event_where(&tapemu, "a lease", T, |v| v["event"] == "lease");
+    assert_eq!(lease["server"], SERVER.to_string(), "{lease}");
+    assert_eq!(lease["gateway"], LAN_ROUTER.to_string(), "{lease}");
+    let address = address_of(&lease);
+    host_finds_phone(&lab, address, mac, T);
+    let through_relay = relayed();
+    assert!(
+        through_relay >= 2,
+        "DISCOVER and REQUEST went through the relay"
+    );
+
+    // T1: the renewal goes unicast to the off-link server, through the router.
+    json_event_where(&tapemu, "a renewal", T, |v| v["event"] == "renewed");
+    server.wait_log(&format!("lease {address} has been allocated"));
+    assert_eq!(relayed(), through_relay, "a renewal is not relayed");
+
+    // Cut the routed path from the LAN to the server (the relay's own packets still go):
+    // renewals fail, and at T2 the client rebinds by broadcast, through the relay.
+    let to = format!("{SERVER}/32");
+    #[rustfmt::skip]
+    lan.ip(&["rule", "add", "iif", LAN_BRIDGE, "to", &to, "prohibit", "priority", "100"])
+        .expect("cut the path");
+    let renewals = count_events(&tapemu, "renewed");
+    wait_until(T, "a rebinding through the relay", || {
+        relayed() > through_relay && count_events(&tapemu, "renewed") > renewals
+    });
+    let rebound: Value = tapemu
+        .stdout()
+        .lines()
+        .rfind(|l| l.contains("\"event\":\"renewed\""))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .expect("the rebound lease");
+    assert_eq!(address_of(&rebound), address);
+
+    #[rustfmt::skip]
+    lan.ip(&["rule", "del", "iif", LAN_BRIDGE, "to", &to, "prohibit", "priority", "100"])
+        .expect("restore the path");
+    stop(&tapemu);
+    server.wait_log(&format!("address {address} was released properly"));
 }
