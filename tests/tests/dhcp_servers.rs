@@ -218,6 +218,31 @@ fn count_events(tapemu: &Proc, event: &str) -> usize {
         .count()
 }
 
+/// A lease (which `server` logs as `granted` says), the LAN host finding us, a renewal,
+/// then a kill and a restart that gets the same address back from the lease file
+/// (INIT-REBOOT). Returns the restarted `tapemu` and the address.
+fn lease_renew_reboot(
+    lab: &Lab,
+    bin: &Path,
+    server: &Server,
+    mac: &str,
+    lease_file: &Path,
+    granted: impl Fn(Ipv4Addr) -> String,
+) -> (Proc, Ipv4Addr) {
+    let tapemu = spawn_tapemu(lab, bin, mac, lease_file);
+    let address = leased_address(&tapemu);
+    server.wait_log(&granted(address));
+    host_finds_phone(lab, address, mac, T);
+    let renewed = json_event_where(&tapemu, "a renewal", T, |v| v["event"] == "renewed");
+    assert_eq!(address_of(&renewed), address);
+
+    // Back after a crash: INIT-REBOOT for the address in the lease file.
+    kill(&tapemu);
+    let tapemu = spawn_tapemu(lab, bin, mac, lease_file);
+    assert_eq!(leased_address(&tapemu), address);
+    (tapemu, address)
+}
+
 #[test]
 fn kea() {
     let Some((lab, bin, kea)) = setup("dhcp_servers_kea", "kea-dhcp4") else {
@@ -227,17 +252,9 @@ fn kea() {
     let lease_file = lab.phone().dir().join("tapemu.lease");
 
     let server = spawn_kea(&kea_on_lan(&lab), &kea, "kea", 100, 200);
-    let tapemu = spawn_tapemu(&lab, &bin, mac, &lease_file);
-    let address = leased_address(&tapemu);
-    server.wait_log(&format!("lease {address} has been allocated"));
-    host_finds_phone(&lab, address, mac, T);
-    let renewed = json_event_where(&tapemu, "a renewal", T, |v| v["event"] == "renewed");
-    assert_eq!(address_of(&renewed), address);
-
-    // Back after a crash: INIT-REBOOT for the address in the lease file.
-    kill(&tapemu);
-    let tapemu = spawn_tapemu(&lab, &bin, mac, &lease_file);
-    assert_eq!(leased_address(&tapemu), address);
+    let (tapemu, address) = lease_renew_reboot(&lab, &bin, &server, mac, &lease_file, |a| {
+        format!("lease {a} has been allocated")
+    });
     server.wait_log(&format!("INIT-REBOOT state and requests address {address}"));
 
     // The server comes back serving another pool: it refuses the old address, and the
@@ -268,16 +285,9 @@ fn isc_dhcpd() {
     let lease_file = lab.phone().dir().join("tapemu.lease");
 
     let server = spawn_dhcpd(&lab, &dhcpd, &dir);
-    let tapemu = spawn_tapemu(&lab, &bin, mac, &lease_file);
-    let address = leased_address(&tapemu);
-    server.wait_log(&format!("DHCPACK on {address} to {mac}"));
-    host_finds_phone(&lab, address, mac, T);
-    let renewed = json_event_where(&tapemu, "a renewal", T, |v| v["event"] == "renewed");
-    assert_eq!(address_of(&renewed), address);
-
-    kill(&tapemu);
-    let tapemu = spawn_tapemu(&lab, &bin, mac, &lease_file);
-    assert_eq!(leased_address(&tapemu), address);
+    let (tapemu, address) = lease_renew_reboot(&lab, &bin, &server, mac, &lease_file, |a| {
+        format!("DHCPACK on {a} to {mac}")
+    });
 
     stop(&tapemu);
     server.wait_log(&format!("DHCPRELEASE of {address} from {mac}"));
