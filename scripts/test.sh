@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg_bin in dnsmasq-base:dnsmasq tcpdump:tcpdump iproute2:ip iputils-ping:ping iperf3:iperf3 radvd:radvd socat:socat ethtool:ethtool isc-dhcp-client:dhclient openjdk-17-jdk-headless:javac binutils:nm proguard-cli:proguard openvpn:openvpn openssl:openssl kea-dhcp4-server:kea-dhcp4 isc-dhcp-server:dhcpd tinc:tincd; do
+for pkg_bin in dnsmasq-base:dnsmasq tcpdump:tcpdump iproute2:ip iputils-ping:ping iperf3:iperf3 radvd:radvd socat:socat ethtool:ethtool isc-dhcp-client:dhclient openjdk-17-jdk-headless:javac binutils:nm proguard-cli:proguard openvpn:openvpn openssl:openssl kea-dhcp4-server:kea-dhcp4 isc-dhcp-server:dhcpd tinc:tincd udhcpd:udhcpd; do
   pkg=${pkg_bin%%:*} bin=${pkg_bin##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done

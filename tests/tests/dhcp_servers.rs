@@ -15,7 +15,10 @@
 //! the relay; with that path cut, the client rebinds at T2 by broadcast, which the relay
 //! carries.
 //!
-//! Needs root, `ip netns`, `kea-dhcp4` and `dhcpd`; without them a test prints SKIP and
+//! BusyBox's `udhcpd`, as small routers and gateways run it, sends no T1 or T2: the client
+//! takes RFC 2131's defaults (half and seven eighths of a 60 s lease) and renews at 30 s.
+//!
+//! Needs root, `ip netns`, `kea-dhcp4`, `dhcpd` and `udhcpd`; without them a test prints SKIP and
 //! passes, except under `CI=true`. IPv6 is off: dnsmasq, the lab's router advertiser, is
 //! stopped.
 
@@ -167,13 +170,19 @@ fn spawn_tapemu(lab: &Lab, bin: &Path, mac: &str, lease_file: &Path) -> Proc {
     lab.phone().spawn("tapemu", &argv).expect("spawn tapemu")
 }
 
-/// The `lease` event's address, after checking the options both servers are given.
-fn leased_address(tapemu: &Proc) -> Ipv4Addr {
+/// The `lease` event, after checking the options every server here is given.
+fn checked_lease(tapemu: &Proc) -> Value {
     let lease = json_event_where(tapemu, "a lease", T, |v| v["event"] == "lease");
     assert_eq!(lease["gateway"], LAN_ROUTER.to_string(), "{lease}");
     assert_eq!(lease["dns"], serde_json::json!([LAN_DNS.to_string()]));
     assert_eq!(lease["domain"], LAN_DOMAIN, "{lease}");
     assert_eq!(lease["mtu"], 1500, "{lease}");
+    lease
+}
+
+/// The `lease` event's address, from a server that sends T1 = [`RENEW_SECONDS`].
+fn leased_address(tapemu: &Proc) -> Ipv4Addr {
+    let lease = checked_lease(tapemu);
     assert_eq!(lease["t1_seconds"], RENEW_SECONDS, "{lease}");
     address_of(&lease)
 }
@@ -410,4 +419,54 @@ fn kea_behind_a_relay() {
         .expect("restore the path");
     stop(&tapemu);
     server.wait_log(&format!("address {address} was released properly"));
+}
+
+#[test]
+fn busybox_udhcpd() {
+    let Some((lab, bin, udhcpd)) = setup("dhcp_servers_busybox_udhcpd", "udhcpd") else {
+        return;
+    };
+    let dir = lab.lan().dir();
+    let conf = dir.join("udhcpd.conf");
+    let leases = dir.join("udhcpd.leases");
+    std::fs::write(&leases, "").expect("create udhcpd.leases");
+    let config = format!(
+        "start 192.0.2.100\nend 192.0.2.200\ninterface {LAN_BRIDGE}\n\
+         lease_file {leases}\npidfile {pid}\n\
+         opt subnet 255.255.255.0\nopt router {LAN_ROUTER}\nopt dns {LAN_DNS}\n\
+         opt domain {LAN_DOMAIN}\nopt mtu 1500\nopt lease 60\n",
+        leases = leases.display(),
+        pid = dir.join("udhcpd.pid").display(),
+    );
+    std::fs::write(&conf, config).expect("write udhcpd.conf");
+    let (udhcpd, conf) = (udhcpd.to_string_lossy(), conf.to_string_lossy());
+    let proc = lab
+        .lan()
+        .spawn("udhcpd", &[&udhcpd, "-f", &conf])
+        .expect("spawn udhcpd");
+    let log = proc.stderr_path().to_path_buf();
+    let server = Server { proc, log };
+    server.wait_log("started");
+
+    let mac = "02:00:00:00:4e:a4";
+    let tapemu = spawn_tapemu(&lab, &bin, mac, &lab.phone().dir().join("tapemu.lease"));
+    let lease = checked_lease(&tapemu);
+    assert_eq!(lease["lease_seconds"], 60, "{lease}");
+    assert_eq!(lease["t1_seconds"], 30, "{lease}");
+    assert_eq!(lease["t2_seconds"], 52, "{lease}");
+    let address = address_of(&lease);
+    server.wait_log(&format!("sending ACK to {address}"));
+    host_finds_phone(&lab, address, mac, T);
+
+    let renewed = json_event_where(&tapemu, "a renewal at T1", Duration::from_secs(45), |v| {
+        v["event"] == "renewed"
+    });
+    assert_eq!(address_of(&renewed), address);
+    let log = std::fs::read_to_string(&server.log).expect("udhcpd log");
+    let acks = log
+        .lines()
+        .filter(|l| l.contains(&format!("sending ACK to {address}")))
+        .count();
+    assert!(acks >= 2, "{acks} ACKs:\n{log}");
+    stop(&tapemu);
 }
