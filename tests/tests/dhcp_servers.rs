@@ -217,14 +217,18 @@ fn kea_on_lan(lab: &Lab) -> KeaSite<'_> {
     }
 }
 
+/// How many lines of the file at `path` contain `needle` so far (0 if it cannot be read).
+fn count_lines(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
 /// How many `event` lines `tapemu` has printed so far.
 fn count_events(tapemu: &Proc, event: &str) -> usize {
-    let needle = format!("\"event\":\"{event}\"");
-    tapemu
-        .stdout()
-        .lines()
-        .filter(|l| l.contains(&needle))
-        .count()
+    count_lines(tapemu.stdout_path(), &format!("\"event\":\"{event}\""))
 }
 
 /// A lease (which `server` logs as `granted` says), the LAN host finding us, a renewal,
@@ -302,12 +306,8 @@ fn isc_dhcpd() {
     server.wait_log(&format!("DHCPRELEASE of {address} from {mac}"));
     // Three requests for the address, each acknowledged: the first lease, the renewal
     // and the INIT-REBOOT.
-    let log = std::fs::read_to_string(&server.log).expect("dhcpd log");
-    let acks = log
-        .lines()
-        .filter(|l| l.contains(&format!("DHCPACK on {address} to {mac}")))
-        .count();
-    assert!(acks >= 3, "{acks} DHCPACKs:\n{log}");
+    let acks = count_lines(&server.log, &format!("DHCPACK on {address} to {mac}"));
+    assert!(acks >= 3, "{acks} DHCPACKs:\n{}", server.proc.stderr());
 }
 
 /// The server's address, on a subnet of its own behind the LAN's router.
@@ -370,13 +370,7 @@ fn kea_behind_a_relay() {
     relay
         .wait_file_line(&relay_log, "DHCP relay from", T)
         .expect("relay up");
-    let relayed = || {
-        std::fs::read_to_string(&relay_log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("DHCP relay at"))
-            .count()
-    };
+    let relayed = || count_lines(&relay_log, "DHCP relay at");
 
     let mac = "02:00:00:00:4e:a3";
     let tapemu = spawn_tapemu(&lab, &bin, mac, &lab.phone().dir().join("tapemu.lease"));
@@ -462,11 +456,7 @@ fn busybox_udhcpd() {
         v["event"] == "renewed"
     });
     assert_eq!(address_of(&renewed), address);
-    let log = std::fs::read_to_string(&server.log).expect("udhcpd log");
-    let acks = log
-        .lines()
-        .filter(|l| l.contains(&format!("sending ACK to {address}")))
-        .count();
-    assert!(acks >= 2, "{acks} ACKs:\n{log}");
+    let acks = count_lines(&server.log, &format!("sending ACK to {address}"));
+    assert!(acks >= 2, "{acks} ACKs:\n{}", server.proc.stderr());
     stop(&tapemu);
 }
